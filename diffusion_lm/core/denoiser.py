@@ -1,0 +1,93 @@
+"""The samplers' view of a model: any prediction kind, evaluated at one time for the whole batch.
+
+``Denoiser`` holds no state between calls: it binds a model callable, its schedule and its
+prediction kind, and converts the model's output with Python-float coefficients computed in
+float64 (exact to double precision, and cheap per step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ._checks import check_choice
+from .parameterization import PREDICTIONS, affine
+from .schedules import Schedule
+from .arith import lincomb
+
+Model = Callable[[Tensor, Tensor], Tensor]
+
+
+class Point(NamedTuple):
+    """Everything a sampler step needs at one time, as Python floats."""
+
+    t: float
+    alpha: float
+    sigma: float
+    lam: float  # log-SNR (48)
+    alpha_dot: float
+    sigma_dot: float
+    f: float  # drift coefficient (1)
+    g2: float  # squared diffusion coefficient (1)
+
+
+def points(schedule: Schedule, ts: Tensor) -> list[Point]:
+    """Schedule quantities at each time of ``ts``, evaluated in float64 in one vectorised pass."""
+    ts = ts.to(torch.float64)
+    cols = [
+        ts,
+        schedule.alpha(ts),
+        schedule.sigma(ts),
+        schedule.log_snr(ts),
+        schedule.alpha_dot(ts),
+        schedule.sigma_dot(ts),
+        schedule.drift_coef(ts),
+        schedule.diffusion_sq(ts),
+    ]
+    return [Point(*row) for row in torch.stack(cols, 1).tolist()]
+
+
+class Denoiser:
+    """A model callable ``model(x, t) -> prediction`` seen through its schedule and prediction kind."""
+
+    def __init__(self, model: Model, schedule: Schedule, prediction: str = "eps"):
+        if not callable(model):
+            raise ValueError(f"model must be callable as model(x, t), got {type(model).__name__}.")
+        self.model = model
+        self.schedule = schedule
+        self.prediction = check_choice(prediction, PREDICTIONS, "prediction")
+
+    def point(self, t: float) -> Point:
+        return points(self.schedule, torch.tensor([t], dtype=torch.float64))[0]
+
+    def raw(self, x: Tensor, t: float) -> Tensor:
+        """The model's own output at time ``t`` for every example, checked."""
+        t_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        out = self.model(x, torch.full((x.shape[0],), t, dtype=t_dtype, device=x.device))
+        if not isinstance(out, Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"the model returned {got} for x of shape {tuple(x.shape)}; it must return a tensor "
+                f"shaped like x holding its {self.prediction!r} prediction."
+            )
+        return out
+
+    def coefficients(self, target: str, p: Point) -> tuple[float, float]:
+        """(a, b) with ``target = a x + b prediction`` at ``p``."""
+        if target == "velocity" and self.prediction == "score":
+            return p.f, -0.5 * p.g2  # (31)
+        return affine(self.prediction, target, p)
+
+    def convert(self, pred: Tensor, x: Tensor, p: Point, target: str) -> Tensor:
+        if target == self.prediction:
+            return pred
+        a, b = self.coefficients(target, p)
+        return lincomb((b, pred), (a, x)) if a != 0.0 else b * pred
+
+    def __call__(self, x: Tensor, p: Point, *targets: str) -> tuple[Tensor, ...]:
+        """The model's prediction at ``p`` converted to each of ``targets``."""
+        pred = self.raw(x, p.t)
+        return tuple(self.convert(pred, x, p, kind) for kind in targets)
