@@ -100,7 +100,7 @@ def dpm_solver_pp(
     steps = len(ts) - 1
     history: list[tuple[Point, Tensor, Tensor]] = []  # (point, x, x0_hat), newest last
     x0_next = None
-    for i, pt, ps in intervals(schedule, ts, progress, f"dpm_solver++{order}M" + ("+C" if corrector else "")):
+    for i, pt, ps in intervals(schedule, ts, progress, ("unipc-" if corrector else "dpm_solver++") + f"{order}M"):
         x0 = x0_next if x0_next is not None else den(x, pt, "x0")[0]
         x0_next = None
         history = (history + [(pt, x, x0)])[-3:]
