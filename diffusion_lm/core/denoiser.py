@@ -61,7 +61,7 @@ class Denoiser:
         self.prediction = check_choice(prediction, PREDICTIONS, "prediction")
 
     def point(self, t: float) -> Point:
-        return points(self.schedule, torch.tensor([t], dtype=torch.float64))[0]
+        return points(self.schedule, torch.tensor([t], dtype=torch.float64, device="cpu"))[0]
 
     def raw(self, x: Tensor, t: float) -> Tensor:
         """The model's own output at time ``t`` for every example, checked."""

@@ -46,9 +46,9 @@ def make_grid(
     check_positive_int(steps, "steps")
     check_times(t_start, t_end)
     if grid == "time":
-        ts = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
+        ts = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64, device="cpu")
     else:
-        lam_a, lam_b = schedule.log_snr(torch.tensor([t_start, t_end], dtype=torch.float64)).tolist()
+        lam_a, lam_b = schedule.log_snr(torch.tensor([t_start, t_end], dtype=torch.float64, device="cpu")).tolist()
         # a start below the window, and an infinite-log-SNR end, are joined by one step of their own
         edge = edge_log_snr(steps)
         head = lam_a < -edge and steps > 1
@@ -56,16 +56,16 @@ def make_grid(
         lam_a, lam_b = max(lam_a, -edge) if head else lam_a, min(lam_b, edge) if tail else lam_b
         inner = steps - head - tail
         if grid == "logsnr":
-            lam = torch.linspace(lam_a, lam_b, inner + 1, dtype=torch.float64)
+            lam = torch.linspace(lam_a, lam_b, inner + 1, dtype=torch.float64, device="cpu")
         else:  # karras: uniform in s^(1/rho) with s = sigma/alpha = exp(-lambda)
-            ramp = torch.linspace(0, 1, inner + 1, dtype=torch.float64)
+            ramp = torch.linspace(0, 1, inner + 1, dtype=torch.float64, device="cpu")
             s_max, s_min = math.exp(-lam_a / KARRAS_RHO), math.exp(-lam_b / KARRAS_RHO)
             lam = -KARRAS_RHO * torch.log(s_max + ramp * (s_min - s_max))
         ts = schedule.t_from_log_snr(lam)
-        parts = [torch.tensor([t_start], dtype=torch.float64)] if head else []
+        parts = [torch.tensor([t_start], dtype=torch.float64, device="cpu")] if head else []
         parts.append(ts)
         if tail:
-            parts.append(torch.tensor([t_end], dtype=torch.float64))
+            parts.append(torch.tensor([t_end], dtype=torch.float64, device="cpu"))
         ts = torch.cat(parts)
     ts[0], ts[-1] = t_start, t_end
     return check_grid(ts)

@@ -43,7 +43,7 @@ def sample_time(
     if t_sampling == "uniform":
         t = t_eps + (1 - t_eps) * u
         return t, torch.full_like(t, 1 / (1 - t_eps))
-    lam_hi, lam_lo = schedule.log_snr(torch.tensor([t_eps, 1.0], dtype=torch.float64)).tolist()
+    lam_hi, lam_lo = schedule.log_snr(torch.tensor([t_eps, 1.0], dtype=torch.float64, device="cpu")).tolist()
     t = schedule.t_from_log_snr(lam_lo + u * (lam_hi - lam_lo)).to(u.device)
     return t, _likelihood_weight(schedule, t) / (2 * (lam_hi - lam_lo))
 
@@ -56,7 +56,7 @@ def loss_weight(schedule: Schedule, t: Tensor, weighting: str) -> Tensor:
     """w(t) of the noise-space loss ``w(t) ||eps_hat - eps||^2``: 1, SNR = alpha^2/sigma^2, or g^2/sigma^2."""
     check_choice(weighting, WEIGHTINGS, "weighting")
     if weighting == "none":
-        return torch.ones_like(t, dtype=torch.float64)
+        return torch.ones_like(t, dtype=torch.float64, device="cpu")
     if weighting == "snr":
         return torch.exp(2 * schedule.log_snr(t))
     return _likelihood_weight(schedule, t)
@@ -99,11 +99,11 @@ def dsm_loss(
     target = _times(q0, x0) + _times(q1, eps)
     _, b = affine(prediction, "eps", c)
     if weighting == "likelihood" and t_sampling == "importance":
-        lam_hi, lam_lo = schedule.log_snr(torch.tensor([t_eps, 1.0], dtype=torch.float64)).tolist()
+        lam_hi, lam_lo = schedule.log_snr(torch.tensor([t_eps, 1.0], dtype=torch.float64, device="cpu")).tolist()
         ratio = torch.full_like(t, 2 * (lam_hi - lam_lo))  # w / pi is constant here
     else:
         ratio = loss_weight(schedule, t, weighting) / pi
-    weight = (ratio * torch.as_tensor(b, dtype=torch.float64) ** 2).to(x0.dtype)
+    weight = (ratio * torch.as_tensor(b, dtype=torch.float64, device="cpu") ** 2).to(x0.dtype)
     losses = weight * (pred - target).pow(2).flatten(1).mean(1)
     return losses.mean() if reduction == "mean" else losses
 

@@ -72,7 +72,7 @@ class Schedule(ABC):
 
     def t_from_log_snr(self, lam: Tensor | float) -> Tensor:
         """The exact inverse of ``log_snr``; log-SNRs beyond the schedule's range map to t = 0 or 1."""
-        lam64 = torch.as_tensor(lam).to(torch.float64)
+        lam64 = lam.to(torch.float64) if isinstance(lam, Tensor) else torch.tensor(lam, dtype=torch.float64, device="cpu")
         if torch.isnan(lam64).any():
             raise ValueError("t_from_log_snr got NaN; pass finite log-SNR values.")
         lam64 = lam64.clamp(-LOG_SNR_LIMIT, LOG_SNR_LIMIT)
@@ -162,7 +162,7 @@ class _Cosine(_Profile):
         if s <= 0:
             raise ValueError(f"the cosine offset s must be > 0, got {s}.")
         self.s = float(s)
-        self._theta0 = self._theta(torch.tensor(0.0, dtype=torch.float64))
+        self._theta0 = self._theta(torch.tensor(0.0, dtype=torch.float64, device="cpu"))
 
     def _theta(self, t):
         return math.pi / 2 * (t + self.s) / (1 + self.s)
@@ -228,13 +228,13 @@ class _Discrete(_Profile):
     name = "discrete"
 
     def __init__(self, betas: Tensor):
-        betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
+        betas = torch.as_tensor(betas, dtype=torch.float64, device="cpu").flatten()
         if betas.numel() < 1 or not torch.all((betas > 0) & (betas < 1)):
             raise ValueError("from_betas needs a non-empty 1-D sequence of betas, each in (0, 1).")
         self.betas = betas
         self.n = betas.numel()
         # log alpha at the knots: 1/2 log alphabar_k, alphabar_k = prod_{j<=k} (1 - beta_j)
-        self.knots = torch.cat([torch.zeros(1, dtype=torch.float64), 0.5 * torch.cumsum(torch.log1p(-betas), 0)])
+        self.knots = torch.cat([torch.zeros(1, dtype=torch.float64, device="cpu"), 0.5 * torch.cumsum(torch.log1p(-betas), 0)])
 
     def _segment(self, t):
         k = torch.clamp(torch.ceil(t * self.n).long(), 1, self.n)  # t in ((k-1)/N, k/N]
@@ -274,7 +274,7 @@ class VPSchedule(Schedule):
         self.profile = profile
         self.max_beta = None if max_beta is None else float(max_beta)
         self.t_cap = 1.0 if max_beta is None else profile.t_at_beta(float(max_beta))
-        self._log_alpha_cap = profile.log_alpha(torch.tensor(self.t_cap, dtype=torch.float64))
+        self._log_alpha_cap = profile.log_alpha(torch.tensor(self.t_cap, dtype=torch.float64, device="cpu"))
 
     @classmethod
     def linear(cls, beta_min: float = 0.1, beta_max: float = 20.0) -> "VPSchedule":

