@@ -1,1 +1,5 @@
-"""Inference entry points."""
+"""Inference: ``DiffusionLMPipeline`` and the ``python -m inference.generate`` command line."""
+
+from diffusion_lm.pipeline import DiffusionLMPipeline
+
+__all__ = ["DiffusionLMPipeline"]

@@ -1,0 +1,72 @@
+"""The model card written next to every saved checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CARD_KEYS = (
+    "embedding_source", "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads",
+    "max_prompt_length", "max_response_length", "position_embedding", "schedule", "lambda_x0", "lambda_round",
+    "rounding", "self_conditioning", "prompt_dropout",
+)
+
+
+def model_card(config: Any, metrics: dict | None = None, training: dict | None = None) -> str:
+    """Markdown with YAML front matter: what the model is, how it was trained, its metrics and how to use it."""
+    params = {k: getattr(config, k) for k in CARD_KEYS if hasattr(config, k)}
+    lines = [
+        "---",
+        "library_name: diffusion-lm",
+        "pipeline_tag: text2text-generation",
+        "tags:",
+        "- diffusion",
+        "- diffusion-lm",
+        "- text-generation",
+        "---",
+        "",
+        "# diffusion-lm model",
+        "",
+        "A prompt -> response **continuous diffusion language model** (Section 9 of *A Tutorial on Diffusion "
+        "Theory*): the prompt's embeddings stay clean while the response's embeddings, in a frozen embedding "
+        "table, are noised; a transformer denoiser predicts the clean response embeddings (x0 regression plus "
+        "a rounding cross-entropy) and generation runs a reverse diffusion sampler, then rounds to tokens.",
+        "",
+        "## Architecture",
+        "",
+        "| setting | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | `{json.dumps(v) if isinstance(v, dict) else v}` |" for k, v in params.items()]
+    if training:
+        lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
+        lines += [f"| {k} | `{v}` |" for k, v in training.items()]
+    if metrics:
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from diffusion_lm.pipeline import DiffusionLMPipeline",
+        "",
+        'pipe = DiffusionLMPipeline.from_pretrained("<this folder or repo id>")',
+        'print(pipe(["your prompt"], num_steps=20, method="dpm_solver++"))',
+        "```",
+        "",
+        "`pip install diffusion-lm`; the weights are safetensors and load with `AutoModel` once `diffusion_lm` is imported.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: str | os.PathLike, config: Any, metrics: dict | None = None, training: dict | None = None) -> Path:
+    """Write README.md into ``folder`` (via a temporary file and a rename)."""
+    path = Path(folder) / "README.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(model_card(config, metrics, training), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,175 @@
+"""``DiffusionLMPipeline``: prompts in, responses out; save, load and share model and tokenizer together."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data.batching import encode_prompts
+from .generation import generate_ids
+from .hub import write_model_card
+from .mbr import mbr_select
+from .modeling import DiffusionLMModel
+from .tokenization import tokenizer_fingerprint
+
+
+class DiffusionLMPipeline:
+    """A :class:`DiffusionLMModel` and the tokenizer that indexes its embedding table.
+
+    >>> pipe = DiffusionLMPipeline.from_pretrained("path/or/repo-id")
+    >>> pipe(["translate this"], num_steps=20, method="dpm_solver++")
+    """
+
+    def __init__(self, model: DiffusionLMModel, tokenizer: Any):
+        expected = model.config.tokenizer_fingerprint
+        if expected is not None and tokenizer_fingerprint(tokenizer) != expected:
+            raise ValueError(
+                "this tokenizer does not match the checkpoint's embedding table (its vocabulary differs from "
+                "the one the model was built with); load the tokenizer saved with the checkpoint."
+            )
+        if len(tokenizer) != model.config.vocab_size:
+            raise ValueError(
+                f"the tokenizer has {len(tokenizer)} tokens but the embedding table {model.config.vocab_size} rows; "
+                "use the tokenizer saved with the checkpoint."
+            )
+        if tokenizer.pad_token_id != model.config.pad_token_id:
+            raise ValueError(f"tokenizer pad id {tokenizer.pad_token_id} != model pad id {model.config.pad_token_id}.")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> "DiffusionLMPipeline":
+        self.model.to(device)
+        return self
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None, **kwargs: Any) -> "DiffusionLMPipeline":
+        """Load model and tokenizer from a folder written by ``save_pretrained`` or a Hub repo id."""
+        from transformers import AutoTokenizer
+
+        model = DiffusionLMModel.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in ("revision", "token", "cache_dir")})
+        pipe = cls(model, tokenizer)
+        return pipe.to(device) if device is not None else pipe
+
+    def save_pretrained(self, path: str | os.PathLike, metrics: dict | None = None, training: dict | None = None) -> Path:
+        """Write config.json, model.safetensors, the tokenizer files and a model card README.md.
+
+        The folder is assembled next to ``path`` and moved into place, so an interrupted save
+        never leaves a half-written checkpoint.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            self.model.save_pretrained(staging, safe_serialization=True)
+            self.tokenizer.save_pretrained(staging)
+            write_model_card(staging, self.model.config, metrics=metrics, training=training)
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                path.rename(old)
+            staging.rename(path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return path
+
+    def push_to_hub(
+        self, repo_id: str, private: bool = False, token: str | None = None, commit_message: str = "Upload diffusion-lm model",
+        metrics: dict | None = None, training: dict | None = None,
+    ) -> str:
+        """Save to a temporary folder and upload it to the Hub repo ``repo_id`` (created if missing)."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model", metrics=metrics, training=training)
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, repo_type="model")
+        return str(getattr(info, "commit_url", info))
+
+    def __call__(
+        self,
+        prompts: Sequence[str] | str,
+        num_steps: int = 20,
+        method: str = "ddim",
+        eta: float = 0.0,
+        guidance_scale: float = 1.0,
+        num_samples: int = 1,
+        mbr: bool = False,
+        seed: int = 0,
+        batch_size: int = 32,
+        return_all: bool = False,
+        truncation: bool = False,
+        clamp: bool = False,
+        grid: str = "logsnr",
+        order: int | None = None,
+        progress: bool = False,
+    ) -> list[str] | list[list[str]]:
+        """Generate one response per prompt (or all ``num_samples`` of them with ``return_all=True``).
+
+        Args:
+            prompts: a list of non-empty strings (a single string is accepted too).
+            num_steps: sampler steps; ``method`` any core sampler (``ddim`` is Algorithm 2, ``eta`` its noise).
+            guidance_scale: classifier-free guidance, 1 = off (needs a model trained with prompt dropout).
+            num_samples, mbr: draw several responses per prompt and, with ``mbr``, return the
+                minimum-Bayes-risk one (highest mean BLEU against the others), else the first.
+            seed: responses are reproducible for the same seed and batch_size.
+            truncation: cut over-long prompts instead of raising.
+            clamp: snap each x0 prediction to its nearest embedding row (Diffusion-LM).
+        """
+        prompts = self._check_call(prompts, num_steps, num_samples, batch_size, guidance_scale)
+        texts = []
+        expanded = [p for p in prompts for _ in range(num_samples)]
+        batches = range(0, len(expanded), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="generate")
+        for start in batches:
+            chunk = expanded[start : start + batch_size]
+            batch = encode_prompts(self.tokenizer, chunk, self.model.config.max_prompt_length, truncation).to(self.device)
+            ids = generate_ids(
+                self.model, batch.prompt_ids, batch.prompt_mask, num_steps=num_steps, method=method, eta=eta,
+                guidance_scale=guidance_scale, clamp=clamp, grid=grid, order=order,
+                generator=torch.Generator().manual_seed(seed + start),
+            )
+            texts.extend(self.decode(ids))
+        grouped = [texts[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+        if return_all:
+            return grouped
+        return [group[mbr_select(group)] if mbr else group[0] for group in grouped]
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        """Token ids (B, N) to text, dropping the pad token wherever the model emitted it."""
+        pad = self.model.config.pad_token_id
+        return [self.tokenizer.decode([i for i in row if i != pad]).strip() for row in ids.tolist()]
+
+    def _check_call(self, prompts, num_steps, num_samples, batch_size, guidance_scale) -> list[str]:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not isinstance(prompts, Sequence) or len(prompts) == 0:
+            raise ValueError("prompts must be a non-empty list of strings.")
+        for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                raise ValueError(f"prompt {i} is a {type(prompt).__name__}, not a string; pass text.")
+            if not prompt.strip():
+                raise ValueError(f"prompt {i} is empty; every prompt needs some text.")
+        for name, value in (("num_steps", num_steps), ("num_samples", num_samples), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0 (1 = no guidance), got {guidance_scale}.")
+        return list(prompts)
