@@ -1,0 +1,185 @@
+"""DiffusionLMPipeline: generation options, reproducibility, save/load/push, MBR, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from diffusion_lm import build_model, DiffusionLMConfig, train_tokenizer
+from diffusion_lm.mbr import mbr_select
+from diffusion_lm.pipeline import DiffusionLMPipeline
+
+from .fake_hub import FakeHub
+from .text_helpers import tiny_model
+
+PROMPTS = ["w1 w2 w3", "w4 w5", "w9 w8 w7 w6"]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return DiffusionLMPipeline(*tiny_model(self_conditioning=True, prompt_dropout=0.1))
+
+
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "heun", "ddpm", "euler_maruyama"])
+def test_every_sampler_generates_reproducibly(pipe, method):
+    a = pipe(PROMPTS, num_steps=4, method=method, seed=3)
+    assert len(a) == 3 and all(isinstance(s, str) for s in a)
+    assert pipe(PROMPTS, num_steps=4, method=method, seed=3) == a
+
+
+def test_save_load_generate_gives_identical_strings(pipe, tmp_path):
+    before = pipe(PROMPTS, num_steps=5, method="ddim", eta=0.5, seed=11)
+    pipe.save_pretrained(tmp_path / "ckpt", metrics={"bleu": 12.5}, training={"steps": 10})
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    card = (tmp_path / "ckpt" / "README.md").read_text()
+    assert "library_name: diffusion-lm" in card and "| bleu | 12.5 |" in card and "DiffusionLMPipeline.from_pretrained" in card
+    loaded = DiffusionLMPipeline.from_pretrained(tmp_path / "ckpt")
+    assert loaded(PROMPTS, num_steps=5, method="ddim", eta=0.5, seed=11) == before
+    assert not list(tmp_path.glob(".ckpt*")), "no staging folder left behind"
+
+
+def test_nothing_is_pickled(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "ckpt")
+    for f in (tmp_path / "ckpt").iterdir():
+        assert not f.read_bytes().startswith(b"\x80"), f"{f.name} looks like a pickle"
+    from safetensors.torch import load_file
+
+    assert "embedding_table" in load_file(tmp_path / "ckpt" / "model.safetensors")
+
+
+def test_push_to_hub_uploads_a_loadable_folder(pipe, tmp_path, monkeypatch):
+    hub = FakeHub().install(monkeypatch)
+    url = pipe.push_to_hub("someone/tiny-diffusion-lm", private=True, token="hf_test")
+    assert url.startswith("https://huggingface.co/someone/tiny-diffusion-lm")
+    assert hub.created == [{"name": "tiny-diffusion-lm", "organization": "someone", "visibility": "private", "type": "model"}]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(hub.files)
+    uploaded = DiffusionLMPipeline.from_pretrained(hub.write_to(tmp_path / "uploaded"))
+    assert uploaded(PROMPTS, num_steps=4, seed=2) == pipe(PROMPTS, num_steps=4, seed=2)
+
+
+def test_num_samples_return_all_and_mbr(pipe):
+    groups = pipe(PROMPTS[:2], num_steps=3, num_samples=4, return_all=True, seed=5)
+    assert [len(g) for g in groups] == [4, 4]
+    best = pipe(PROMPTS[:2], num_steps=3, num_samples=4, mbr=True, seed=5)
+    assert [g[mbr_select(g)] for g in groups] == best
+    assert pipe(PROMPTS[:2], num_steps=3, num_samples=4, seed=5) == [g[0] for g in groups]
+
+
+def test_mbr_picks_the_consensus():
+    assert mbr_select(["dogs run fast", "the cat sat on the mat", "the cat sat on a mat", "the cat sat on the mat"]) == 1
+    assert mbr_select(["only one"]) == 0
+
+
+def test_guidance_runs_the_unconditional_branch(pipe):
+    masks = []
+    hook = pipe.model.denoiser.register_forward_pre_hook(lambda mod, args: masks.append(args[1].any().item()))
+    try:
+        pipe(PROMPTS, num_steps=3, guidance_scale=3.0)
+    finally:
+        hook.remove()
+    assert True in masks and False in masks, "classifier-free guidance needs conditional and unconditional passes"
+
+
+def test_guidance_combines_cond_and_uncond_as_62(pipe):
+    from diffusion_lm.generation import _x0_model
+    from diffusion_lm.core import classifier_free
+
+    ids = torch.tensor([[3, 4, 5]])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    z, t = torch.randn(1, 8, 16), torch.full((1,), 0.5)
+    cond = pipe.model.denoise(ids, mask, z, t)
+    uncond = pipe.model.denoise(ids, torch.zeros_like(mask), z, t)
+    guided = classifier_free(_x0_model(pipe.model, ids, mask, False), _x0_model(pipe.model, ids, torch.zeros_like(mask), False), 2.0)
+    torch.testing.assert_close(guided(z, t), 3.0 * cond - 2.0 * uncond)
+
+
+def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
+    seen = []
+    hook = pipe.model.denoiser.register_forward_hook(lambda mod, args, out: seen.append((args[4], out.detach())))
+    try:
+        pipe(["w1 w2"], num_steps=3, method="ddim")
+    finally:
+        hook.remove()
+    assert seen[0][0] is None
+    for (_, previous_out), (self_cond, _) in zip(seen, seen[1:]):
+        assert torch.equal(self_cond, previous_out)
+
+
+def test_clamping_hands_the_sampler_embedding_rows(pipe):
+    from diffusion_lm.generation import _x0_model
+
+    model = pipe.model
+    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), clamp=True)
+    out = fn(torch.randn(1, 8, 16), torch.full((1,), 0.7))
+    table = model.embedding_table / model.config.embedding_scale
+    assert torch.cdist(out[0], table).min(-1).values.max() < 1e-5
+
+
+def test_out_of_vocabulary_text_goes_through_unk(pipe):
+    assert len(pipe(["completely unknown wörds ∑ here"], num_steps=2)) == 1
+
+
+@pytest.mark.parametrize(
+    "prompts,kwargs,message",
+    [
+        ([], {}, "non-empty list of strings"),
+        (["w1", ""], {}, "prompt 1 is empty"),
+        (["w1", 7], {}, "prompt 1 is a int, not a string"),
+        (["w1 " * 9], {}, "has 9 tokens but the model takes at most 8; shorten it or pass truncation=True"),
+        (["w1"], {"num_steps": 0}, "num_steps must be an integer >= 1"),
+        (["w1"], {"num_samples": 0}, "num_samples must be an integer >= 1"),
+        (["w1"], {"method": "beam"}, "unknown method 'beam'"),
+        (["w1"], {"eta": 2.0}, r"eta must lie in \[0.0, 1.0\]"),
+    ],
+)
+def test_bad_input(pipe, prompts, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe(prompts, **kwargs)
+
+
+def test_truncation_when_asked(pipe):
+    assert len(pipe(["w1 " * 12], num_steps=2, truncation=True)) == 1
+
+
+def test_guidance_without_prompt_dropout_is_refused():
+    plain = DiffusionLMPipeline(*tiny_model())
+    with pytest.raises(ValueError, match="trained without prompt dropout"):
+        plain(["w1"], num_steps=2, guidance_scale=2.0)
+
+
+def test_mismatched_tokenizer_or_table_is_refused(pipe, tmp_path):
+    other_tok = train_tokenizer(["completely different words here"] * 2, kind="wordlevel", vocab_size=64)
+    with pytest.raises(ValueError, match="tokenizer does not match the checkpoint's embedding table"):
+        DiffusionLMPipeline(pipe.model, other_tok)
+    pipe.save_pretrained(tmp_path / "a")
+    other_tok.save_pretrained(tmp_path / "a")  # a checkpoint whose tokenizer was swapped
+    with pytest.raises(ValueError, match="load the tokenizer saved with the checkpoint"):
+        DiffusionLMPipeline.from_pretrained(tmp_path / "a")
+    with pytest.raises(ValueError, match=r"embedding table has shape \(3, 4\)"):
+        type(pipe.model)(pipe.model.config, torch.zeros(3, 4))
+
+
+def test_random_table_needs_a_tokenizer():
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        build_model(DiffusionLMConfig())
+
+
+def test_generate_command_line(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "ckpt")
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps({"prompt": p}) for p in PROMPTS) + "\n")
+    out = tmp_path / "out.jsonl"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "inference.generate", "--model", str(tmp_path / "ckpt"), *args],
+                                       capture_output=True, text=True, timeout=300)
+    result = run("--input", str(inp), "--output", str(out), "--num-steps", "3", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == PROMPTS
+    assert [r["response"] for r in rows] == pipe(PROMPTS, num_steps=3, seed=4)
+    single = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--seed", "4")
+    assert single.returncode == 0 and single.stdout.strip() == pipe(["w1 w2 w3"], num_steps=3, seed=4)[0]
+    bad = run("--prompt", "", "--num-steps", "3")
+    assert bad.returncode != 0 and "prompt 0 is empty" in bad.stderr

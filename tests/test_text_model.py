@@ -1,0 +1,158 @@
+"""The Section 9 text model: shapes, masks, the frozen table, noise scale, options, transformers integration."""
+
+import pytest
+import torch
+
+from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
+from diffusion_lm.data import encode_pairs
+
+from .text_helpers import reverse_pairs, tiny_model
+
+
+def _batch(tok, n=6, seed=0):
+    pairs = reverse_pairs(n, seed)
+    return encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], 8, 8)
+
+
+def test_shapes():
+    model, tok = tiny_model()
+    batch = _batch(tok)
+    b, n, d = 6, 8, 16
+    z = torch.randn(b, n, d)
+    x0 = model.denoise(batch.prompt_ids, batch.prompt_mask, z, torch.rand(b))
+    assert x0.shape == (b, n, d)
+    assert model.rounding_logits(x0).shape == (b, n, model.config.vocab_size)
+    out = model(**batch.as_kwargs())
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss) and out.x0_pred.shape == (b, n, d)
+
+
+def test_prompt_padding_does_not_leak():
+    """Whatever sits in padded prompt slots, and however many there are, nothing changes."""
+    model, tok = tiny_model()
+    batch = _batch(tok)
+    z, t = torch.randn(6, 8, 16, generator=torch.Generator().manual_seed(0)), torch.rand(6)
+    ref = model.denoise(batch.prompt_ids, batch.prompt_mask, z, t)
+    garbage = batch.prompt_ids.clone()
+    garbage[~batch.prompt_mask] = torch.randint(2, 20, (int((~batch.prompt_mask).sum()),))
+    torch.testing.assert_close(model.denoise(garbage, batch.prompt_mask, z, t), ref, rtol=0, atol=1e-6)
+    wider_ids = torch.cat([batch.prompt_ids, torch.full((6, 2), 7)], 1)
+    wider_mask = torch.cat([batch.prompt_mask, torch.zeros(6, 2, dtype=torch.bool)], 1)
+    torch.testing.assert_close(model.denoise(wider_ids, wider_mask, z, t), ref, rtol=0, atol=1e-6)
+    loss = lambda ids: model(ids, batch.prompt_mask, batch.response_ids, generator=torch.Generator().manual_seed(1)).loss
+    torch.testing.assert_close(loss(garbage), loss(batch.prompt_ids), rtol=0, atol=1e-6)
+
+
+def test_the_prompt_does_condition_the_output():
+    model, tok = tiny_model()
+    batch = _batch(tok)
+    z, t = torch.randn(6, 8, 16), torch.rand(6)
+    other = batch.prompt_ids.clone()
+    other[batch.prompt_mask] = (other[batch.prompt_mask] + 1 - 2) % 20 + 2
+    assert (model.denoise(other, batch.prompt_mask, z, t) - model.denoise(batch.prompt_ids, batch.prompt_mask, z, t)).abs().max() > 1e-3
+
+
+def test_losses_are_the_equations():
+    """(122)-(124) recomputed by hand from the returned prediction: only response slots count."""
+    model, tok = tiny_model(lambda_x0=0.7, lambda_round=1.3, rounding_temperature=2.0)
+    batch = _batch(tok)
+    out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
+    x0 = model.embedding_table[batch.response_ids] / model.config.embedding_scale
+    loss_x0 = (out.x0_pred - x0).pow(2).mean()
+    logits = out.x0_pred @ (model.embedding_table / model.config.embedding_scale).T / 2.0
+    loss_round = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.response_ids.reshape(-1))
+    torch.testing.assert_close(out.loss_x0, loss_x0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round, rtol=1e-5, atol=1e-6)
+
+
+def test_negative_squared_distance_rounding_finds_the_nearest_row():
+    model, _ = tiny_model(rounding="neg_sq_dist")
+    table = model.embedding_table / model.config.embedding_scale
+    x = table[torch.tensor([[3, 5, 9]])] + 0.01 * torch.randn(1, 3, 16)
+    nearest = torch.cdist(x[0], table).argmin(-1)
+    assert model.round(x)[0].tolist() == nearest.tolist() == [3, 5, 9]
+
+
+def test_embedding_table_is_frozen_bitwise():
+    model, tok = tiny_model()
+    model.train()
+    before = model.embedding_table.clone()
+    assert all(p.data_ptr() != model.embedding_table.data_ptr() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    first = [p.detach().clone() for p in model.parameters()]
+    for step in range(3):
+        loss = model(**_batch(tok, seed=step).as_kwargs()).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.equal(model.embedding_table, before)
+    assert any(not torch.equal(a, b) for a, b in zip(first, model.parameters())), "the denoiser should train"
+
+
+def test_noise_is_drawn_at_the_table_scale():
+    """(118), (125): at t = 1 the noisy response has the RMS of the table, sigma_E, in table units."""
+    model, tok = tiny_model(schedule={"type": "vp", "profile": "linear", "beta_min": 0.1, "beta_max": 20.0}, t_eps=0.999)
+    seen = []
+    model.denoiser.register_forward_pre_hook(lambda mod, args: seen.append(args[2].detach()))
+    batch = _batch(tok, n=64)
+    model(**batch.as_kwargs())
+    rms_in_table_units = float(seen[-1].pow(2).mean().sqrt()) * model.config.embedding_scale
+    assert rms_in_table_units == pytest.approx(model.config.embedding_scale, rel=0.05)
+
+
+def test_minilm_table_and_tokenizer():
+    model, tok = build_model(DiffusionLMConfig(embedding_source=str(minilm_path()), hidden_size=32, num_heads=2, num_layers=1))
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(minilm_path())
+    table = encoder.get_input_embeddings().weight
+    assert torch.equal(model.embedding_table, table.detach())
+    assert model.config.vocab_size == 30522 and model.config.embedding_dim == 384
+    assert model.config.embedding_scale == pytest.approx(float(table.detach().pow(2).mean().sqrt()), rel=1e-6)
+    assert model.config.pad_token_id == tok.pad_token_id == 0
+    assert tok("hello world", add_special_tokens=False)["input_ids"] == [7592, 2088]
+
+
+def test_auto_classes_load_without_remote_code(tmp_path):
+    from transformers import AutoConfig, AutoModel
+
+    model, _ = tiny_model()
+    model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), DiffusionLMConfig)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, DiffusionLMModel)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("position_embedding", ["rotary", "learned"])
+def test_both_position_embeddings_distinguish_order(position_embedding):
+    model, tok = tiny_model(position_embedding=position_embedding)
+    ids = torch.tensor([[2, 3, 4]])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    z, t = torch.randn(1, 8, 16), torch.rand(1)
+    flipped = model.denoise(ids.flip(1), mask, z, t)
+    assert (model.denoise(ids, mask, z, t) - flipped).abs().max() > 1e-4
+
+
+def test_config_rejects_impossible_values():
+    with pytest.raises(ValueError, match="max_response_length must be > 0"):
+        DiffusionLMConfig(max_response_length=0)
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        DiffusionLMConfig(hidden_size=30, num_heads=4)
+    with pytest.raises(ValueError, match="prompt_dropout must lie in"):
+        DiffusionLMConfig(prompt_dropout=1.0)
+    with pytest.raises(ValueError, match="rounding must be one of"):
+        DiffusionLMConfig(rounding="cosine")
+    with pytest.raises(ValueError, match="unknown schedule type"):
+        DiffusionLMConfig(schedule={"type": "nope"})
+
+
+def test_batch_shape_errors():
+    model, tok = tiny_model()
+    batch = _batch(tok)
+    with pytest.raises(ValueError, match="response_ids must be"):
+        model(batch.prompt_ids, batch.prompt_mask, batch.response_ids[:, :5])
+    with pytest.raises(ValueError, match="at most max_prompt_length=8"):
+        model(torch.zeros(6, 9, dtype=torch.long), torch.ones(6, 9, dtype=torch.bool), batch.response_ids)
