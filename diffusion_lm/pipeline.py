@@ -155,7 +155,7 @@ class DiffusionLMPipeline:
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Token ids (B, N) to text, dropping the pad token wherever the model emitted it."""
         pad = self.model.config.pad_token_id
-        return [self.tokenizer.decode([i for i in row if i != pad]).strip() for row in ids.tolist()]
+        return [self.tokenizer.decode([i for i in row if i != pad], clean_up_tokenization_spaces=True).strip() for row in ids.tolist()]
 
     def _check_call(self, prompts, num_steps, num_samples, batch_size, guidance_scale) -> list[str]:
         if isinstance(prompts, str):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]")
-KINDS = ("wordlevel", "wordpiece", "bpe")
+KINDS = ("wordlevel", "wordpiece", "bpe", "sentencepiece")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -21,7 +21,8 @@ def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: i
     """Train a ``PreTrainedTokenizerFast`` on ``texts`` with [PAD] = 0 and [UNK] = 1.
 
     ``wordlevel`` keeps whole words (unknown words become [UNK]); ``wordpiece`` and ``bpe`` split
-    unknown words into known pieces.
+    unknown words into known pieces; ``sentencepiece`` trains a unigram model with the sentencepiece
+    library and carries its pieces and scores over into a fast tokenizer.
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -31,6 +32,8 @@ def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: i
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ValueError(f"vocab_size must be > {len(SPECIAL_TOKENS)}, got {vocab_size}.")
     special = list(SPECIAL_TOKENS)
+    if kind == "sentencepiece":
+        return _sentencepiece(texts, vocab_size, lowercase)
     if kind == "wordlevel":
         tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
@@ -39,13 +42,35 @@ def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: i
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
         tok.decoder = decoders.WordPiece()
     else:
-        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special)
-        tok.decoder = decoders.BPEDecoder()
+        tok = Tokenizer(models.BPE(unk_token="[UNK]", end_of_word_suffix="</w>"))
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, end_of_word_suffix="</w>")
+        tok.decoder = decoders.BPEDecoder(suffix="</w>")
     norms = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     tok.normalizer = normalizers.Sequence(norms)
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
     tok.train_from_iterator(texts, trainer=trainer)
-    if kind == "bpe":
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def _sentencepiece(texts: Iterable[str], vocab_size: int, lowercase: bool):
+    import tempfile
+    from pathlib import Path
+
+    import sentencepiece as spm
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = str(Path(tmp) / "sp")
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(t.lower() if lowercase else t for t in texts), model_prefix=prefix,
+            vocab_size=vocab_size, model_type="unigram", hard_vocab_limit=False, pad_id=0, unk_id=1, bos_id=-1,
+            eos_id=-1, pad_piece="[PAD]", unk_piece="[UNK]", minloglevel=2,
+        )
+        sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+        vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=1, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")

