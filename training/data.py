@@ -1,0 +1,220 @@
+"""Prompt/response data for training: load any ``datasets`` source, drop bad rows (counted), tokenise, batch.
+
+Batches are a pure function of (seed, batch index): the i-th global batch of an epoch is a slice of a
+permutation seeded by (seed, epoch), so a resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from diffusion_lm.data.batching import PairBatch, pad_prompts, pad_responses
+
+from .config import ConfigError, DataConfig
+
+logger = logging.getLogger(__name__)
+
+PROBLEMS = {"missing": "a missing prompt or response field", "empty": "an empty prompt or response",
+            "too_long": "a prompt or response longer than the model's slots"}
+
+
+@dataclass
+class DataReport:
+    """How many rows a split had, how many were kept, and why the others were dropped (with an example each)."""
+
+    split: str
+    total: int = 0
+    counts: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, problem: str, row: dict) -> None:
+        self.counts[problem] += 1
+        self.examples.setdefault(problem, {k: (v[:80] if isinstance(v, str) else v) for k, v in row.items()})
+
+    def summary(self) -> str:
+        parts = [f"{n} with {PROBLEMS[p]} (e.g. {self.examples[p]})" for p, n in self.counts.items()]
+        return f"{self.split}: skipped {self.dropped} of {self.total} rows: " + "; ".join(parts)
+
+
+def load_raw(cfg: DataConfig, seed: int, train_dataset: Any = None, eval_dataset: Any = None):
+    """(train, validation) datasets of raw rows. A missing validation split is held out of train."""
+    import datasets
+
+    if train_dataset is not None:
+        train = train_dataset if isinstance(train_dataset, (datasets.Dataset, datasets.IterableDataset)) else datasets.Dataset.from_list(list(train_dataset))
+        validation = eval_dataset
+        if validation is not None and not isinstance(validation, (datasets.Dataset, datasets.IterableDataset)):
+            validation = datasets.Dataset.from_list(list(validation))
+    else:
+        if cfg.dataset in ("json", "csv", "parquet"):
+            files = {"train": cfg.train_files}
+            if cfg.validation_files:
+                files["validation"] = cfg.validation_files
+            splits = datasets.load_dataset(cfg.dataset, data_files=files, streaming=cfg.streaming)
+        else:
+            splits = datasets.load_dataset(cfg.dataset, cfg.dataset_config, streaming=cfg.streaming)
+        if cfg.train_split not in splits:
+            raise ConfigError(f"{cfg.dataset} has no split {cfg.train_split!r}; it has {list(splits)} (set data.train_split).")
+        train = splits[cfg.train_split]
+        validation = splits[cfg.validation_split] if cfg.validation_split in splits else None
+    _check_columns(train, cfg)
+    if validation is None:
+        train, validation = _hold_out(train, cfg, seed)
+    else:
+        _check_columns(validation, cfg)
+    if cfg.max_train_samples is not None:
+        train = train.take(cfg.max_train_samples) if _is_streaming(train) else train.select(range(min(cfg.max_train_samples, len(train))))
+    return train, validation
+
+
+def _is_streaming(ds) -> bool:
+    import datasets
+
+    return isinstance(ds, datasets.IterableDataset)
+
+
+def _check_columns(ds, cfg: DataConfig) -> None:
+    columns = ds.column_names
+    if columns is None:  # some streaming sources only know their columns once read
+        return
+    for role, name in (("prompt", cfg.prompt_field), ("response", cfg.response_field)):
+        if name not in columns:
+            raise ConfigError(f"the dataset has no {role} column {name!r}; set data.{role}_field to one of {columns}.")
+
+
+def _hold_out(train, cfg: DataConfig, seed: int):
+    if _is_streaming(train):
+        n = cfg.validation_size or 1000
+        return train.skip(n), train.take(n)
+    n = cfg.validation_size or max(1, round(cfg.validation_fraction * len(train)))
+    if n >= len(train):
+        raise ConfigError(f"cannot hold out {n} validation rows from {len(train)}; lower data.validation_fraction or add data.validation_files.")
+    parts = train.train_test_split(test_size=n, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def tokenize(ds, tokenizer: Any, cfg: DataConfig, max_prompt: int, max_response: int, split: str):
+    """Add ``prompt_ids``/``response_ids`` through ``datasets.map`` (batched, cached) and drop bad rows.
+
+    Returns the clean dataset and a :class:`DataReport`; for a streaming dataset the report fills
+    as rows are read. With ``data.strict`` any bad row is an error.
+    """
+    report = DataReport(split)
+    pf, rf = cfg.prompt_field, cfg.response_field
+
+    def encode(rows: dict) -> dict:
+        prompts, responses = rows.get(pf), rows.get(rf)
+        n = len(next(iter(rows.values())))
+        prompts = prompts if prompts is not None else [None] * n
+        responses = responses if responses is not None else [None] * n
+        out = {"prompt_ids": [], "response_ids": [], "problem": []}
+        texts_p = [p if isinstance(p, str) else "" for p in prompts]
+        texts_r = [r if isinstance(r, str) else "" for r in responses]
+        ids_p = tokenizer(texts_p, add_special_tokens=False)["input_ids"]
+        ids_r = tokenizer(texts_r, add_special_tokens=False)["input_ids"]
+        for p, r, ip, ir in zip(prompts, responses, ids_p, ids_r):
+            if not isinstance(p, str) or not isinstance(r, str):
+                problem = "missing"
+            elif not p.strip() or not r.strip():
+                problem = "empty"
+            elif len(ip) > max_prompt or len(ir) > max_response:
+                problem = "too_long"
+            else:
+                problem = ""
+            out["prompt_ids"].append(ip)
+            out["response_ids"].append(ir)
+            out["problem"].append(problem)
+        return out
+
+    keep = ["prompt_ids", "response_ids", "problem"]
+    drop = [c for c in (ds.column_names or []) if c not in keep]
+    kwargs = {} if _is_streaming(ds) else {"num_proc": cfg.num_proc, "desc": f"tokenising {split}"}
+    encoded = ds.map(encode, batched=True, remove_columns=drop, **kwargs)
+    if _is_streaming(ds):
+        def counted(row):
+            report.total += 1
+            if row["problem"]:
+                report.add(row["problem"], {"prompt_ids": row["prompt_ids"][:10], "response_ids": row["response_ids"][:10]})
+            return not row["problem"]
+
+        return encoded.filter(counted), report
+    problems = encoded["problem"]
+    report.total = len(problems)
+    for i, problem in enumerate(problems):
+        if problem:
+            row = ds[i]
+            report.add(problem, {pf: row.get(pf), rf: row.get(rf)})
+    if report.dropped:
+        if cfg.strict:
+            raise ValueError(report.summary() + " (data.strict is on; clean the data or turn strict off to skip them)")
+        logger.warning(report.summary())
+    clean = encoded.filter(lambda p: not p, input_columns="problem", **({"num_proc": cfg.num_proc} if cfg.num_proc else {}))
+    if len(clean) == 0:
+        raise ValueError(f"{split}: no usable rows left ({report.summary()}).")
+    return clean.remove_columns("problem"), report
+
+
+def collate(rows: dict[str, list], pad_id: int, response_length: int) -> PairBatch:
+    """A batch from columns ``prompt_ids`` and ``response_ids`` (lists of token lists)."""
+    prompt_ids, prompt_mask = pad_prompts(rows["prompt_ids"], pad_id)
+    return PairBatch(prompt_ids, prompt_mask, pad_responses(rows["response_ids"], response_length, pad_id))
+
+
+class BatchStream:
+    """Global batches of ``global_batch`` rows, from batch index ``start`` on, forever (epoch after epoch).
+
+    A map-style dataset is read through a per-epoch permutation seeded by (seed, epoch); a streaming one
+    through ``IterableDataset.shuffle(seed, buffer)`` with ``set_epoch``, skipping the rows already used.
+    """
+
+    def __init__(self, ds, global_batch: int, seed: int, shuffle_buffer: int = 10_000):
+        self.ds, self.global_batch, self.seed, self.shuffle_buffer = ds, global_batch, seed, shuffle_buffer
+        if not _is_streaming(ds) and len(ds) < global_batch:
+            raise ConfigError(f"the training set has {len(ds)} rows, fewer than one global batch of {global_batch}; lower optim.batch_size.")
+
+    @property
+    def batches_per_epoch(self) -> int | None:
+        return None if _is_streaming(self.ds) else len(self.ds) // self.global_batch
+
+    def __call__(self, start: int = 0) -> Iterator[dict[str, list]]:
+        if _is_streaming(self.ds):
+            yield from self._stream(start)
+            return
+        per_epoch = self.batches_per_epoch
+        index = start
+        while True:
+            epoch, offset = divmod(index, per_epoch)
+            order = torch.randperm(len(self.ds), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            for b in range(offset, per_epoch):
+                yield self.ds[order[b * self.global_batch : (b + 1) * self.global_batch].tolist()]
+                index += 1
+
+    def _stream(self, start: int) -> Iterator[dict[str, list]]:
+        skip, epoch = start * self.global_batch, 0
+        while True:
+            shuffled = self.ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+            shuffled.set_epoch(epoch)
+            batch: list[dict] = []
+            read = 0
+            for row in shuffled:
+                read += 1
+                if skip > 0:
+                    skip -= 1
+                    continue
+                batch.append(row)
+                if len(batch) == self.global_batch:
+                    yield {k: [r[k] for r in batch] for k in ("prompt_ids", "response_ids")}
+                    batch = []
+            if read == 0:
+                raise ValueError("the streaming training set yielded no usable rows.")
+            epoch += 1

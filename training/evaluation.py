@@ -1,0 +1,50 @@
+"""Periodic evaluation: validation losses and generation metrics (BLEU, chrF through sacrebleu; exact match)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .data import collate
+
+
+@torch.no_grad()
+def validation_loss(model, rows, pad_id: int, batches: int, batch_size: int, device, seed: int = 0) -> dict[str, float]:
+    """Mean losses over the first ``batches`` batches of the validation set, with a fixed random source
+    (so the number does not depend on when it is computed, and the training RNG is not touched)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    totals = {"loss": 0.0, "loss_x0": 0.0, "loss_round": 0.0}
+    seen = 0
+    n = min(len(rows), batches * batch_size)
+    for start in range(0, n, batch_size):
+        batch = collate(rows[start : min(n, start + batch_size)], pad_id, model.config.max_response_length).to(device)
+        out = model(**batch.as_kwargs(), generator=gen)
+        size = batch.prompt_ids.shape[0]
+        for k in totals:
+            totals[k] += float(getattr(out, k)) * size
+        seen += size
+    model.train(was_training)
+    return {f"val_{k}": v / max(seen, 1) for k, v in totals.items()}
+
+
+def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Corpus BLEU and chrF (sacrebleu defaults) and the exact-match rate, in percent."""
+    import sacrebleu
+
+    hyps, refs = list(hypotheses), list(references)
+    return {
+        "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
+        "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
+        "exact_match": 100.0 * sum(h.strip() == r.strip() for h, r in zip(hyps, refs)) / max(len(refs), 1),
+    }
+
+
+def generation_metrics(pipe, prompts: Sequence[str], references: Sequence[str], num_steps: int, method: str,
+                       batch_size: int, examples: int) -> tuple[dict[str, float], list[dict[str, str]]]:
+    """Generate for validation prompts and score against the references; a few rows are returned for the log."""
+    outputs = pipe(list(prompts), num_steps=num_steps, method=method, batch_size=batch_size, seed=0)
+    rows = [{"prompt": p, "generated": o, "reference": r} for p, o, r in zip(prompts[:examples], outputs, references)]
+    return text_metrics(outputs, references), rows

@@ -1,0 +1,363 @@
+"""Train or fine-tune a diffusion-lm text model on prompt/response data.
+
+    python -m training.train --config configs/tiny.yaml [--section.key value ...]
+    accelerate launch -m training.train --config configs/demo.yaml --optim.lr 5e-4
+    accelerate launch --num_processes 2 --cpu -m training.train --config configs/tiny.yaml
+
+Every YAML key can be overridden with its dotted name (values are parsed as YAML). Shortcuts:
+``--resume_from_checkpoint latest|PATH``, ``--push_to_hub REPO_ID``, ``--init_from PATH_OR_REPO``,
+``--mixed_precision bf16|fp16|no``. Outputs in ``output_dir``: ``checkpoints/``, ``metrics.jsonl``,
+``curves.png``, TensorBoard logs, and ``model/`` (``DiffusionLMPipeline.from_pretrained`` loads it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpointing import clean_partial, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig, load_config, to_dict
+from .data import BatchStream, collate, load_raw, tokenize
+from .ema import EMA
+from .evaluation import generation_metrics, text_metrics, validation_loss
+from .logs import MetricsLog, plot_curves
+
+logger = logging.getLogger("training")
+SHORTCUTS = {"--resume_from_checkpoint": "--checkpoint.resume_from_checkpoint"}
+
+
+def lr_lambda(cfg) -> callable:
+    """Linear warm-up to the peak, then cosine decay to ``min_lr_ratio`` of it at ``max_steps``."""
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_tokenizer(config: TrainConfig, train_raw, out: Path, is_main: bool, wait):
+    """The encoder's or a pretrained tokenizer, or one trained on the training text (saved for resumes)."""
+    from transformers import AutoTokenizer
+
+    from diffusion_lm import train_tokenizer
+
+    if config.model.embedding_source != "random":
+        return None  # build_model loads the encoder's own
+    if config.tokenizer.pretrained:
+        return AutoTokenizer.from_pretrained(config.tokenizer.pretrained)
+    saved = out / "tokenizer"
+    if not saved.exists() and is_main:
+        spec, pf, rf = config.tokenizer.train, config.data.prompt_field, config.data.response_field
+        if hasattr(train_raw, "__len__"):  # map-style: whole columns
+            head = train_raw.select(range(min(len(train_raw), 200_000)))
+            texts = [t for col in (head[pf], head[rf]) for t in col if isinstance(t, str)]
+        else:
+            texts = [t for row in train_raw.take(200_000) for t in (row.get(pf), row.get(rf)) if isinstance(t, str)]
+        tok = train_tokenizer(texts, spec.kind, spec.vocab_size, spec.lowercase)
+        tok.save_pretrained(saved)
+    wait()
+    return AutoTokenizer.from_pretrained(saved)
+
+
+def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
+    """Run training as configured; ``train_dataset``/``eval_dataset`` (a ``datasets.Dataset`` or rows)
+    replace ``config.data``'s source. Returns the final metrics and output paths."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from diffusion_lm import build_model
+    from diffusion_lm.pipeline import DiffusionLMPipeline
+
+    out = Path(config.output_dir)
+    trackers = _available_trackers(config.trackers)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=trackers or None, project_dir=str(out),
+                              step_scheduler_with_optimizer=False)
+    main = accelerator.is_main_process
+    logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("accelerate", "datasets", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    set_seed(config.seed)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        for partial in clean_partial(out):
+            logger.warning("removed %s, left by a checkpoint save that did not finish", partial)
+    accelerator.wait_for_everyone()
+
+    # ----------------------------------------------------------------- model, tokenizer, data
+    train_raw, val_raw = load_raw(config.data, config.seed, train_dataset, eval_dataset)
+    if config.init_from:
+        base = DiffusionLMPipeline.from_pretrained(config.init_from)
+        model, tok = base.model.train(), base.tokenizer
+        logger.info("fine-tuning %s (its model and tokenizer settings replace the config's)", config.init_from)
+    else:
+        tok = build_tokenizer(config, train_raw, out, main, accelerator.wait_for_everyone)
+        model, tok = build_model(config.model_config(), tok, seed=config.seed)
+    mcfg = model.config
+    with accelerator.main_process_first():
+        train_ds, train_report = tokenize(train_raw, tok, config.data, mcfg.max_prompt_length, mcfg.max_response_length, "train")
+        val_ds, val_report = tokenize(val_raw, tok, config.data, mcfg.max_prompt_length, mcfg.max_response_length, "validation")
+    val_ds = _materialise(val_ds, config.eval)
+    val_text = _validation_text(val_raw, config, tok, mcfg, config.eval.generate)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("model: %.2fM trainable parameters, table %s x %s (sigma_E %.4f); %s training rows%s",
+                n_params / 1e6, mcfg.vocab_size, mcfg.embedding_dim, mcfg.embedding_scale,
+                len(train_ds) if hasattr(train_ds, "__len__") else "streamed", _report_note(train_report))
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    o = config.optim
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(o))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    raw_model = accelerator.unwrap_model(model)
+    ema = EMA(raw_model, o.ema_decay) if o.ema_decay else None
+
+    start_step, state = 0, {}
+    resume = resolve_checkpoint(out, config.checkpoint.resume_from_checkpoint)
+    if resume is not None:
+        state = load_checkpoint(accelerator, resume, ema)
+        start_step = state["step"]
+        logger.info("resumed from %s at step %d", resume, start_step)
+    elif config.checkpoint.resume_from_checkpoint not in (None, "latest"):
+        raise ConfigError(f"no checkpoint at {config.checkpoint.resume_from_checkpoint}.")
+    log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume is not None else None) if main else None
+    if trackers:
+        accelerator.init_trackers(config.run_name or out.name, config=_flat(to_dict(config)))
+
+    # ----------------------------------------------------------------- the loop
+    per_process = o.batch_size
+    stream = BatchStream(train_ds, per_process * accelerator.num_processes, config.seed, config.data.shuffle_buffer)
+    batches = stream(start_step * o.grad_accum)
+    eval_model = copy.deepcopy(raw_model).eval()
+    copy_scores = text_metrics(val_text[0], val_text[1]) if val_text[0] else {}
+    progress = _progress(main, start_step, o.max_steps)
+    train_seconds, tokens, last = 0.0, 0, {}
+    model.train()
+    stopped_at = None
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with _GracefulStop() as stop, logging_redirect_tqdm():
+        for step in range(start_step + 1, o.max_steps + 1):
+            t0 = time.perf_counter()
+            for micro in range(o.grad_accum):
+                rows = next(batches)
+                lo = accelerator.process_index * per_process
+                batch = collate({k: v[lo : lo + per_process] for k, v in rows.items()}, mcfg.pad_token_id, mcfg.max_response_length)
+                batch = batch.to(accelerator.device)
+                tokens += int(batch.prompt_mask.sum()) + batch.response_ids.numel()
+                sync = micro == o.grad_accum - 1
+                with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
+                    loss = model(**batch.as_kwargs()).loss
+                    accelerator.backward(loss / o.grad_accum)
+            if o.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), o.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(raw_model)
+            train_seconds += time.perf_counter() - t0
+            if step % config.log_every == 0 or step == o.max_steps:
+                last = {"loss": float(accelerator.reduce(loss.detach(), "mean")), "lr": scheduler.get_last_lr()[0],
+                        "tokens_per_s": accelerator.num_processes * tokens / max(train_seconds, 1e-9)}
+                _record(accelerator, log, step, last)
+                progress.set_postfix(loss=f"{last['loss']:.4f}")
+            if step % config.eval.every == 0 or step == o.max_steps:
+                last.update(_evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log))
+            if step % config.checkpoint.every == 0 or step == o.max_steps or stop.requested or step == config.stop_at_step:
+                save_checkpoint(accelerator, out, step, ema, {"epoch_batches": stream.batches_per_epoch}, config.checkpoint.keep)
+            progress.update(1)
+            if stop.requested or step == config.stop_at_step:
+                logger.warning("stopping after the checkpoint of step %d (%s)", step, "signal" if stop.requested else "stop_at_step")
+                stopped_at = step
+                break
+    progress.close()
+    if stopped_at is not None:
+        accelerator.end_training()
+        return {"stopped_at": stopped_at}
+
+    # ----------------------------------------------------------------- the result
+    result = {"step": o.max_steps, **{k: v for k, v in last.items() if k != "lr"}, **{f"copy_{k}": v for k, v in copy_scores.items()}}
+    if main:
+        _weights_for_eval(raw_model, eval_model, ema)
+        pipe = DiffusionLMPipeline(eval_model, tok)
+        training_card = {"steps": o.max_steps, "batch_size": o.batch_size * accelerator.num_processes * o.grad_accum,
+                         "lr": o.lr, "ema_decay": o.ema_decay, "data": config.data.dataset, "train_files": config.data.train_files,
+                         "init_from": config.init_from, "mixed_precision": config.mixed_precision}
+        pipe.save_pretrained(out / "model", metrics=_card_metrics(result), training=training_card)
+        result["model_dir"] = str(out / "model")
+        figure = plot_curves(log.rows(), out / "curves.png", title=config.run_name or out.name)
+        if figure:
+            result["curves"] = str(figure)
+        if config.push_to_hub:
+            result["hub_commit"] = pipe.push_to_hub(config.push_to_hub, private=config.hub_private,
+                                                    metrics=_card_metrics(result), training=training_card)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log) -> dict:
+    """Validation losses and generation metrics with the EMA weights, on the main process."""
+    from diffusion_lm.pipeline import DiffusionLMPipeline
+
+    metrics: dict = {}
+    if accelerator.is_main_process:
+        _weights_for_eval(raw_model, eval_model, ema)
+        e = config.eval
+        metrics.update(validation_loss(eval_model, val_ds, eval_model.config.pad_token_id, e.loss_batches, e.batch_size,
+                                       accelerator.device, seed=config.seed))
+        prompts, refs = val_text
+        if prompts:
+            pipe = DiffusionLMPipeline(eval_model, tok)
+            scores, rows = generation_metrics(pipe, prompts, refs, e.num_steps, e.method, e.batch_size, e.examples)
+            metrics.update(scores)
+            metrics.update({f"copy_{k}": v for k, v in copy_scores.items() if k == "bleu"})
+            for row in rows:
+                logger.info("step %d | %s -> %s (reference: %s)", step, row["prompt"], row["generated"], row["reference"])
+        _record(accelerator, log, step, metrics)
+        logger.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def _weights_for_eval(raw_model, eval_model, ema) -> None:
+    eval_model.load_state_dict(raw_model.state_dict())
+    if ema is not None:
+        ema.copy_to(eval_model)
+
+
+def _record(accelerator, log, step, values) -> None:
+    if accelerator.is_main_process and values:
+        log.write(step, **values)
+    accelerator.log(values, step=step)
+
+
+def _validation_text(val_raw, config, tok, mcfg, limit: int):
+    """Prompts and references (text) of the first ``limit`` clean validation rows, for generation metrics."""
+    if limit == 0:
+        return [], []
+    d = config.data
+    prompts, refs = [], []
+    rows = val_raw.take(limit * 4) if not hasattr(val_raw, "__len__") else val_raw.select(range(min(len(val_raw), limit * 4)))
+    for row in rows:
+        p, r = row.get(d.prompt_field), row.get(d.response_field)
+        if not (isinstance(p, str) and isinstance(r, str) and p.strip() and r.strip()):
+            continue
+        if len(tok(p, add_special_tokens=False)["input_ids"]) > mcfg.max_prompt_length:
+            continue
+        if len(tok(r, add_special_tokens=False)["input_ids"]) > mcfg.max_response_length:
+            continue
+        prompts.append(p)
+        refs.append(r)
+        if len(prompts) == limit:
+            break
+    return prompts, refs
+
+
+def _materialise(val_ds, e):
+    import datasets
+
+    if isinstance(val_ds, datasets.IterableDataset):
+        return datasets.Dataset.from_list(list(val_ds.take(e.loss_batches * e.batch_size)))
+    return val_ds
+
+
+def _report_note(report) -> str:
+    return f" ({report.summary()})" if report.dropped else ""
+
+
+def _card_metrics(result: dict) -> dict:
+    keys = ("val_loss", "bleu", "chrf", "exact_match", "copy_bleu", "copy_chrf")
+    return {k: round(result[k], 4) for k in keys if k in result}
+
+
+def _available_trackers(names: list[str]) -> list[str]:
+    found = []
+    for name in names:
+        if name == "tensorboard":
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                logger.warning("tensorboard is not installed (pip install tensorboard); metrics still go to metrics.jsonl")
+                continue
+        found.append(name)
+    return found
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flat(v, key + "."))
+        else:
+            flat[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return flat
+
+
+class _GracefulStop:
+    """SIGTERM/SIGINT: finish the current step, write a checkpoint, and exit (preemptible jobs lose nothing).
+    The previous handlers come back when the block ends."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second signal stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+def _progress(main: bool, start: int, total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", disable=not main, dynamic_ncols=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, add_help=True)
+    parser.add_argument("--config", type=Path, help="YAML file (see configs/)")
+    args, rest = parser.parse_known_args(argv)
+    rest = [SHORTCUTS.get(a.split("=")[0], a.split("=")[0]) + (("=" + a.split("=", 1)[1]) if "=" in a else "") for a in rest]
+    try:
+        config = load_config(args.config, rest)
+        result = train(config)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
