@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo toy-demo test test-slow bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m training.train_toy --dataset ring --steps 3000 --out outputs/demo
+	$(PY) -m training.demo
+
+toy-demo: $(STAMP)
+	$(PY) -m training.train_toy --dataset ring --steps 3000 --out outputs/toy
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -28,6 +31,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/samplers.py
+	$(PY) bench/train_throughput.py
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs runs .pytest_cache

