@@ -156,3 +156,14 @@ def test_batch_shape_errors():
         model(batch.prompt_ids, batch.prompt_mask, batch.response_ids[:, :5])
     with pytest.raises(ValueError, match="at most max_prompt_length=8"):
         model(torch.zeros(6, 9, dtype=torch.long), torch.ones(6, 9, dtype=torch.bool), batch.response_ids)
+
+
+def test_random_table_is_not_the_sampler_noise_stream():
+    """Regression: with a shared seed the table rows equalled the starting noise of generation, slot by slot."""
+    from diffusion_lm.modeling.embeddings import random_table
+
+    table = random_table(64, 16, seed=0)
+    noise = torch.randn(1, 32, 16, generator=torch.Generator().manual_seed(0))[0]
+    noise = noise / noise.pow(2).mean(-1, keepdim=True).sqrt()
+    cosine = torch.nn.functional.cosine_similarity(noise, table[:32], dim=-1)
+    assert cosine.abs().max() < 0.9

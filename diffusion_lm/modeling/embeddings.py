@@ -25,9 +25,14 @@ def _offline_minilm():
         return None
 
 
+# The table's random stream must never be the one that draws the sampler's starting noise: with the
+# same seed both are row-major N(0, 1) draws, and the noise at response slot j would *be* row j.
+_TABLE_STREAM = 0x7AB1E_5EED
+
+
 def random_table(vocab_size: int, dim: int, seed: int = 0) -> Tensor:
-    """Gaussian rows, each rescaled to unit RMS (so the table has RMS 1)."""
-    gen = torch.Generator().manual_seed(seed)
+    """Gaussian rows, each rescaled to unit RMS (so the table has RMS 1), from a stream of its own."""
+    gen = torch.Generator().manual_seed(_TABLE_STREAM + seed)
     table = torch.randn(vocab_size, dim, generator=gen)
     return table / table.pow(2).mean(-1, keepdim=True).sqrt()
 
