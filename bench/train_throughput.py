@@ -3,7 +3,7 @@
 For each config (tiny, demo) both models train on the same batches of the same data with the same
 tokenizer and AdamW: ours on (prompt, padded response) pairs, GPT-2 (transformers' GPT2LMHeadModel
 from a config, width chosen to match our parameter count) on ``prompt [PAD] response`` sequences
-with the loss on the response. Each measurement runs in its own process, so peak memory (max RSS on
+with the loss on the response (`bench/ar_baseline.py`). Each measurement runs in its own process, so peak memory (max RSS on
 CPU, max allocated on CUDA) is its own; tokens/s counts prompt + response tokens.
 
     python bench/train_throughput.py [--steps 30] [--configs tiny demo]
@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ar_baseline import ar_batch, gpt2_like  # noqa: E402
 
 
 def _setup(config_name: str):
@@ -44,22 +47,6 @@ def _setup(config_name: str):
     return config, model, tok, pairs
 
 
-def _gpt2_like(model, tok):
-    """A GPT2LMHeadModel with our depth, heads and MLP ratio, its width chosen to match our parameter count."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    m = model.config
-    target = sum(p.numel() for p in model.parameters())
-    best = None
-    for width in range(m.num_heads * 8, 4 * m.hidden_size + 1, m.num_heads * 8):
-        cfg = GPT2Config(vocab_size=len(tok), n_positions=m.max_prompt_length + m.max_response_length + 1, n_embd=width,
-                         n_layer=m.num_layers, n_head=m.num_heads, n_inner=int(width * m.mlp_ratio), pad_token_id=tok.pad_token_id)
-        params = GPT2LMHeadModel(cfg).num_parameters()
-        if best is None or abs(params - target) < abs(best[1] - target):
-            best = (cfg, params)
-    return GPT2LMHeadModel(best[0])
-
-
 def measure(which: str, config_name: str, steps: int, warmup: int) -> dict:
     """Train ``which`` (ours | gpt2) for warmup + steps batches; tokens/s over the timed steps."""
     import torch
@@ -70,7 +57,7 @@ def measure(which: str, config_name: str, steps: int, warmup: int) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     m, bs = model.config, config.optim.batch_size
     if which == "gpt2":
-        model = _gpt2_like(model, tok)
+        model = gpt2_like(m, len(tok) + 1, sum(p.numel() for p in model.parameters()))
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
@@ -85,15 +72,7 @@ def measure(which: str, config_name: str, steps: int, warmup: int) -> dict:
             ids, mask = pad_prompts(batch_p, m.pad_token_id)
             loss = model(ids.to(device), mask.to(device), pad_responses(batch_r, m.max_response_length, m.pad_token_id).to(device)).loss
         else:
-            seqs = [p + [m.pad_token_id] + r for p, r in zip(batch_p, batch_r)]
-            width = max(map(len, seqs))
-            ids = torch.full((bs, width), m.pad_token_id)
-            labels = torch.full((bs, width), -100)
-            attn = torch.zeros((bs, width), dtype=torch.long)
-            for row, (p, s) in enumerate(zip(batch_p, seqs)):
-                ids[row, : len(s)] = torch.tensor(s)
-                attn[row, : len(s)] = 1
-                labels[row, len(p) + 1 : len(s)] = torch.tensor(s[len(p) + 1 :])
+            ids, attn, labels = ar_batch(batch_p, batch_r, len(tok), m.pad_token_id)
             loss = model(input_ids=ids.to(device), attention_mask=attn.to(device), labels=labels.to(device)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -104,6 +104,7 @@ class EvalConfig:
     generate: int = 64
     num_steps: int = 20
     method: str = "dpm_solver++"
+    clamp: bool = False
     examples: int = 4
     batch_size: int = 64
 

@@ -62,11 +62,11 @@ def main(argv=None) -> int:
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
     prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]
     start = time.time()
-    generated = pipe(prompts, num_steps=args.num_steps, method=args.method, batch_size=100)
+    generated = pipe(prompts, num_steps=args.num_steps, method=args.method, batch_size=100, clamp=config.eval.clamp)
     seconds = time.time() - start
     model, copy = text_metrics(generated, refs), text_metrics(prompts, refs)
     result = {"train_minutes": round(minutes, 1), "train_steps": config.optim.max_steps, "test_verses": len(rows),
-              "sampler": f"{args.method}, {args.num_steps} steps", "generate_seconds": round(seconds, 1),
+              "sampler": f"{args.method}, {args.num_steps} steps" + (", clamped" if config.eval.clamp else ""), "generate_seconds": round(seconds, 1),
               "bleu": round(model["bleu"], 2), "chrf": round(model["chrf"], 2),
               "copy_bleu": round(copy["bleu"], 2), "copy_chrf": round(copy["chrf"], 2), "final_train_loss": trained.get("loss")}
     print(f"\nKJV -> WEB, {len(rows)} held-out verses ({args.method}, {args.num_steps} steps; trained {minutes:.1f} min):")

@@ -222,7 +222,7 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
         prompts, refs = val_text
         if prompts:
             pipe = DiffusionLMPipeline(eval_model, tok)
-            scores, rows = generation_metrics(pipe, prompts, refs, e.num_steps, e.method, e.batch_size, e.examples)
+            scores, rows = generation_metrics(pipe, prompts, refs, e.num_steps, e.method, e.batch_size, e.examples, e.clamp)
             metrics.update(scores)
             metrics.update({f"copy_{k}": v for k, v in copy_scores.items() if k == "bleu"})
             for row in rows:
