@@ -23,14 +23,18 @@ def test_short_run_learns_to_reverse_words():
 
 @pytest.mark.slow
 def test_sorting_reaches_90_percent_exact_match_at_20_steps():
-    """Issue acceptance: from scratch on CPU, >= 90% exact match at 20 steps with ddim and dpm_solver++."""
+    """Issue acceptance: from scratch on CPU, >= 90% exact match at 20 steps with ddim and dpm_solver++.
+
+    Self-conditioning is on: without it this model reaches ~88% with one step but only ~79% at 20 steps
+    (its own blurred estimates, fed back through the noisy state, compound); with it ~97% at 20 steps.
+    """
     vocab, words = 50, (4, 12)
     train = synthetic_pairs(100_000, "sort", vocab, *words, seed=1)
     held_out = synthetic_pairs(300, "sort", vocab, *words, seed=2)
-    assert not set(held_out) & set(train[:100_000]) or len(set(held_out) & set(train)) < 5
+    assert len(set(held_out) & set(train)) < 5, "held-out prompts must be new"
     tok = train_tokenizer([" ".join(f"w{i}" for i in range(vocab))] * 2, kind="wordlevel", vocab_size=vocab + 10)
     cfg = DiffusionLMConfig(embedding_dim=16, hidden_size=64, num_heads=4, num_layers=4, mlp_ratio=2.0,
-                            max_prompt_length=16, max_response_length=16)
+                            max_prompt_length=16, max_response_length=16, self_conditioning=True)
     model, tok = build_model(cfg, tok)
     train_steps(model, tok, train, steps=3000)
     pipe = DiffusionLMPipeline(model, tok)

@@ -189,7 +189,8 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
         return {"stopped_at": stopped_at}
 
     # ----------------------------------------------------------------- the result
-    result = {"step": o.max_steps, **{k: v for k, v in last.items() if k != "lr"}, **{f"copy_{k}": v for k, v in copy_scores.items()}}
+    result = {"step": o.max_steps, "train_seconds": round(train_seconds, 2), **{k: v for k, v in last.items() if k != "lr"},
+              **{f"copy_{k}": v for k, v in copy_scores.items()}}
     if main:
         _weights_for_eval(raw_model, eval_model, ema)
         pipe = DiffusionLMPipeline(eval_model, tok)
