@@ -137,10 +137,9 @@ def throughput(fn, prompts: list[str], batch: int, repeats: int = 3) -> dict:
     """Samples/s and output tokens/s of ``fn(prompts) -> texts`` at one batch size (best of repeats)."""
     chunk = (prompts * math.ceil(batch / len(prompts)))[:batch]
     best = float("inf")
-    texts = []
     for _ in range(repeats):
         start = time.perf_counter()
-        texts = fn(chunk, batch)
+        fn(chunk, batch)
         best = min(best, time.perf_counter() - start)
     return {"batch": batch, "samples_per_s": round(batch / best, 2), "seconds": round(best, 3)}
 

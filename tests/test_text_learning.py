@@ -1,7 +1,6 @@
 """The text model learns: a short run in the default suite, the full acceptance run marked slow."""
 
 import pytest
-import torch
 
 from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
 from diffusion_lm.data import synthetic_pairs
