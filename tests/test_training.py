@@ -251,3 +251,20 @@ def test_two_process_data_parallel_run_trains_saves_and_generates(data, tmp_path
     assert rows[-1]["step"] == 6 and "bleu" in rows[-1]
     pipe = DiffusionLMPipeline.from_pretrained(out / "model")
     assert len(pipe(["w1 w2 w3", "w4"], num_steps=3)) == 2
+
+
+def test_minilm_config_trains_with_the_encoders_table_and_tokenizer(data, tmp_path):
+    """configs/minilm.yaml's model, shrunk: MiniLM's 30522 x 384 table and its WordPiece tokenizer."""
+    from accelerate.state import AcceleratorState
+
+    overrides = _overrides(data, tmp_path, "--optim.max_steps", "2", "--optim.batch_size", "4", "--model.hidden_size", "32",
+                           "--model.num_layers", "1", "--model.num_heads", "2", "--model.max_prompt_length", "16",
+                           "--model.max_response_length", "16", "--eval.generate", "2", "--eval.loss_batches", "1")
+    try:
+        result = train(load_config(ROOT / "configs" / "minilm.yaml", overrides))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert result["step"] == 2
+    pipe = DiffusionLMPipeline.from_pretrained(tmp_path / "model")
+    assert pipe.model.config.vocab_size == 30522 and pipe.model.config.embedding_dim == 384
+    assert pipe.tokenizer("hello world", add_special_tokens=False)["input_ids"] == [7592, 2088]
