@@ -14,7 +14,9 @@ def test_short_run_learns_to_reverse_words():
     cfg = DiffusionLMConfig(embedding_dim=16, hidden_size=64, num_heads=4, num_layers=3, mlp_ratio=2.0,
                             max_prompt_length=8, max_response_length=8)
     model, tok = build_model(cfg, word_tokenizer())
-    train_steps(model, tok, reverse_pairs(20_000, seed=1), steps=800)
+    # Reversal is learnt through a sudden transition (positional attention) that lands between ~600 and
+    # ~1000 steps depending on the table; at 1200 steps table seeds 0-8 all reach 100% (at 800, seed 0: 7%).
+    train_steps(model, tok, reverse_pairs(20_000, seed=1), steps=1200)
     pipe = DiffusionLMPipeline(model, tok)
     held_out = reverse_pairs(100, seed=2)
     assert exact_match(pipe, held_out, num_steps=10, method="ddim") >= 0.8
