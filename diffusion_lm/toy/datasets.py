@@ -43,7 +43,7 @@ def _moons(n: int, generator: torch.Generator | None) -> Tensor:
     return x + 0.1 * torch.randn(n, 2, generator=generator, dtype=torch.float64)
 
 
-# checkerboard: uniform on the 8 black squares of side 1 in [-2, 2]^2
+# checkerboard: uniform on the 8 "black" squares (column + row even) of side 1 in [-2, 2]^2
 def _checkerboard(n: int, generator: torch.Generator | None) -> Tensor:
     cell = torch.randint(0, 8, (n,), generator=generator)
     row = cell // 2
@@ -55,7 +55,7 @@ def _checkerboard(n: int, generator: torch.Generator | None) -> Tensor:
 def _checkerboard_log_prob(x: Tensor) -> Tensor:
     inside = (x.abs() < 2).all(1)
     cells = torch.floor(x + 2.0)
-    black = (cells[:, 0] + cells[:, 1]) % 2 == 1
+    black = (cells[:, 0] + cells[:, 1]) % 2 == 0  # the squares _checkerboard draws from
     return torch.where(inside & black, torch.full_like(x[:, 0], -math.log(8.0)), torch.full_like(x[:, 0], -math.inf))
 
 
