@@ -10,7 +10,7 @@ from torch import Tensor
 
 def as_time(t: Tensor | float, name: str = "t") -> Tensor:
     """``t`` as a float64 tensor, checked to lie in [0, 1]."""
-    t64 = torch.as_tensor(t).to(torch.float64)
+    t64 = t.to(torch.float64) if isinstance(t, Tensor) else torch.tensor(t, dtype=torch.float64, device="cpu")
     if not torch.all((t64 >= 0.0) & (t64 <= 1.0)):  # also rejects NaN
         bad = t64[~((t64 >= 0.0) & (t64 <= 1.0))].flatten()[:3].tolist()
         raise ValueError(

@@ -72,7 +72,7 @@ class Schedule(ABC):
 
     def t_from_log_snr(self, lam: Tensor | float) -> Tensor:
         """The exact inverse of ``log_snr``; log-SNRs beyond the schedule's range map to t = 0 or 1."""
-        lam64 = torch.as_tensor(lam).to(torch.float64)
+        lam64 = lam.to(torch.float64) if isinstance(lam, Tensor) else torch.tensor(lam, dtype=torch.float64, device="cpu")
         if torch.isnan(lam64).any():
             raise ValueError("t_from_log_snr got NaN; pass finite log-SNR values.")
         lam64 = lam64.clamp(-LOG_SNR_LIMIT, LOG_SNR_LIMIT)
