@@ -53,7 +53,8 @@ def test_ssm_and_dsm_differences_are_the_score_matching_difference(skewed, predi
 
 
 def test_sliced_score_matching_on_a_gaussian_in_closed_form():
-    # p = N(0, c^2 I) in d = 4, model s(x) = -a x: J = -a d + a^2 c^2 d / 2 and 1/2 E||s - grad log p||^2 - J = d / (2 c^2)
+    # p = N(0, c^2 I) in d = 4, model s(x) = -a x: J = -a d + a^2 c^2 d / 2,
+    # and 1/2 E||s - grad log p||^2 - J = d / (2 c^2) does not depend on a
     d, c, a = 4, 1.5, 0.7
     x = c * torch.randn(50_000, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     for vr in (True, False):

@@ -59,7 +59,8 @@ _MOONS_SHIFT = (0.5, 0.25)
 
 def _upper_moon(u: Tensor) -> Tensor:
     angle = math.pi * u
-    return (torch.stack([torch.cos(angle), torch.sin(angle)], 1) - torch.tensor(_MOONS_SHIFT, dtype=torch.float64)) * 2.0
+    upper = torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+    return (upper - torch.tensor(_MOONS_SHIFT, dtype=torch.float64)) * 2.0
 
 
 def _lower_moon(u: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ class SmallPreTrainedModel(PreTrainedModel):
         """Keep PyTorch's default initialisation (each module sets its own in ``__init__``)."""
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        """``PreTrainedModel.save_pretrained`` into a temporary sibling directory, then renamed to ``save_directory``."""
+        """``PreTrainedModel.save_pretrained`` into a temporary sibling directory, renamed into place."""
         if kwargs.get("push_to_hub"):
             return super().save_pretrained(save_directory, **kwargs)
         target = Path(save_directory)

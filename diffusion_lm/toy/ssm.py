@@ -95,7 +95,8 @@ def ssm_loss(
     """
     check_choice(prediction, PREDICTIONS, "prediction")
     check_choice(reduction, ("mean", "none"), "reduction")
-    t, pi = sample_time(x0.shape[0], schedule, t_sampling=t_sampling, t_eps=t_eps, generator=generator, device=x0.device)
+    t, pi = sample_time(x0.shape[0], schedule, t_sampling=t_sampling, t_eps=t_eps, generator=generator,
+                        device=x0.device)
     device = generator.device if generator is not None else x0.device
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
     view = (-1,) + (1,) * (x0.ndim - 1)
