@@ -8,6 +8,8 @@ import torch
 from diffusion_lm.core import VPSchedule, convert, dsm_loss, loss_weight, sample_time
 from diffusion_lm.toy.ssm import sliced_score_matching, ssm_loss
 
+from .toy_helpers import one_thread  # noqa: F401
+
 SCHEDULE = VPSchedule.linear()
 
 

@@ -8,6 +8,8 @@ import torch
 from diffusion_lm.toy import sliced_wasserstein
 from diffusion_lm.toy.datasets import TOY_DATASETS, curve_mixture, gauss_legendre, toy_distribution
 
+from .toy_helpers import one_thread  # noqa: F401
+
 
 def _brute_force_log_density(x, curves, std, nodes=40_000):
     """log int_0^1 N(x; c(u), std^2 I) du by the midpoint rule on a fine grid (curves given as formulas here)."""

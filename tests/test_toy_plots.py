@@ -9,6 +9,8 @@ from diffusion_lm.toy.datasets import toy_distribution
 pytest.importorskip("matplotlib")
 from diffusion_lm.toy.plots import plot_samples, plot_score_field, plot_trajectories  # noqa: E402
 
+from .toy_helpers import one_thread  # noqa: E402, F401
+
 
 def _png(path):
     data = path.read_bytes()

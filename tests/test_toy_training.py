@@ -10,14 +10,7 @@ from diffusion_lm.toy.mlp import ToyMLP
 from diffusion_lm.toy.training import Objective, fit, warmup_cosine
 from training import train_toy
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and do not fight other jobs for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from .toy_helpers import one_thread  # noqa: F401
 
 
 def _excess_loss(objective, model, mixture, schedule, prediction, n=20_000):
