@@ -101,3 +101,26 @@ def test_bad_arguments_are_named(ring):
                                       solver="rk4")
     with pytest.raises(ValueError, match="start at the student's t_min"):
         consistency_distillation_loss(student, student, ring.model(SCHEDULE), x0, distillation_grid(SCHEDULE, 4, 1e-2))
+
+
+def test_grouped_intervals_stay_uniform(ring):
+    times = distillation_grid(SCHEDULE, 10, 2e-3)
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(t.detach().clone())
+            return x
+
+    f = ConsistencyFunction(Recorder(), SCHEDULE, t_min=2e-3)
+    x0 = ring.sample(20, torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(6)
+    counts = torch.zeros(11)
+    for _ in range(300):
+        seen.clear()
+        consistency_distillation_loss(f, f, ring.model(SCHEDULE), x0, times, solver="ddim", groups=3, generator=gen)
+        t_hi = seen[-1]  # the student's call at t_{n+1}
+        idx = (t_hi[:, None] - times[None]).abs().argmin(1)
+        assert len(idx.unique()) <= 3
+        counts += torch.bincount(idx, minlength=11).float()
+    assert counts[0] == 0 and (counts[1:] / counts.sum() - 0.1).abs().max() < 0.03, counts

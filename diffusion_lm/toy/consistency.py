@@ -84,13 +84,16 @@ def consistency_distillation_loss(
     *,
     teacher_prediction: str = "eps",
     solver: str = "heun",
+    groups: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The consistency distillation loss above, on a batch of data ``x0`` (B, ...).
 
     ``times`` is an increasing grid from t_min to 1 (``distillation_grid``); each example draws its
     interval n uniformly. The teacher's step t_{n+1} -> t_n is the core sampler ``solver`` on that
-    one interval (Heun: 2 NFE, the choice of the paper). Squared L2 distance, entries averaged.
+    one interval (Heun: 2 NFE, the choice of the paper), one call per distinct interval; ``groups``
+    caps the distinct intervals of a batch (drawn without replacement, then shared out at random,
+    so each example's interval stays uniform) to save calls. Squared L2 distance, entries averaged.
     """
     if solver not in TEACHER_SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; valid choices are: {', '.join(TEACHER_SOLVERS)}.")
@@ -101,7 +104,13 @@ def consistency_distillation_loss(
         raise ValueError(f"times must start at the student's t_min = {student.t_min}, got {float(times[0])}.")
     batch = x0.shape[0]
     device = generator.device if generator is not None else x0.device
-    n = torch.randint(0, len(times) - 1, (batch,), generator=generator, device=device).to(x0.device)
+    intervals = len(times) - 1
+    if groups is None or groups >= intervals:
+        n = torch.randint(0, intervals, (batch,), generator=generator, device=device)
+    else:
+        chosen = torch.randperm(intervals, generator=generator, device=device)[:groups]
+        n = chosen[torch.randint(0, groups, (batch,), generator=generator, device=device)]
+    n = n.to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
     t_hi, t_lo = times[n + 1], times[n]
     alpha, sigma = student.schedule.alpha(t_hi), student.schedule.sigma(t_hi)
