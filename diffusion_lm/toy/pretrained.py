@@ -1,0 +1,119 @@
+"""Checkpoints of the small models as transformers models: a JSON config and safetensors weights.
+
+``SmallPreTrainedModel`` is ``PreTrainedModel`` with an atomic ``save_pretrained`` (the directory is
+written beside the target, then renamed into place); ``ToyDenoiser`` is the 2D MLP denoiser with
+the schedule and prediction kind it was trained for in its config, so a loaded model samples as is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+from transformers import PretrainedConfig, PreTrainedModel
+
+from ..core.parameterization import PREDICTIONS
+from ..core.schedules import Schedule, VPSchedule, schedule_from_config
+from .mlp import ToyMLP
+
+
+class SmallPreTrainedModel(PreTrainedModel):
+    """Base of the small models: modules initialise themselves; ``save_pretrained`` is atomic."""
+
+    def _init_weights(self, module) -> None:
+        """Keep PyTorch's default initialisation (each module sets its own in ``__init__``)."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """``PreTrainedModel.save_pretrained`` into a temporary sibling directory, renamed into place."""
+        if kwargs.get("push_to_hub"):
+            return super().save_pretrained(save_directory, **kwargs)
+        target = Path(save_directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            super().save_pretrained(tmp, **kwargs)
+            old = None
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                target.rename(old)
+            tmp.rename(target)
+            if old is not None:
+                shutil.rmtree(old)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+def check_diffusion_fields(config: PretrainedConfig) -> None:
+    """``prediction`` and ``schedule`` of a denoiser config, checked."""
+    if config.prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {config.prediction!r}.")
+    schedule_from_config(config.schedule)
+
+
+class ToyDenoiserConfig(PretrainedConfig):
+    """Configuration of :class:`ToyDenoiser`.
+
+    Args:
+        dim: data dimension (2 for the toy distributions).
+        hidden, layers, time_dim: width, residual blocks and time-embedding size of the MLP.
+        prediction: what the network outputs (``eps``, ``x0``, ``v``, ``score`` or ``velocity``).
+        schedule: the core schedule it was trained with, as ``Schedule.config()``; default VP linear.
+        dataset: name of the training distribution, for the record.
+        loss: ``dsm``, ``ssm`` or ``flow``, for the record.
+    """
+
+    model_type = "diffusion-lm-toy"
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 256,
+        layers: int = 3,
+        time_dim: int = 64,
+        prediction: str = "eps",
+        schedule: dict[str, Any] | None = None,
+        dataset: str | None = None,
+        loss: str = "dsm",
+        **kwargs: Any,
+    ):
+        self.dim, self.hidden, self.layers, self.time_dim = dim, hidden, layers, time_dim
+        self.prediction = prediction
+        self.schedule = dict(schedule) if schedule is not None else VPSchedule.linear().config()
+        self.dataset = dataset
+        self.loss = loss
+        super().__init__(**kwargs)
+        for name in ("dim", "hidden", "layers", "time_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ToyDenoiserConfig.{name} must be an integer >= 1, got {value!r}.")
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even (cosine and sine halves), got {self.time_dim}.")
+        check_diffusion_fields(self)
+
+
+class ToyDenoiser(SmallPreTrainedModel):
+    """``model(x, t) -> prediction`` for x (B, dim) and t (B,): :class:`ToyMLP` with its diffusion settings."""
+
+    config_class = ToyDenoiserConfig
+    base_model_prefix = "toy"
+
+    def __init__(self, config: ToyDenoiserConfig):
+        super().__init__(config)
+        self.net = ToyMLP(config.dim, config.hidden, config.layers, config.time_dim)
+        self.post_init()
+
+    @property
+    def schedule(self) -> Schedule:
+        return schedule_from_config(self.config.schedule)
+
+    @property
+    def prediction(self) -> str:
+        return self.config.prediction
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.net(x, t)
