@@ -253,7 +253,7 @@ def report(results: dict, out: Path) -> None:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, eta in SAMPLERS:
-        pts = sorted((r["steps"] * (1 if method != "x" else 1), r["bleu"]) for r in results["ours"]
+        pts = sorted((r["steps"], r["bleu"]) for r in results["ours"]
                      if r["self_conditioning"] and r["method"] == method and r["eta"] == eta and not r["clamp"] and not r["mbr"])
         if pts:
             ax.plot(*zip(*pts), marker="o", label=method + (f" (eta={eta:g})" if method == "ddim" else ""))
