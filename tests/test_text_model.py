@@ -167,3 +167,22 @@ def test_random_table_is_not_the_sampler_noise_stream():
     noise = noise / noise.pow(2).mean(-1, keepdim=True).sqrt()
     cosine = torch.nn.functional.cosine_similarity(noise, table[:32], dim=-1)
     assert cosine.abs().max() < 0.9
+
+
+def test_rotary_scores_depend_only_on_relative_position():
+    """RoPE: <R(m) q, R(n) k> is a function of n - m, and each rotation keeps the norm."""
+    from diffusion_lm.modeling.denoiser import apply_rotary, rotary_tables
+
+    gen = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 1, 1, 1, 16, generator=gen, dtype=torch.float64).unbind(0)
+
+    def score(m: int, n: int) -> float:
+        cos, sin = rotary_tables(torch.tensor([m, n]), 16)
+        rq = apply_rotary(q, cos[:1].double(), sin[:1].double())
+        rk = apply_rotary(k, cos[1:].double(), sin[1:].double())
+        assert torch.allclose(rq.norm(), q.norm()) and torch.allclose(rk.norm(), k.norm())
+        return float((rq * rk).sum())
+
+    assert score(3, 7) == pytest.approx(score(10, 14), abs=1e-5)
+    assert score(0, 5) == pytest.approx(score(20, 25), abs=1e-5)
+    assert abs(score(0, 1) - score(0, 5)) > 1e-3  # and it does depend on the offset

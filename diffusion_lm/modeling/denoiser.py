@@ -36,17 +36,17 @@ class TimestepEmbedder(nn.Module):
 
 
 def rotary_tables(positions: Tensor, head_dim: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
-    """cos and sin tables for rotary position embeddings: (L,) -> two (L, head_dim / 2)."""
+    """cos and sin tables for rotary position embeddings: (L,) -> two (L, head_dim), each half repeated."""
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
-    angles = positions.float()[:, None] * inv_freq[None]
+    angles = positions.float()[:, None] * inv_freq[None]  # (L, head_dim / 2)
+    angles = torch.cat([angles, angles], -1)
     return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate channel pairs of x (B, heads, L, head_dim) by position-dependent angles."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
-    return rotated.flatten(-2).to(x.dtype)
+    """Rotate channel i with channel i + head_dim/2 of x (B, heads, L, head_dim) by position-dependent angles."""
+    x1, x2 = x.chunk(2, -1)
+    return (x * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
 class SelfAttention(nn.Module):
