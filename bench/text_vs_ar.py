@@ -151,7 +151,12 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--steps", type=int, nargs="+", default=STEPS)
     parser.add_argument("--train-steps", type=int, default=None, help="override the training steps (smoke runs)")
+    parser.add_argument("--report-only", action="store_true", help="redraw the tables and plot from <out>/results.json")
     args = parser.parse_args()
+    if args.report_only:
+        out = args.out or ROOT / "runs" / f"bench_{args.task}"
+        report(json.loads((out / "results.json").read_text()), out)
+        return
     from diffusion_lm.pipeline import DiffusionLMPipeline
     from training.evaluation import text_metrics
 
@@ -251,20 +256,23 @@ def report(results: dict, out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, eta in SAMPLERS:
-        pts = sorted((r["steps"], r["bleu"]) for r in results["ours"]
-                     if r["self_conditioning"] and r["method"] == method and r["eta"] == eta and not r["clamp"] and not r["mbr"])
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=method + (f" (eta={eta:g})" if method == "ddim" else ""))
-    for r, style in zip(results["ar"], ("-", ":")):
-        ax.axhline(r["bleu"], color="black", linestyle=style, label=f"GPT-2, {r['budget']}")
-    ax.axhline(results["copy"]["bleu"], color="grey", linestyle="--", label="copy the input")
-    ax.set_xscale("log")
-    ax.set_xlabel("model evaluations (NFE)")
-    ax.set_ylabel("BLEU")
-    ax.set_title(f"{results['task']}: quality against NFE")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, sc in zip(axes, (True, False)):
+        for method, eta in SAMPLERS:
+            for clamp, style in ((False, "-"), (True, "--")):
+                pts = sorted((r["steps"], r["bleu"]) for r in results["ours"] if r["self_conditioning"] == sc
+                             and r["method"] == method and r["eta"] == eta and r["clamp"] == clamp and not r["mbr"])
+                if pts:
+                    label = method + (f" (eta={eta:g})" if method == "ddim" else "") + (", clamped" if clamp else "")
+                    ax.plot(*zip(*pts), marker="o", linestyle=style, label=label)
+        for r, style in zip(results["ar"], ("-", ":")):
+            ax.axhline(r["bleu"], color="black", linestyle=style, label=f"GPT-2, {r['budget']}")
+        ax.axhline(results["copy"]["bleu"], color="grey", linestyle="--", label="copy the input")
+        ax.set_xscale("log")
+        ax.set_xlabel("model evaluations (NFE)")
+        ax.set_title(f"{results['task']}: ours {'with' if sc else 'without'} self-conditioning")
+    axes[0].set_ylabel("BLEU")
+    axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "quality_vs_nfe.png", dpi=110)
 
