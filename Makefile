@@ -32,6 +32,8 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/samplers.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/generation_throughput.py
+	$(PY) bench/toy.py --quick
 
 clean:
 	rm -rf $(VENV) outputs runs .pytest_cache
