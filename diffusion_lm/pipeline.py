@@ -113,7 +113,7 @@ class DiffusionLMPipeline:
         batch_size: int = 32,
         return_all: bool = False,
         truncation: bool = False,
-        clamp: bool = False,
+        clamp: bool | None = None,
         grid: str = "logsnr",
         order: int | None = None,
         progress: bool = False,
@@ -128,8 +128,11 @@ class DiffusionLMPipeline:
                 minimum-Bayes-risk one (highest mean BLEU against the others), else the first.
             seed: responses are reproducible for the same seed and batch_size.
             truncation: cut over-long prompts instead of raising.
-            clamp: snap each x0 prediction to its nearest embedding row (Diffusion-LM).
+            clamp: snap each x0 prediction to its nearest embedding row (Diffusion-LM); ``None`` takes the
+                model's ``config.clamp_at_inference``, which training sets from ``eval.clamp``.
         """
+        if clamp is None:
+            clamp = self.model.config.clamp_at_inference
         prompts = self._check_call(prompts, num_steps, num_samples, batch_size, guidance_scale)
         texts = []
         expanded = [p for p in prompts for _ in range(num_samples)]

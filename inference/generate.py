@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--mbr", action="store_true", help="pick the minimum-Bayes-risk sample")
     p.add_argument("--return-all", action="store_true", help="also write every sample")
-    p.add_argument("--clamp", action="store_true", help="clamp x0 predictions to embedding rows")
+    p.add_argument("--clamp", action=argparse.BooleanOptionalAction, default=None,
+                   help="clamp x0 predictions to embedding rows (default: the model's clamp_at_inference)")
     p.add_argument("--truncation", action="store_true", help="cut over-long prompts instead of failing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)

@@ -118,6 +118,20 @@ def test_clamping_hands_the_sampler_embedding_rows(pipe):
     assert torch.cdist(out[0], table).min(-1).values.max() < 1e-5
 
 
+def test_clamp_defaults_to_the_models_clamp_at_inference():
+    """clamp=None follows config.clamp_at_inference; an explicit clamp overrides it."""
+    model, tok = tiny_model(seed=3)
+    pipe = DiffusionLMPipeline(model, tok)
+    prompts = ["w1 w2 w3", "w4 w5", "w6 w7 w8 w9"]
+    kwargs = dict(num_steps=4, method="ddim", seed=0)
+    clamped, free = pipe(prompts, clamp=True, **kwargs), pipe(prompts, clamp=False, **kwargs)
+    assert clamped != free, "the check needs clamping to change this model's output"
+    assert pipe(prompts, **kwargs) == free
+    model.config.clamp_at_inference = True
+    assert pipe(prompts, **kwargs) == clamped
+    assert pipe(prompts, clamp=False, **kwargs) == free
+
+
 def test_out_of_vocabulary_text_goes_through_unk(pipe):
     assert len(pipe(["completely unknown wörds ∑ here"], num_steps=2)) == 1
 

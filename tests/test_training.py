@@ -99,6 +99,12 @@ def test_jsonl_trains_and_writes_everything(data, tmp_path):
     assert len(pipe(["w1 w2 w3"], num_steps=3)) == 1
     card = (tmp_path / "model" / "README.md").read_text()
     assert "| bleu |" in card and "| steps | `12` |" in card
+    assert pipe.model.config.clamp_at_inference is False  # the tiny config evaluates unclamped
+
+
+def test_saved_model_generates_as_evaluation_did(data, tmp_path):
+    run(data, tmp_path, "--eval.clamp", "true")
+    assert DiffusionLMPipeline.from_pretrained(tmp_path / "model").model.config.clamp_at_inference is True
 
 
 def test_csv_and_datasets_dataset_train(data, tmp_path):

@@ -185,7 +185,7 @@ class TrainConfig:
         from diffusion_lm import DiffusionLMConfig
 
         try:
-            return DiffusionLMConfig(**dataclasses.asdict(self.model))
+            return DiffusionLMConfig(**dataclasses.asdict(self.model), clamp_at_inference=self.eval.clamp)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from err
 

@@ -193,6 +193,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
               **{f"copy_{k}": v for k, v in copy_scores.items()}}
     if main:
         _weights_for_eval(raw_model, eval_model, ema)
+        eval_model.config.clamp_at_inference = config.eval.clamp  # the pipeline generates as evaluation did
         pipe = DiffusionLMPipeline(eval_model, tok)
         training_card = {"steps": o.max_steps, "batch_size": o.batch_size * accelerator.num_processes * o.grad_accum,
                          "lr": o.lr, "ema_decay": o.ema_decay, "data": config.data.dataset, "train_files": config.data.train_files,

@@ -33,6 +33,7 @@ class DiffusionLMConfig(PretrainedConfig):
         rounding_temperature: logits are divided by this.
         self_conditioning: feed the previous x0 prediction back to the denoiser (trained half the time).
         prompt_dropout: probability of dropping the prompt in training; > 0 enables classifier-free guidance.
+        clamp_at_inference: the pipeline's default for ``clamp`` (training sets it from ``eval.clamp``).
         tokenizer_fingerprint: hash of the tokenizer's vocabulary, checked when model and tokenizer meet.
     """
 
@@ -62,6 +63,7 @@ class DiffusionLMConfig(PretrainedConfig):
         rounding_temperature: float = 1.0,
         self_conditioning: bool = False,
         prompt_dropout: float = 0.0,
+        clamp_at_inference: bool = False,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
     ):
@@ -86,6 +88,7 @@ class DiffusionLMConfig(PretrainedConfig):
         self.rounding_temperature = rounding_temperature
         self.self_conditioning = self_conditioning
         self.prompt_dropout = prompt_dropout
+        self.clamp_at_inference = bool(clamp_at_inference)
         self.tokenizer_fingerprint = tokenizer_fingerprint
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.validate()
