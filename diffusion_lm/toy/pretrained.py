@@ -8,14 +8,12 @@ the schedule and prediction kind it was trained for in its config, so a loaded m
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 from transformers import PretrainedConfig, PreTrainedModel
 
+from ..atomic import staged_directory
 from ..core.parameterization import PREDICTIONS
 from ..core.schedules import Schedule, VPSchedule, schedule_from_config
 from .mlp import ToyMLP
@@ -31,21 +29,8 @@ class SmallPreTrainedModel(PreTrainedModel):
         """``PreTrainedModel.save_pretrained`` into a temporary sibling directory, renamed into place."""
         if kwargs.get("push_to_hub"):
             return super().save_pretrained(save_directory, **kwargs)
-        target = Path(save_directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            super().save_pretrained(tmp, **kwargs)
-            old = None
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                target.rename(old)
-            tmp.rename(target)
-            if old is not None:
-                shutil.rmtree(old)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+        with staged_directory(save_directory) as staging:
+            super().save_pretrained(staging, **kwargs)
 
 
 def check_diffusion_fields(config: PretrainedConfig) -> None:
