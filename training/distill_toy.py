@@ -32,6 +32,7 @@ from diffusion_lm.toy.datasets import TOY_DATASETS, toy_distribution
 from diffusion_lm.toy.metrics import distance_to_data
 from diffusion_lm.toy.mlp import ToyMLP
 from diffusion_lm.toy.training import fit
+from .threads import run_on_threads
 
 # the teacher's samplers at 1 and 2 NFE (name, sample() kwargs); every one is a PF-ODE solver
 TEACHER_AT_NFE = {
@@ -88,13 +89,7 @@ def load_teacher(args):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or threads)
-    try:
-        return run(args)
-    finally:
-        torch.set_num_threads(threads)
+    return run_on_threads(run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -27,6 +27,7 @@ from diffusion_lm.images.digits import dequantize, load_digits_split, quantize
 from diffusion_lm.images.evaluate import Judge, class_labels, diversity, generate, heldout_bits_per_dim
 from diffusion_lm.images.unet import DigitsUNet, DigitsUNetConfig
 from diffusion_lm.toy.training import fit
+from .threads import run_on_threads
 
 SCHEDULES = {"cosine": VPSchedule.cosine, "linear": VPSchedule.linear}
 
@@ -165,13 +166,7 @@ def _draw(args, grids: dict, metrics: dict) -> list[Path]:
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or threads)
-    try:
-        return run(args)
-    finally:
-        torch.set_num_threads(threads)
+    return run_on_threads(run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> dict:

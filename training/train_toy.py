@@ -24,6 +24,7 @@ from diffusion_lm.toy.datasets import TOY_DATASETS, ToyDistribution, toy_distrib
 from diffusion_lm.toy.metrics import distance_to_data, heldout_nll
 from diffusion_lm.toy.pretrained import ToyDenoiser, ToyDenoiserConfig
 from diffusion_lm.toy.training import LOSSES, Objective, fit
+from .threads import run_on_threads
 
 SCHEDULES = {"linear": VPSchedule.linear, "cosine": VPSchedule.cosine, "flow": FlowSchedule}
 # f and g^2 are infinite at t = 1 on the flow path: Euler-Maruyama steps from there diverge
@@ -81,13 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or threads)
-    try:
-        return run(args)
-    finally:
-        torch.set_num_threads(threads)
+    return run_on_threads(run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> dict:
