@@ -70,10 +70,6 @@ class NoisyClassifier(SmallPreTrainedModel):
         )
         self.post_init()
 
-    @property
-    def schedule(self) -> Schedule:
-        return schedule_from_config(self.config.schedule)
-
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         emb = nn.functional.silu(self.time(timestep_embedding(t, self.config.time_dim)))  # (B, 4c)
         h = self.inp(x.float())

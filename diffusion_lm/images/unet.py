@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig
 
-from ..core.schedules import Schedule, VPSchedule, schedule_from_config
+from ..core.schedules import VPSchedule
 from ..toy.mlp import timestep_embedding
 from ..toy.pretrained import SmallPreTrainedModel, check_diffusion_fields
 from .digits import NUM_CLASSES
@@ -124,10 +124,6 @@ class DigitsUNet(SmallPreTrainedModel):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
         self.post_init()
-
-    @property
-    def schedule(self) -> Schedule:
-        return schedule_from_config(self.config.schedule)
 
     @property
     def prediction(self) -> str:

@@ -25,6 +25,11 @@ class SmallPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module) -> None:
         """Keep PyTorch's default initialisation (each module sets its own in ``__init__``)."""
 
+    @property
+    def schedule(self) -> Schedule:
+        """The noise schedule the model was trained with (its config's ``schedule``)."""
+        return schedule_from_config(self.config.schedule)
+
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """``PreTrainedModel.save_pretrained`` into a temporary sibling directory, renamed into place."""
         if kwargs.get("push_to_hub"):
@@ -91,10 +96,6 @@ class ToyDenoiser(SmallPreTrainedModel):
         super().__init__(config)
         self.net = ToyMLP(config.dim, config.hidden, config.layers, config.time_dim)
         self.post_init()
-
-    @property
-    def schedule(self) -> Schedule:
-        return schedule_from_config(self.config.schedule)
 
     @property
     def prediction(self) -> str:
