@@ -12,6 +12,8 @@ def all_schedules():
         pytest.param(VPSchedule.linear(), id="vp-linear"),
         pytest.param(VPSchedule.cosine(), id="vp-cosine"),
         pytest.param(VPSchedule.sqrt(), id="vp-sqrt"),
+        pytest.param(VPSchedule.sqrt().shifted(-1.5), id="vp-sqrt-shifted"),
+        pytest.param(VPSchedule.cosine().shifted(1.0), id="vp-cosine-shifted"),
         pytest.param(VPSchedule.from_betas(torch.linspace(1e-4, 0.02, 1000)), id="vp-discrete"),
         pytest.param(VESchedule(0.01, 10.0), id="ve"),
         pytest.param(FlowSchedule(), id="flow"),

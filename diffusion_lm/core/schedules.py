@@ -115,8 +115,11 @@ class VPSchedule(Schedule):
     at the constant rate, so alpha_1 > 0 and the inverse log-SNR stays exact and closed form.
     """
 
-    def __init__(self, profile: _Profile, max_beta: float | None = None):
+    def __init__(self, profile: _Profile, max_beta: float | None = None, log_snr_shift: float = 0.0):
+        if not math.isfinite(log_snr_shift):
+            raise ValueError(f"log_snr_shift must be a finite number, got {log_snr_shift}.")
         self.profile = profile
+        self.log_snr_shift = float(log_snr_shift)
         self.max_beta = None if max_beta is None else float(max_beta)
         self.t_cap = 1.0 if max_beta is None else profile.t_at_beta(float(max_beta))
         self._log_alpha_cap = profile.log_alpha(torch.tensor(self.t_cap, dtype=torch.float64, device="cpu"))
@@ -141,13 +144,37 @@ class VPSchedule(Schedule):
         """A discrete DDPM schedule as a continuous one: alpha_{k/N}^2 = alphabar_k exactly."""
         return cls(_Discrete(torch.as_tensor(betas)))
 
-    def _log_alpha(self, t: Tensor) -> Tensor:
+    def shifted(self, log_snr_shift: float) -> "VPSchedule":
+        """The same schedule with lambda_t moved by ``log_snr_shift`` (S1): a negative shift adds noise at every t.
+
+        (S1) ``lambda'_t = lambda_t + s``, ``alpha'^2_t = sigmoid(2 lambda'_t)``: the path of data scaled by
+        e^s (Chen 2023's input scaling; Difformer's noise factor F = e^-s), as a VP schedule in its own right.
+        """
+        return VPSchedule(self.profile, self.max_beta, self.log_snr_shift + float(log_snr_shift))
+
+    def _base_log_alpha(self, t: Tensor) -> Tensor:
         tail = self._log_alpha_cap - (self.max_beta or 0.0) / 2 * (t - self.t_cap)
         return torch.where(t <= self.t_cap, self.profile.log_alpha(torch.clamp(t, max=self.t_cap)), tail)
 
-    def _beta(self, t: Tensor) -> Tensor:
+    def _base_beta(self, t: Tensor) -> Tensor:
         capped = torch.full_like(t, self.max_beta or 0.0)
         return torch.where(t <= self.t_cap, self.profile.beta(torch.clamp(t, max=self.t_cap)), capped)
+
+    def _log_alpha(self, t: Tensor) -> Tensor:
+        la = self._base_log_alpha(t)
+        if self.log_snr_shift == 0.0:
+            return la
+        lam = la - 0.5 * torch.log(-torch.expm1(2 * la)) + self.log_snr_shift  # (S1)
+        return -0.5 * torch.nn.functional.softplus(-2 * lam)
+
+    def _beta(self, t: Tensor) -> Tensor:
+        beta = self._base_beta(t)
+        if self.log_snr_shift == 0.0:
+            return beta
+        # beta = -2 sigma^2 d lambda/dt and d lambda/dt does not depend on the shift: scale by sigma^2 / sigma_base^2
+        var_base = -torch.expm1(2 * self._base_log_alpha(t))
+        var = -torch.expm1(2 * self._log_alpha(t))
+        return beta * var / var_base.clamp_min(_TINY)
 
     def _alpha(self, t):
         return torch.exp(self._log_alpha(t))
@@ -156,8 +183,8 @@ class VPSchedule(Schedule):
         return torch.sqrt(-torch.expm1(2 * self._log_alpha(t)))
 
     def _log_snr(self, t):
-        la = self._log_alpha(t)
-        return la - 0.5 * torch.log(-torch.expm1(2 * la))
+        la = self._base_log_alpha(t)
+        return la - 0.5 * torch.log(-torch.expm1(2 * la)) + self.log_snr_shift
 
     def _drift(self, t):
         return -0.5 * self._beta(t)
@@ -170,6 +197,7 @@ class VPSchedule(Schedule):
         return self._alpha(t) ** 2 * self._beta(t) / (2 * self._sigma(t).clamp_min(_TINY))
 
     def _t_from_log_snr(self, lam):
+        lam = lam - self.log_snr_shift  # (S1)
         la = -0.5 * torch.nn.functional.softplus(-2 * lam)  # alpha^2 = sigmoid(2 lambda)
         in_tail = la < self._log_alpha_cap
         t_tail = self.t_cap + (self._log_alpha_cap - la) * 2 / (self.max_beta or 1.0)
@@ -179,6 +207,8 @@ class VPSchedule(Schedule):
         cfg = {"type": "vp", "profile": self.profile.name, **self.profile.params()}
         if self.max_beta is not None:
             cfg["max_beta"] = self.max_beta
+        if self.log_snr_shift != 0.0:
+            cfg["log_snr_shift"] = self.log_snr_shift
         return cfg
 
 
@@ -259,8 +289,10 @@ def schedule_from_config(config: dict[str, Any]) -> Schedule:
         return FlowSchedule()
     if kind == "vp":
         profile = cfg.pop("profile", None)
+        shift = cfg.pop("log_snr_shift", 0.0)
         builders = {"linear": VPSchedule.linear, "cosine": VPSchedule.cosine, "sqrt": VPSchedule.sqrt, "discrete": VPSchedule.from_betas}
         if profile not in builders:
             raise ValueError(f"unknown VP profile {profile!r}; valid: {', '.join(builders)}.")
-        return builders[profile](**cfg)
+        schedule = builders[profile](**cfg)
+        return schedule.shifted(shift) if shift else schedule
     raise ValueError(f"unknown schedule type {kind!r}; valid: vp, ve, flow (as written by Schedule.config()).")
