@@ -53,7 +53,7 @@ def test_the_prompt_does_condition_the_output():
 
 def test_losses_are_the_equations():
     """(122)-(124) recomputed by hand from the returned prediction: only response slots count."""
-    model, tok = tiny_model(lambda_x0=0.7, lambda_round=1.3, rounding_temperature=2.0)
+    model, tok = tiny_model(lambda_x0=0.7, lambda_round=1.3, rounding_temperature=2.0, x0_parameterization="direct")
     batch = _batch(tok)
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
     x0 = model.embedding_table[batch.response_ids] / model.config.embedding_scale
@@ -61,6 +61,19 @@ def test_losses_are_the_equations():
     logits = out.x0_pred @ (model.embedding_table / model.config.embedding_scale).T / 2.0
     loss_round = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.response_ids.reshape(-1))
     torch.testing.assert_close(out.loss_x0, loss_x0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round, rtol=1e-5, atol=1e-6)
+
+
+def test_losses_of_the_interpolated_estimate_are_the_equations():
+    """With (I1) the rounding loss (123) is the cross-entropy of the network's logits and (122) regresses softmax(logits) @ E."""
+    model, tok = tiny_model(lambda_x0=0.7, lambda_round=1.3, x0_parameterization="interpolated")
+    batch = _batch(tok)
+    out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
+    table = model.embedding_table / model.config.embedding_scale
+    torch.testing.assert_close(out.x0_pred, torch.softmax(out.logits, -1) @ table, rtol=1e-5, atol=1e-6)
+    loss_round = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), batch.response_ids.reshape(-1))
+    loss_x0 = (out.x0_pred - table[batch.response_ids]).pow(2).mean()
     torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round, rtol=1e-5, atol=1e-6)
 

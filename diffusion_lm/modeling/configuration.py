@@ -10,6 +10,9 @@ from ..core.schedules import schedule_from_config
 
 POSITION_EMBEDDINGS = ("rotary", "learned")
 ROUNDING = ("dot", "neg_sq_dist")
+X0_PARAMETERIZATIONS = ("direct", "interpolated")
+RESPONSE_POSITIONS = ("after_prompt", "aligned")
+SELF_CONDITIONING_SOURCES = ("same_t", "noisier", "rounded")
 
 
 class DiffusionLMConfig(PretrainedConfig):
@@ -25,15 +28,32 @@ class DiffusionLMConfig(PretrainedConfig):
         hidden_size, num_layers, num_heads, mlp_ratio, dropout: the transformer denoiser (120).
         max_prompt_length, max_response_length: m and n, the prompt and response slots.
         position_embedding: ``rotary`` or ``learned``.
+        response_positions: where response slot j sits: ``after_prompt`` (position max_prompt_length + j) or
+            ``aligned`` (position j, the same as prompt slot j; the segment embedding tells them apart), so that
+            copying a prompt token to the same slot is attention at relative offset 0.
         schedule: a core schedule as plain data (``Schedule.config()``); default: the sqrt schedule.
         t_eps: training times are drawn from [t_eps, 1].
         t_sampling: ``uniform`` or ``importance`` (pi(t) proportional to g^2/sigma^2, reweighted by 1/pi).
         lambda_x0, lambda_round: weights of the x0 regression (122) and rounding (123) losses (124).
         rounding: rounding logits (121) as ``dot`` products with E or ``neg_sq_dist`` (negative squared distances).
         rounding_temperature: logits are divided by this.
+        x0_parameterization: ``direct`` (the network's output is x0_hat) or ``interpolated``
+            (x0_hat = softmax(rounding logits) @ E, CDCD's score interpolation (I1): the estimate stays in
+            the table's convex hull and the rounding loss trains the same output that sampling reads).
+        time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
+            instead of uniformly: effort goes to the noise levels where the rounding loss changes.
         self_conditioning: feed the previous x0 prediction back to the denoiser (trained half the time).
+        self_conditioning_source: what training feeds back: ``same_t`` (the estimate at the same z_t, SED/CDCD),
+            ``noisier`` (the estimate from a noisier z_t' of the same response, t' - t ~ U(0, 0.1), as the previous
+            sampler step would give; FastDiSS) or ``rounded`` (the embedding of the rounded estimate).
+        rollout_training: the share of training examples whose noisy state is the one a deterministic sampler
+            step reaches from the model's own estimate at a noisier t' (R1), instead of (118): the model learns to
+            correct its own estimates, as rollouts need (step-unrolled denoising, SUNDAE). With self-conditioning
+            the same estimate is what is fed back.
+        rollout_temperature: the temperature of the interpolated x0 estimate in rollouts: training's (R1) states and
+            noisier self-conditioning use it, and generation uses it unless told otherwise. Below 1 the estimate
+            leans to its most likely rows, so rollout states look like the (118) states the denoiser was trained on.
         prompt_dropout: probability of dropping the prompt in training; > 0 enables classifier-free guidance.
-        clamp_at_inference: the pipeline's default for ``clamp`` (training sets it from ``eval.clamp``).
         tokenizer_fingerprint: hash of the tokenizer's vocabulary, checked when model and tokenizer meet.
     """
 
@@ -54,6 +74,7 @@ class DiffusionLMConfig(PretrainedConfig):
         max_prompt_length: int = 32,
         max_response_length: int = 32,
         position_embedding: str = "rotary",
+        response_positions: str = "after_prompt",
         schedule: dict[str, Any] | None = None,
         t_eps: float = 1e-3,
         t_sampling: str = "uniform",
@@ -61,9 +82,13 @@ class DiffusionLMConfig(PretrainedConfig):
         lambda_round: float = 1.0,
         rounding: str = "dot",
         rounding_temperature: float = 1.0,
-        self_conditioning: bool = False,
+        x0_parameterization: str = "interpolated",
+        time_warping: bool = True,
+        self_conditioning: bool = True,
+        self_conditioning_source: str = "same_t",
+        rollout_training: float = 0.0,
+        rollout_temperature: float = 1.0,
         prompt_dropout: float = 0.0,
-        clamp_at_inference: bool = False,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
     ):
@@ -79,6 +104,7 @@ class DiffusionLMConfig(PretrainedConfig):
         self.max_prompt_length = max_prompt_length
         self.max_response_length = max_response_length
         self.position_embedding = position_embedding
+        self.response_positions = response_positions
         self.schedule = dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4}
         self.t_eps = t_eps
         self.t_sampling = t_sampling
@@ -86,9 +112,13 @@ class DiffusionLMConfig(PretrainedConfig):
         self.lambda_round = lambda_round
         self.rounding = rounding
         self.rounding_temperature = rounding_temperature
+        self.x0_parameterization = x0_parameterization
+        self.time_warping = bool(time_warping)
         self.self_conditioning = self_conditioning
+        self.self_conditioning_source = self_conditioning_source
+        self.rollout_training = rollout_training
+        self.rollout_temperature = rollout_temperature
         self.prompt_dropout = prompt_dropout
-        self.clamp_at_inference = bool(clamp_at_inference)
         self.tokenizer_fingerprint = tokenizer_fingerprint
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.validate()
@@ -100,6 +130,7 @@ class DiffusionLMConfig(PretrainedConfig):
             "num_layers": self.num_layers, "num_heads": self.num_heads, "max_prompt_length": self.max_prompt_length,
             "max_response_length": self.max_response_length, "embedding_scale": self.embedding_scale,
             "rounding_temperature": self.rounding_temperature, "mlp_ratio": self.mlp_ratio,
+            "rollout_temperature": self.rollout_temperature,
         }
         for name, value in positive.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
@@ -113,8 +144,18 @@ class DiffusionLMConfig(PretrainedConfig):
             raise ValueError(f"position_embedding must be one of {POSITION_EMBEDDINGS}, got {self.position_embedding!r}.")
         if self.rounding not in ROUNDING:
             raise ValueError(f"rounding must be one of {ROUNDING}, got {self.rounding!r}.")
+        if self.response_positions not in RESPONSE_POSITIONS:
+            raise ValueError(f"response_positions must be one of {RESPONSE_POSITIONS}, got {self.response_positions!r}.")
+        if self.self_conditioning_source not in SELF_CONDITIONING_SOURCES:
+            raise ValueError(f"self_conditioning_source must be one of {SELF_CONDITIONING_SOURCES}, got {self.self_conditioning_source!r}.")
+        if self.x0_parameterization not in X0_PARAMETERIZATIONS:
+            raise ValueError(f"x0_parameterization must be one of {X0_PARAMETERIZATIONS}, got {self.x0_parameterization!r}.")
         if self.t_sampling not in ("uniform", "importance"):
             raise ValueError(f"t_sampling must be 'uniform' or 'importance', got {self.t_sampling!r}.")
+        if self.time_warping and self.t_sampling != "uniform":
+            raise ValueError("time_warping draws t from its own learnt density; leave t_sampling at 'uniform'.")
+        if not 0.0 <= self.rollout_training <= 1.0:
+            raise ValueError(f"rollout_training must lie in [0, 1], got {self.rollout_training}.")
         for name in ("dropout", "prompt_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")

@@ -121,8 +121,9 @@ class Denoiser(nn.Module):
         h = torch.cat([self.prompt_in(prompt.to(dtype)), self.response_in(z.to(dtype))], 1)  # (B, L, H)
         segments = torch.cat([torch.zeros(p, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(h.device)
         h = h + self.segment(segments)[None]
-        # response slots sit after all max_prompt_length prompt slots, however many the batch uses
-        positions = torch.cat([torch.arange(p), self.config.max_prompt_length + torch.arange(n)]).to(h.device)
+        # response slots sit after all max_prompt_length prompt slots (however many the batch uses), or on them
+        offset = self.config.max_prompt_length if self.config.response_positions == "after_prompt" else 0
+        positions = torch.cat([torch.arange(p), offset + torch.arange(n)]).to(h.device)
         rotary = None
         if self.position is not None:
             h = h + self.position(positions)[None]

@@ -13,6 +13,7 @@ from transformers.utils import ModelOutput
 from ..core.losses import sample_time
 from .configuration import DiffusionLMConfig
 from .denoiser import Denoiser
+from .time_warp import TimeWarp
 
 
 @dataclass
@@ -23,6 +24,7 @@ class DiffusionLMOutput(ModelOutput):
     loss_x0: Tensor | None = None
     loss_round: Tensor | None = None
     x0_pred: Tensor | None = None
+    logits: Tensor | None = None
     t: Tensor | None = None
 
 
@@ -53,6 +55,7 @@ class DiffusionLMModel(PreTrainedModel):
             table = embedding_table.detach().to(torch.float32).clone()
         self.register_buffer("embedding_table", table, persistent=True)
         self.denoiser = Denoiser(config)
+        self.time_warp = TimeWarp(config.t_eps) if config.time_warping else None
         self._schedule = None
         self.post_init()
 
@@ -93,11 +96,31 @@ class DiffusionLMModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ the denoiser and the loss
 
+    def interpolate(self, logits: Tensor) -> Tensor:
+        """(I1) x0_hat = softmax(logits) @ E: the expected embedding under the rounding distribution, (B, N, D)."""
+        table = self.embedding_table / self.config.embedding_scale
+        return torch.softmax(logits.float(), -1) @ table
+
+    def predict(
+        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        """f_theta (120) and its rounding logits (121): x0_hat (B, N, D) and logits (B, N, V).
+
+        ``temperature`` < 1 sharpens an interpolated x0_hat towards its most likely rows (I1) at sampling
+        time (it does not change the logits, or a direct x0_hat).
+        """
+        out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
+        logits = self.rounding_logits(out.float())
+        if self.config.x0_parameterization == "interpolated":
+            return self.interpolate(logits / temperature).to(out.dtype), logits
+        return out, logits
+
     def denoise(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None
     ) -> Tensor:
         """f_theta (120): x0_hat (B, N, D) from the prompt (B, P), the noisy response z (B, N, D) and t (B,), unit scale."""
-        return self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
+        return self.predict(prompt_ids, prompt_mask, z, t, self_cond)[0]
 
     def forward(
         self,
@@ -122,27 +145,61 @@ class DiffusionLMModel(PreTrainedModel):
         if self.training and cfg.prompt_dropout > 0:  # drop the prompt: the same weights learn p(response)
             keep = _uniform((b,), generator, device) >= cfg.prompt_dropout
             prompt_mask = prompt_mask & keep[:, None]
-        t, pi = sample_time(b, self.schedule, t_sampling=cfg.t_sampling, t_eps=cfg.t_eps, generator=generator, device=device)
+        if self.time_warp is not None and self.training:  # (W1); not reweighted: warping moves the effort on purpose
+            t, pi = self.time_warp.sample(b, generator, device), None
+        else:
+            t, pi = sample_time(b, self.schedule, t_sampling=cfg.t_sampling, t_eps=cfg.t_eps, generator=generator, device=device)
         alpha = self.schedule.alpha(t).to(x0.dtype)[:, None, None]
         sigma = self.schedule.sigma(t).to(x0.dtype)[:, None, None]
-        z = alpha * x0 + sigma * _normal(x0.shape, generator, device, x0.dtype)  # (118)
+        eps = _normal(x0.shape, generator, device, x0.dtype)
+        z = alpha * x0 + sigma * eps  # (118)
         t_model = t.to(torch.float32)
-        self_cond = None
+        self_cond, previous = None, None
+        if self.training and cfg.rollout_training > 0:
+            # (R1): the state one DDIM step (127)-(130) from the model's own estimate at a noisier t' gives
+            with torch.no_grad():
+                t_prev, z_prev, previous = self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator)
+                a_prev = self.schedule.alpha(t_prev).to(x0.dtype)[:, None, None]
+                s_prev = self.schedule.sigma(t_prev).to(x0.dtype)[:, None, None]
+                z_roll = alpha * previous + sigma * (z_prev - a_prev * previous) / s_prev
+            roll = (_uniform((b,), generator, device) < cfg.rollout_training)[:, None, None]
+            z = torch.where(roll, z_roll, z)
         if cfg.self_conditioning and self.training:
             # half the time, condition on the model's own (detached) estimate, as at sampling time
             with torch.no_grad():
-                estimate = self.denoise(prompt_ids, prompt_mask, z, t_model)
+                estimate = previous if previous is not None else self._self_conditioning_estimate(
+                    prompt_ids, prompt_mask, x0, eps, z, t, generator)
             use = (_uniform((b,), generator, device) < 0.5)[:, None, None]
             self_cond = torch.where(use, estimate, torch.zeros_like(estimate))
-        x0_pred = self.denoise(prompt_ids, prompt_mask, z, t_model, self_cond)  # (120)
+        x0_pred, logits = self.predict(prompt_ids, prompt_mask, z, t_model, self_cond)  # (120), (121)
         loss_x0 = (x0_pred.float() - x0.float()).pow(2).mean(-1).mean(-1)  # (122), per example
-        logits = self.rounding_logits(x0_pred.float())  # (121)
         loss_round = F.cross_entropy(logits.transpose(1, 2), response_ids, reduction="none").mean(-1)  # (123)
         per_example = cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
-        if cfg.t_sampling == "importance":  # the same objective as uniform t, estimated with t ~ pi
+        if cfg.t_sampling == "importance" and pi is not None:  # the same objective as uniform t, estimated with t ~ pi
             per_example = per_example * (1.0 / ((1 - cfg.t_eps) * pi)).to(per_example.dtype)
-        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(), x0_pred, t)
+        if self.time_warp is not None and self.training:
+            self.time_warp.update(t, loss_round)
+        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(), x0_pred, logits, t)
         return out if return_dict else out.to_tuple()
+
+    def _noisier_estimate(self, prompt_ids, prompt_mask, x0, eps, t, generator) -> tuple[Tensor, Tensor, Tensor]:
+        """t' = t + U(0, 0.1) (at most 1), z_t' on the same noise (118), and the model's estimate there (no
+        self-conditioning) at the rollout temperature, as a sampler would compute it."""
+        t_prev = (t + 0.1 * _uniform(t.shape, generator, t.device).to(t.dtype)).clamp(max=1.0)
+        alpha = self.schedule.alpha(t_prev).to(x0.dtype)[:, None, None]
+        sigma = self.schedule.sigma(t_prev).to(x0.dtype)[:, None, None]
+        z_prev = alpha * x0 + sigma * eps
+        estimate = self.predict(prompt_ids, prompt_mask, z_prev, t_prev.to(torch.float32), temperature=self.config.rollout_temperature)[0]
+        return t_prev, z_prev, estimate
+
+    def _self_conditioning_estimate(self, prompt_ids, prompt_mask, x0, eps, z, t, generator) -> Tensor:
+        """The estimate training feeds back (``self_conditioning_source``): at z_t, at a noisier z_t' on the same
+        noise (the sampler's previous step), or the rounded estimate at z_t."""
+        source = self.config.self_conditioning_source
+        if source == "noisier":
+            return self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator)[2]
+        estimate = self.denoise(prompt_ids, prompt_mask, z, t.to(torch.float32))
+        return self.clamp_to_table(estimate) if source == "rounded" else estimate
 
     def _check_batch(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor) -> None:
         cfg = self.config

@@ -1,0 +1,172 @@
+"""The real-text options, each against its equation: interpolated x0 (I1), the shifted schedule (S1), aligned
+response positions, the pad boundary (L1), self-conditioning sources and rollout training (R1)."""
+
+import math
+
+import pytest
+import torch
+
+from diffusion_lm.core import VPSchedule, schedule_from_config
+from diffusion_lm.data import encode_pairs
+from diffusion_lm.generation import generate_ids
+
+from .text_helpers import reverse_pairs, tiny_model
+
+
+def _batch(tok, n=6, seed=0):
+    pairs = reverse_pairs(n, seed)
+    return encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], 8, 8)
+
+
+def test_interpolated_x0_is_the_softmax_average_of_the_table():
+    """(I1): x0_hat = softmax(logits) @ E, so it lies in the table's convex hull, and its logits are the network's."""
+    model, tok = tiny_model(x0_parameterization="interpolated", rounding_temperature=0.5)
+    batch = _batch(tok)
+    z, t = torch.randn(6, 8, 16), torch.rand(6)
+    x0, logits = model.predict(batch.prompt_ids, batch.prompt_mask, z, t)
+    raw = model.denoiser(model.embed(batch.prompt_ids), batch.prompt_mask, z, t)
+    table = model.embedding_table / model.config.embedding_scale
+    expected_logits = raw @ table.T / 0.5
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-5, atol=1e-5)
+    weights = torch.softmax(expected_logits.double(), -1)
+    torch.testing.assert_close(x0.double(), weights @ table.double(), rtol=1e-5, atol=1e-5)
+    # a sharper sampling temperature moves the estimate towards the argmax row
+    sharp, _ = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, temperature=1e-4)
+    torch.testing.assert_close(sharp, table[logits.argmax(-1)], rtol=0, atol=1e-4)
+
+
+def test_interpolated_loss_trains_the_interpolated_estimate():
+    model, tok = tiny_model(x0_parameterization="interpolated")
+    batch = _batch(tok)
+    out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
+    x0 = model.embed(batch.response_ids)
+    torch.testing.assert_close(out.loss_x0, (out.x0_pred - x0).pow(2).mean(), rtol=1e-5, atol=1e-6)
+    assert out.x0_pred.abs().max() <= (model.embedding_table / model.config.embedding_scale).abs().max() + 1e-5
+
+
+@pytest.mark.parametrize("shift", [-2.0, 1.5])
+def test_shifted_schedule_moves_the_log_snr_and_keeps_variance(shift):
+    """(S1): lambda'_t = lambda_t + s; alpha'^2 = sigmoid(2 lambda'); the shift survives a config round trip."""
+    base = VPSchedule.sqrt()
+    shifted = base.shifted(shift)
+    t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
+    torch.testing.assert_close(shifted.log_snr(t), base.log_snr(t) + shift, rtol=0, atol=1e-12)
+    torch.testing.assert_close(shifted.alpha(t) ** 2, torch.sigmoid(2 * (base.log_snr(t) + shift)), rtol=1e-12, atol=1e-14)
+    rebuilt = schedule_from_config(shifted.config())
+    torch.testing.assert_close(rebuilt.sigma(t), shifted.sigma(t), rtol=0, atol=0)
+    # the same path as data scaled by e^s under the unshifted schedule: x_t / sqrt(e^2s alpha^2 + sigma^2)
+    a, s_ = base.alpha(t), base.sigma(t)
+    scale = math.exp(shift)
+    torch.testing.assert_close(shifted.alpha(t), scale * a / torch.sqrt(scale**2 * a**2 + s_**2), rtol=1e-12, atol=1e-14)
+
+
+def test_aligned_positions_put_response_slot_j_on_prompt_position_j():
+    """With learned positions, an aligned model's response slot j reads position embedding j, the prompt's own."""
+    model, tok = tiny_model(position_embedding="learned", response_positions="aligned")
+    seen = []
+    model.denoiser.position.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    batch = _batch(tok)
+    model.denoise(batch.prompt_ids, batch.prompt_mask, torch.randn(6, 8, 16), torch.rand(6))
+    p = batch.prompt_ids.shape[1]
+    assert seen[0][p:].tolist() == list(range(8)) and seen[0][:p].tolist() == list(range(p))
+    after, _ = tiny_model(position_embedding="learned")
+    after.denoiser.position.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    after.denoise(batch.prompt_ids, batch.prompt_mask, torch.randn(6, 8, 16), torch.rand(6))
+    assert seen[1][p:].tolist() == [8 + j for j in range(8)]
+
+
+def test_pad_boundary_holds_the_slots_past_the_predicted_length_at_pad():
+    """(L1): the length is sum_j (1 - p(pad at j)) of the first (t = 1) prediction; slots past it come out as pad."""
+    model, tok = tiny_model(x0_parameterization="interpolated")
+    batch = _batch(tok)
+    pad = model.config.pad_token_id
+    calls = []
+    original = model.predict
+
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
+        calls.append((float(t[0]), out[1].detach().clone()))
+        return out
+
+    model.predict = spy
+    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=4, method="ddim", pad_boundary=True,
+                       generator=torch.Generator().manual_seed(0))
+    first_t, first_logits = calls[0]
+    assert first_t == 1.0
+    length = (1 - first_logits.softmax(-1)[..., pad]).sum(-1).round().long()
+    for row, n in zip(ids.tolist(), length.tolist()):
+        assert all(token == pad for token in row[n:])
+
+
+def _spy_predict(model):
+    """Record (t, z, x0_hat, self_cond) of every call of model.predict."""
+    calls = []
+    original = model.predict
+
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
+        calls.append((t.clone(), z.clone(), out[0].clone(), None if self_cond is None else self_cond.clone()))
+        return out
+
+    model.predict = spy
+    return calls
+
+
+def test_self_conditioning_source_noisier_uses_a_noisier_time_on_the_same_noise():
+    model, tok = tiny_model(self_conditioning=True, self_conditioning_source="noisier")
+    batch = _batch(tok)
+    calls = _spy_predict(model)
+    model.train()
+    model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
+    (t_prev, z_prev, x_prev, _), (t_now, z_now, _, fed) = calls
+    assert torch.all(t_prev >= t_now) and torch.all(t_prev <= t_now + 0.1 + 1e-6) and torch.any(t_prev > t_now)
+    x0 = model.embed(batch.response_ids)
+    col = lambda f, t: f(t.double()).float()[:, None, None]
+    eps_prev = (z_prev - col(model.schedule.alpha, t_prev) * x0) / col(model.schedule.sigma, t_prev)
+    eps_now = (z_now - col(model.schedule.alpha, t_now) * x0) / col(model.schedule.sigma, t_now)
+    torch.testing.assert_close(eps_prev, eps_now, rtol=1e-4, atol=1e-4)
+    used = fed.abs().sum((1, 2)) > 0  # the examples that got the estimate (the others get zeros)
+    torch.testing.assert_close(fed[used], x_prev[used])
+
+
+def test_rounded_self_conditioning_feeds_table_rows():
+    model, tok = tiny_model(self_conditioning=True, self_conditioning_source="rounded")
+    batch = _batch(tok)
+    fed = []
+    original = model.predict
+
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
+        if self_cond is not None:
+            fed.append(self_cond.clone())
+        return original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
+
+    model.predict = spy
+    generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=3, method="ddim", generator=torch.Generator().manual_seed(0))
+    table = model.embedding_table / model.config.embedding_scale
+    for x in fed:
+        nearest = table[model.round(x)]
+        torch.testing.assert_close(x, nearest, rtol=0, atol=1e-6)
+
+
+def test_rollout_training_state_is_one_ddim_step_from_the_models_estimate():
+    """(R1) with every example rolled out: the state the loss sees is alpha_t x0' + sigma_t (z' - alpha' x0') / sigma'."""
+    model, tok = tiny_model(rollout_training=1.0)
+    batch = _batch(tok)
+    calls = _spy_predict(model)
+    model.train()
+    model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
+    (t_prev, z_prev, x_prev, _), (t_now, z_now, _, _) = calls
+    col = lambda f, t: f(t.double()).float()[:, None, None]
+    a, s = col(model.schedule.alpha, t_now), col(model.schedule.sigma, t_now)
+    expected = a * x_prev + s * (z_prev - col(model.schedule.alpha, t_prev) * x_prev) / col(model.schedule.sigma, t_prev)
+    torch.testing.assert_close(z_now, expected, rtol=1e-5, atol=1e-5)
+    assert torch.all(t_prev >= t_now)
+
+
+def test_option_values_are_checked():
+    from diffusion_lm import DiffusionLMConfig
+
+    for bad in (dict(x0_parameterization="soft"), dict(response_positions="left"), dict(self_conditioning_source="x"),
+                dict(rollout_training=1.5)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DiffusionLMConfig(**bad)
