@@ -13,24 +13,56 @@ import torch
 from torch import Tensor
 
 from .core import classifier_free, sample
-from .core.sampling import METHODS
+from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 
 
 def _x0_model(
-    model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, clamp: bool
+    model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
+    pad_slots: dict[str, Tensor | None] | None,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """f_theta as a core model callable. With self-conditioning it feeds each call the previous
-    call's x0_hat, so a fresh closure is made for every generation run."""
+    call's x0_hat, so a fresh closure is made for every generation run.
+
+    With ``log_snr_offset`` Delta > 0 the denoiser is evaluated at the time whose log-SNR is lambda_t - Delta
+    (C1): it reads the state as noisier than it is and leans on the prompt, which keeps rollouts of a model
+    with uncertain estimates from following noise in the state (DINOISER's condition-enhanced denoiser).
+
+    ``pad_slots`` (a dict shared by the conditional and unconditional calls) turns on the pad boundary
+    (L1): the first call, at t = 1, predicts each response's length from the prompt as the expected
+    number of non-pad slots, sum_j (1 - p(pad at j | prompt)); from then on the slots past it are held
+    at the pad embedding, so the rollout never fills them.
+    """
     previous: list[Tensor | None] = [None]
+    cfg, schedule = model.config, model.schedule
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:
-        out = model.denoise(prompt_ids, prompt_mask, z, t.float(), previous[0])  # (126)
-        if model.config.self_conditioning:
-            previous[0] = out
-        return model.clamp_to_table(out) if clamp else out
+        t_model = t.float()
+        if settings.log_snr_offset > 0:  # (C1)
+            t_model = schedule.t_from_log_snr(schedule.log_snr(t.double()) - settings.log_snr_offset).float()
+        out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, previous[0], settings.temperature)  # (126)
+        if pad_slots is not None:
+            if pad_slots.get("mask") is None:
+                length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
+                pad_slots["mask"] = torch.arange(z.shape[1], device=z.device)[None] >= length[:, None]
+            pad = model.embed(torch.tensor([cfg.pad_token_id], device=z.device)).to(out.dtype)
+            out = torch.where(pad_slots["mask"][..., None], pad, out)
+        if cfg.self_conditioning:
+            previous[0] = model.clamp_to_table(out) if cfg.self_conditioning_source == "rounded" else out
+        return model.clamp_to_table(out) if settings.clamp else out
 
     return x0_hat
+
+
+def sampling_grid(model: DiffusionLMModel, num_steps: int, grid: str | Tensor | None, t_end: float) -> str | Tensor:
+    """The grid a sampler runs on: ``warped`` (and ``None`` for a time-warped model) becomes explicit times."""
+    if grid is None:
+        grid = "warped" if model.time_warp is not None else "logsnr"
+    if isinstance(grid, str) and grid == "warped":
+        if model.time_warp is None:
+            raise ValueError("grid='warped' needs a model trained with time_warping=True; use 'logsnr' or 'time'.")
+        return model.time_warp.grid(num_steps, 1.0, t_end)
+    return grid
 
 
 @torch.no_grad()
@@ -38,47 +70,54 @@ def generate_ids(
     model: DiffusionLMModel,
     prompt_ids: Tensor,
     prompt_mask: Tensor,
+    config: GenerationConfig | None = None,
     *,
-    num_steps: int = 20,
-    method: str = "ddim",
-    eta: float = 0.0,
-    guidance_scale: float = 1.0,
-    clamp: bool = False,
-    grid: str | Tensor = "logsnr",
-    order: int | None = None,
     t_end: float = 0.0,
     generator: torch.Generator | None = None,
+    callback: Callable[[dict], None] | None = None,
     progress: bool = False,
+    **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
 
-    ``guidance_scale`` s is classifier-free guidance in the usual convention: 1 is the conditional
-    model, s > 1 extrapolates away from the unconditional one, i.e. (62) with w = s - 1. It needs a
-    model trained with ``prompt_dropout > 0``.
+    ``config`` (a :class:`GenerationConfig`, its defaults if None) says how to sample; keyword ``settings``
+    (``num_steps``, ``method``, ``eta``, ``log_snr_offset``, ``temperature``, ``guidance_scale``, ``clamp``,
+    ``pad_boundary``, ``grid``, ``order``) override it. ``guidance_scale`` s is classifier-free guidance in
+    the usual convention: 1 is the conditional model, s > 1 extrapolates away from the unconditional one,
+    i.e. (62) with w = s - 1; it needs a model trained with ``prompt_dropout > 0``. ``callback`` is called
+    after every step with ``{"i", "t", "x", "x0"}`` (x0 in table units, None for samplers that report none).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid choices are: {', '.join(METHODS)}.")
-    if guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
+    s = (config or GenerationConfig()).updated(**settings)
+    if s.guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
         raise ValueError(
-            f"guidance_scale={guidance_scale} needs classifier-free guidance, but this model was trained "
+            f"guidance_scale={s.guidance_scale} needs classifier-free guidance, but this model was trained "
             "without prompt dropout (config.prompt_dropout = 0); use guidance_scale=1.0 or train with prompt_dropout > 0."
         )
     cfg, schedule = model.config, model.schedule
     b = prompt_ids.shape[0]
     device = prompt_ids.device
     dtype = next(model.parameters()).dtype
-    x0_fn = _x0_model(model, prompt_ids, prompt_mask, clamp)
-    if guidance_scale != 1.0:
-        unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), clamp)
-        x0_fn = classifier_free(x0_fn, unconditional, guidance_scale - 1.0)  # (62), w = s - 1
+    pad_slots = {} if s.pad_boundary else None
+    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots)
+    if s.guidance_scale != 1.0:
+        unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots)
+        x0_fn = classifier_free(x0_fn, unconditional, s.guidance_scale - 1.0)  # (62), w = s - 1
+    grid = sampling_grid(model, s.num_steps, s.grid, t_end)
     gen_device = generator.device if generator is not None else device
     shape = (b, cfg.max_response_length, cfg.embedding_dim)
     z = float(schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(device, torch.float32)
     last = {}
+
+    def report(info: dict) -> None:
+        if info["x0"] is not None:
+            last["x0"] = info["x0"]
+        if callback is not None:
+            callback(info)
+
     z = sample(
-        lambda x, t: x0_fn(x.to(dtype), t).float(), z, schedule, method=method, steps=num_steps,
-        prediction="x0", t_end=t_end, eta=eta, grid=grid, order=order, generator=generator,
-        callback=lambda info: last.update(x0=info["x0"]) if info["x0"] is not None else None, progress=progress,
+        lambda x, t: x0_fn(x.to(dtype), t).float(), z, schedule, method=s.method, steps=s.num_steps,
+        prediction="x0", t_end=t_end, eta=s.eta, grid=grid, order=s.order, generator=generator,
+        callback=report, progress=progress,
     )
     x0 = last.get("x0")
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end

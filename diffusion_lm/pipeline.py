@@ -13,6 +13,7 @@ import torch
 from .atomic import staged_directory
 from .data.batching import encode_prompts
 from .generation import generate_ids
+from .generation_config import GenerationConfig
 from .hub import write_model_card
 from .mbr import mbr_select
 from .modeling import DiffusionLMModel
@@ -26,7 +27,7 @@ class DiffusionLMPipeline:
     >>> pipe(["translate this"], num_steps=20, method="dpm_solver++")
     """
 
-    def __init__(self, model: DiffusionLMModel, tokenizer: Any):
+    def __init__(self, model: DiffusionLMModel, tokenizer: Any, generation_config: GenerationConfig | None = None):
         expected = model.config.tokenizer_fingerprint
         if expected is not None and tokenizer_fingerprint(tokenizer) != expected:
             raise ValueError(
@@ -42,6 +43,7 @@ class DiffusionLMPipeline:
             raise ValueError(f"tokenizer pad id {tokenizer.pad_token_id} != model pad id {model.config.pad_token_id}.")
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.generation_config = generation_config or GenerationConfig()
 
     @property
     def device(self) -> torch.device:
@@ -58,11 +60,11 @@ class DiffusionLMPipeline:
 
         model = DiffusionLMModel.from_pretrained(path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in ("revision", "token", "cache_dir")})
-        pipe = cls(model, tokenizer)
+        pipe = cls(model, tokenizer, _load_generation_config(path, model, kwargs))
         return pipe.to(device) if device is not None else pipe
 
     def save_pretrained(self, path: str | os.PathLike, metrics: dict | None = None, training: dict | None = None) -> Path:
-        """Write config.json, model.safetensors, the tokenizer files and a model card README.md.
+        """Write config.json, model.safetensors, generation_config.json, the tokenizer files and a model card README.md.
 
         The folder is assembled next to ``path`` and moved into place, so an interrupted save
         never leaves a half-written checkpoint.
@@ -71,6 +73,7 @@ class DiffusionLMPipeline:
         with staged_directory(path) as staging:
             self.model.save_pretrained(staging, safe_serialization=True)
             self.tokenizer.save_pretrained(staging)
+            self.generation_config.save(staging)
             write_model_card(staging, self.model.config, metrics=metrics, training=training)
         return path
 
@@ -91,10 +94,10 @@ class DiffusionLMPipeline:
     def __call__(
         self,
         prompts: Sequence[str] | str,
-        num_steps: int = 20,
-        method: str = "ddim",
-        eta: float = 0.0,
-        guidance_scale: float = 1.0,
+        num_steps: int | None = None,
+        method: str | None = None,
+        eta: float | None = None,
+        guidance_scale: float | None = None,
         num_samples: int = 1,
         mbr: bool = False,
         seed: int = 0,
@@ -102,26 +105,32 @@ class DiffusionLMPipeline:
         return_all: bool = False,
         truncation: bool = False,
         clamp: bool | None = None,
-        grid: str = "logsnr",
+        pad_boundary: bool | None = None,
+        temperature: float | None = None,
+        log_snr_offset: float | None = None,
+        grid: str | None = None,
         order: int | None = None,
         progress: bool = False,
     ) -> list[str] | list[list[str]]:
         """Generate one response per prompt (or all ``num_samples`` of them with ``return_all=True``).
 
+        Every sampling setting left as ``None`` comes from ``self.generation_config`` (saved with the model
+        as generation_config.json; see :class:`GenerationConfig` for what each one does).
+
         Args:
             prompts: a list of non-empty strings (a single string is accepted too).
-            num_steps: sampler steps; ``method`` any core sampler (``ddim`` is Algorithm 2, ``eta`` its noise).
+            num_steps, method, eta: the sampler (``ddim`` is Algorithm 2, ``eta`` its noise).
             guidance_scale: classifier-free guidance, 1 = off (needs a model trained with prompt dropout).
             num_samples, mbr: draw several responses per prompt and, with ``mbr``, return the
                 minimum-Bayes-risk one (highest mean BLEU against the others), else the first.
             seed: responses are reproducible for the same seed and batch_size.
             truncation: cut over-long prompts instead of raising.
-            clamp: snap each x0 prediction to its nearest embedding row (Diffusion-LM); ``None`` takes the
-                model's ``config.clamp_at_inference``, which training sets from ``eval.clamp``.
+            clamp, pad_boundary, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
         """
-        if clamp is None:
-            clamp = self.model.config.clamp_at_inference
-        prompts = self._check_call(prompts, num_steps, num_samples, batch_size, guidance_scale)
+        settings = self.generation_config.updated(
+            num_steps=num_steps, method=method, eta=eta, guidance_scale=guidance_scale, clamp=clamp, pad_boundary=pad_boundary,
+            temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order)
+        prompts = self._check_call(prompts, num_samples, batch_size)
         texts = []
         expanded = [p for p in prompts for _ in range(num_samples)]
         batches = range(0, len(expanded), batch_size)
@@ -132,11 +141,8 @@ class DiffusionLMPipeline:
         for start in batches:
             chunk = expanded[start : start + batch_size]
             batch = encode_prompts(self.tokenizer, chunk, self.model.config.max_prompt_length, truncation).to(self.device)
-            ids = generate_ids(
-                self.model, batch.prompt_ids, batch.prompt_mask, num_steps=num_steps, method=method, eta=eta,
-                guidance_scale=guidance_scale, clamp=clamp, grid=grid, order=order,
-                generator=torch.Generator().manual_seed(seed + start),
-            )
+            ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,
+                               generator=torch.Generator().manual_seed(seed + start))
             texts.extend(self.decode(ids))
         grouped = [texts[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
         if return_all:
@@ -148,7 +154,7 @@ class DiffusionLMPipeline:
         pad = self.model.config.pad_token_id
         return [self.tokenizer.decode([i for i in row if i != pad], clean_up_tokenization_spaces=True).strip() for row in ids.tolist()]
 
-    def _check_call(self, prompts, num_steps, num_samples, batch_size, guidance_scale) -> list[str]:
+    def _check_call(self, prompts, num_samples, batch_size) -> list[str]:
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, Sequence) or len(prompts) == 0:
@@ -158,9 +164,25 @@ class DiffusionLMPipeline:
                 raise ValueError(f"prompt {i} is a {type(prompt).__name__}, not a string; pass text.")
             if not prompt.strip():
                 raise ValueError(f"prompt {i} is empty; every prompt needs some text.")
-        for name, value in (("num_steps", num_steps), ("num_samples", num_samples), ("batch_size", batch_size)):
+        for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0 (1 = no guidance), got {guidance_scale}.")
         return list(prompts)
+
+
+def _load_generation_config(path, model: DiffusionLMModel, kwargs: dict) -> GenerationConfig:
+    """generation_config.json beside the weights (a local folder or the Hub repo); checkpoints written before it
+    existed keep the clamp setting their config.json carried."""
+    legacy = {"clamp": bool(model.config.clamp_at_inference)} if hasattr(model.config, "clamp_at_inference") else {}
+    folder = Path(path)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            from .generation_config import FILE_NAME
+
+            hub = {k: v for k, v in kwargs.items() if k in ("revision", "token", "cache_dir")}
+            folder = Path(hf_hub_download(str(path), FILE_NAME, **hub)).parent
+        except Exception:  # no such file in the repo (an older checkpoint): the defaults
+            return GenerationConfig(**legacy)
+    return GenerationConfig.load(folder, legacy)

@@ -26,15 +26,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     source.add_argument("--input", type=Path, help="JSONL file of prompts")
     p.add_argument("--output", type=Path, help="JSONL file to write (default: print responses)")
     p.add_argument("--prompt-field", default="prompt")
-    p.add_argument("--num-steps", type=int, default=20)
-    p.add_argument("--method", choices=METHODS, default="ddim")
-    p.add_argument("--eta", type=float, default=0.0)
-    p.add_argument("--guidance-scale", type=float, default=1.0)
+    p.add_argument("--num-steps", type=int, default=None, help="sampler steps (default: the model's generation_config.json)")
+    p.add_argument("--method", choices=METHODS, default=None, help="sampler (default: the model's generation config)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM noise in [0, 1] (default: the generation config's)")
+    p.add_argument("--log-snr-offset", type=float, default=None, help="condition-enhanced denoising offset (C1)")
+    p.add_argument("--temperature", type=float, default=None, help="sharpen x0 estimates (< 1)")
+    p.add_argument("--guidance-scale", type=float, default=None)
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--mbr", action="store_true", help="pick the minimum-Bayes-risk sample")
     p.add_argument("--return-all", action="store_true", help="also write every sample")
     p.add_argument("--clamp", action=argparse.BooleanOptionalAction, default=None,
-                   help="clamp x0 predictions to embedding rows (default: the model's clamp_at_inference)")
+                   help="clamp x0 predictions to embedding rows (default: the model's generation config)")
     p.add_argument("--truncation", action="store_true", help="cut over-long prompts instead of failing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -67,6 +69,7 @@ def main(argv=None) -> int:
         rows = read_rows(args.input, args.prompt_field) if args.input else [{args.prompt_field: p} for p in args.prompt]
         prompts = [row[args.prompt_field] for row in rows]
         common = dict(num_steps=args.num_steps, method=args.method, eta=args.eta, guidance_scale=args.guidance_scale,
+                      log_snr_offset=args.log_snr_offset, temperature=args.temperature,
                       num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
                       truncation=args.truncation, clamp=args.clamp, progress=len(prompts) > args.batch_size)
         samples = pipe(prompts, return_all=True, **common)

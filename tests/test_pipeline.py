@@ -9,6 +9,7 @@ import torch
 
 from diffusion_lm import build_model, DiffusionLMConfig, train_tokenizer
 from diffusion_lm.mbr import mbr_select
+from diffusion_lm.generation_config import GenerationConfig
 from diffusion_lm.pipeline import DiffusionLMPipeline
 
 from .fake_hub import FakeHub
@@ -33,7 +34,7 @@ def test_save_load_generate_gives_identical_strings(pipe, tmp_path):
     before = pipe(PROMPTS, num_steps=5, method="ddim", eta=0.5, seed=11)
     pipe.save_pretrained(tmp_path / "ckpt", metrics={"bleu": 12.5}, training={"steps": 10})
     files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert files == ["README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    assert files == ["README.md", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
     card = (tmp_path / "ckpt" / "README.md").read_text()
     assert "library_name: diffusion-lm" in card and "| bleu | 12.5 |" in card and "DiffusionLMPipeline.from_pretrained" in card
     loaded = DiffusionLMPipeline.from_pretrained(tmp_path / "ckpt")
@@ -92,18 +93,27 @@ def test_guidance_combines_cond_and_uncond_as_62(pipe):
     z, t = torch.randn(1, 8, 16), torch.full((1,), 0.5)
     cond = pipe.model.denoise(ids, mask, z, t)
     uncond = pipe.model.denoise(ids, torch.zeros_like(mask), z, t)
-    guided = classifier_free(_x0_model(pipe.model, ids, mask, False), _x0_model(pipe.model, ids, torch.zeros_like(mask), False), 2.0)
+    plain = GenerationConfig(log_snr_offset=0.0)
+    guided = classifier_free(_x0_model(pipe.model, ids, mask, plain, None), _x0_model(pipe.model, ids, torch.zeros_like(mask), plain, None), 2.0)
     torch.testing.assert_close(guided(z, t), 3.0 * cond - 2.0 * uncond)
 
 
 def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
+    """Each call gets the previous call's x0 estimate (the interpolated one the sampler used); the first gets none."""
     seen = []
-    hook = pipe.model.denoiser.register_forward_hook(lambda mod, args, out: seen.append((args[4], out.detach())))
+    original = pipe.model.predict
+
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
+        seen.append((self_cond, out[0].detach()))
+        return out
+
+    pipe.model.predict = spy
     try:
         pipe(["w1 w2"], num_steps=3, method="ddim")
     finally:
-        hook.remove()
-    assert seen[0][0] is None
+        del pipe.model.predict
+    assert seen[0][0] is None and len(seen) == 3
     for (_, previous_out), (self_cond, _) in zip(seen, seen[1:]):
         assert torch.equal(self_cond, previous_out)
 
@@ -112,24 +122,46 @@ def test_clamping_hands_the_sampler_embedding_rows(pipe):
     from diffusion_lm.generation import _x0_model
 
     model = pipe.model
-    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), clamp=True)
+    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), GenerationConfig(clamp=True), None)
     out = fn(torch.randn(1, 8, 16), torch.full((1,), 0.7))
     table = model.embedding_table / model.config.embedding_scale
     assert torch.cdist(out[0], table).min(-1).values.max() < 1e-5
 
 
-def test_clamp_defaults_to_the_models_clamp_at_inference():
-    """clamp=None follows config.clamp_at_inference; an explicit clamp overrides it."""
+def test_generation_config_supplies_the_defaults_and_calls_override_them(tmp_path):
+    """Settings left out of a call come from generation_config.json, saved and loaded with the model."""
     model, tok = tiny_model(seed=3)
-    pipe = DiffusionLMPipeline(model, tok)
     prompts = ["w1 w2 w3", "w4 w5", "w6 w7 w8 w9"]
     kwargs = dict(num_steps=4, method="ddim", seed=0)
+    pipe = DiffusionLMPipeline(model, tok)
     clamped, free = pipe(prompts, clamp=True, **kwargs), pipe(prompts, clamp=False, **kwargs)
     assert clamped != free, "the check needs clamping to change this model's output"
-    assert pipe(prompts, **kwargs) == free
-    model.config.clamp_at_inference = True
+    assert pipe(prompts, **kwargs) == free  # the default config does not clamp
+    pipe.generation_config = GenerationConfig(clamp=True)
     assert pipe(prompts, **kwargs) == clamped
     assert pipe(prompts, clamp=False, **kwargs) == free
+    pipe.save_pretrained(tmp_path / "m")
+    back = DiffusionLMPipeline.from_pretrained(tmp_path / "m")
+    assert back.generation_config == GenerationConfig(clamp=True)
+    assert back(prompts, **kwargs) == clamped
+
+
+def test_checkpoints_from_before_the_generation_config_keep_their_clamp(tmp_path):
+    model, tok = tiny_model(seed=3)
+    DiffusionLMPipeline(model, tok).save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "generation_config.json").unlink()
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["clamp_at_inference"] = True
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    assert DiffusionLMPipeline.from_pretrained(tmp_path / "m").generation_config.clamp is True
+
+
+@pytest.mark.parametrize("bad, message", [(dict(num_steps=0), "num_steps"), (dict(method="magic"), "unknown method"),
+                                          (dict(eta=2.0), "eta"), (dict(method="dpm_solver++", eta=0.5), "eta applies only"),
+                                          (dict(log_snr_offset=-1.0), "log_snr_offset"), (dict(temperature=0.0), "temperature")])
+def test_generation_config_refuses_impossible_settings(bad, message):
+    with pytest.raises(ValueError, match=message):
+        GenerationConfig(**bad)
 
 
 def test_out_of_vocabulary_text_goes_through_unk(pipe):
@@ -146,7 +178,7 @@ def test_out_of_vocabulary_text_goes_through_unk(pipe):
         (["w1"], {"num_steps": 0}, "num_steps must be an integer >= 1"),
         (["w1"], {"num_samples": 0}, "num_samples must be an integer >= 1"),
         (["w1"], {"method": "beam"}, "unknown method 'beam'"),
-        (["w1"], {"eta": 2.0}, r"eta must lie in \[0.0, 1.0\]"),
+        (["w1"], {"eta": 2.0}, r"eta must lie in \[0, 1\]"),
     ],
 )
 def test_bad_input(pipe, prompts, kwargs, message):

@@ -20,29 +20,34 @@ class ConfigError(ValueError):
     """A configuration that cannot work; the message names the key and the fix."""
 
 
-@dataclass
-class ModelConfig:
-    """Fields of ``DiffusionLMConfig`` (see its docstring)."""
+# Settings of DiffusionLMConfig that training derives (from the tokenizer and the table), never the YAML file.
+DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint")
 
-    embedding_source: str = "random"
-    embedding_dim: int = 64
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    max_prompt_length: int = 32
-    max_response_length: int = 32
-    position_embedding: Literal["rotary", "learned"] = "rotary"
-    schedule: dict = field(default_factory=lambda: {"type": "vp", "profile": "sqrt", "s": 1e-4})
-    t_eps: float = 1e-3
-    t_sampling: Literal["uniform", "importance"] = "uniform"
-    lambda_x0: float = 1.0
-    lambda_round: float = 1.0
-    rounding: Literal["dot", "neg_sq_dist"] = "dot"
-    rounding_temperature: float = 1.0
-    self_conditioning: bool = False
-    prompt_dropout: float = 0.0
+
+def model_keys() -> dict[str, Any]:
+    """The ``model:`` keys a config may set: ``DiffusionLMConfig``'s own arguments (one source), with their types."""
+    import inspect
+
+    from diffusion_lm import DiffusionLMConfig
+
+    hints = typing.get_type_hints(DiffusionLMConfig.__init__)
+    params = inspect.signature(DiffusionLMConfig.__init__).parameters
+    return {name: hints.get(name, Any) for name, p in params.items()
+            if name not in ("self", "kwargs") and name not in DERIVED_MODEL_KEYS and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def check_model_section(data: Any) -> dict:
+    """Type-check the ``model:`` mapping against ``DiffusionLMConfig``'s arguments; unknown keys are errors."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"model must be a mapping, got {type(data).__name__}.")
+    keys = model_keys()
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('model.' + k for k in unknown)} in model; "
+                          f"valid keys: {', '.join(sorted(keys))} (the arguments of DiffusionLMConfig).")
+    return {k: _coerce(v, keys[k], f"model.{k}") for k, v in data.items()}
 
 
 @dataclass
@@ -99,12 +104,11 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
+    """Periodic evaluation; generations use the ``generation:`` settings, which are saved with the model."""
+
     every: int = 500
     loss_batches: int = 8
     generate: int = 64
-    num_steps: int = 20
-    method: str = "dpm_solver++"
-    clamp: bool = False
     examples: int = 4
     batch_size: int = 64
 
@@ -128,7 +132,8 @@ class TrainConfig:
     log_every: int = 10
     stop_at_step: int | None = None
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: dict = field(default_factory=dict)  # DiffusionLMConfig's arguments: its defaults are the only ones
+    generation: dict = field(default_factory=dict)  # GenerationConfig's fields: how evaluation and the saved model sample
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -152,7 +157,7 @@ class TrainConfig:
             _positive(o.grad_clip, "optim.grad_clip")
         if o.ema_decay is not None and not 0 < o.ema_decay < 1:
             raise ConfigError(f"optim.ema_decay must lie in (0, 1) or be null (no EMA), got {o.ema_decay}.")
-        for name in ("every", "loss_batches", "num_steps", "batch_size"):
+        for name in ("every", "loss_batches", "batch_size"):
             _positive(getattr(e, name), f"eval.{name}")
         _at_least(e.generate, 0, "eval.generate")
         _positive(c.every, "checkpoint.every")
@@ -162,11 +167,9 @@ class TrainConfig:
             raise ConfigError(f"data.validation_fraction must lie in (0, 1), got {d.validation_fraction}.")
         if d.dataset in ("json", "csv", "parquet") and not d.train_files:
             raise ConfigError(f"data.dataset is {d.dataset!r}: give data.train_files (a list of local files).")
-        from diffusion_lm.core.sampling import METHODS
-
-        if e.method not in METHODS:
-            raise ConfigError(f"eval.method {e.method!r} is not a sampler; valid: {', '.join(METHODS)}.")
-        encoder = m.embedding_source != "random"
+        self.generation_config()
+        self.model = check_model_section(m)
+        encoder = self.model.get("embedding_source", "random") != "random"
         if encoder and (self.tokenizer.pretrained or self.tokenizer.train):
             raise ConfigError("model.embedding_source is an encoder, which brings its own tokenizer: leave the tokenizer section empty.")
         if not encoder and not self.init_from and not (self.tokenizer.pretrained or self.tokenizer.train):
@@ -185,9 +188,27 @@ class TrainConfig:
         from diffusion_lm import DiffusionLMConfig
 
         try:
-            return DiffusionLMConfig(**dataclasses.asdict(self.model), clamp_at_inference=self.eval.clamp)
+            return DiffusionLMConfig(**self.model)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from err
+
+    def generation_config(self):
+        """The ``generation:`` section as a ``GenerationConfig`` (its dataclass fields are the valid keys)."""
+        from diffusion_lm.generation_config import GenerationConfig
+
+        gen = self.generation if isinstance(self.generation, dict) else {}
+        if not isinstance(self.generation, dict):
+            raise ConfigError(f"generation must be a mapping, got {type(self.generation).__name__}.")
+        hints = typing.get_type_hints(GenerationConfig)
+        unknown = sorted(set(gen) - set(hints))
+        if unknown:
+            raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('generation.' + k for k in unknown)} "
+                              f"in generation; valid keys: {', '.join(sorted(hints))}.")
+        values = {k: _coerce(v, hints[k], f"generation.{k}") for k, v in gen.items()}
+        try:
+            return GenerationConfig().updated(**values) if values else GenerationConfig()
+        except ValueError as err:
+            raise ConfigError(f"generation: {err}") from err
 
 
 def _positive(value, name):

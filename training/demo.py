@@ -41,8 +41,8 @@ def main(argv=None) -> int:
     parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     parser.add_argument("--test-size", type=int, default=300)
     parser.add_argument("--rows", type=int, default=5)
-    parser.add_argument("--num-steps", type=int, default=20)
-    parser.add_argument("--method", default="dpm_solver++")
+    parser.add_argument("--num-steps", type=int, default=None, help="sampler steps (default: the saved generation config's)")
+    parser.add_argument("--method", default=None, help="sampler (default: the saved generation config's)")
     args, overrides = parser.parse_known_args(argv)
     paths = ensure("bible")
     try:
@@ -62,14 +62,16 @@ def main(argv=None) -> int:
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
     prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]
     start = time.time()
-    generated = pipe(prompts, num_steps=args.num_steps, method=args.method, batch_size=100, clamp=config.eval.clamp)
+    generated = pipe(prompts, num_steps=args.num_steps, method=args.method, batch_size=100)
+    gen = pipe.generation_config.updated(num_steps=args.num_steps, method=args.method)
+    sampler = f"{gen.method}{f' eta={gen.eta:g}' if gen.method == 'ddim' else ''}, {gen.num_steps} steps"
     seconds = time.time() - start
     model, copy = text_metrics(generated, refs), text_metrics(prompts, refs)
     result = {"train_minutes": round(minutes, 1), "train_steps": config.optim.max_steps, "test_verses": len(rows),
-              "sampler": f"{args.method}, {args.num_steps} steps" + (", clamped" if config.eval.clamp else ""), "generate_seconds": round(seconds, 1),
+              "sampler": sampler, "generation_config": gen.to_dict(), "generate_seconds": round(seconds, 1),
               "bleu": round(model["bleu"], 2), "chrf": round(model["chrf"], 2),
               "copy_bleu": round(copy["bleu"], 2), "copy_chrf": round(copy["chrf"], 2), "final_train_loss": trained.get("loss")}
-    print(f"\nKJV -> WEB, {len(rows)} held-out verses ({args.method}, {args.num_steps} steps; trained {minutes:.1f} min):")
+    print(f"\nKJV -> WEB, {len(rows)} held-out verses ({sampler}; trained {minutes:.1f} min):")
     print(f"  model BLEU {model['bleu']:.1f}  chrF {model['chrf']:.1f}")
     print(f"  copy-the-input baseline BLEU {copy['bleu']:.1f}  chrF {copy['chrf']:.1f}\n")
     for row, gen in list(zip(rows, generated))[: args.rows]:

@@ -42,9 +42,10 @@ def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[s
     }
 
 
-def generation_metrics(pipe, prompts: Sequence[str], references: Sequence[str], num_steps: int, method: str,
-                       batch_size: int, examples: int, clamp: bool = False) -> tuple[dict[str, float], list[dict[str, str]]]:
-    """Generate for validation prompts and score against the references; a few rows are returned for the log."""
-    outputs = pipe(list(prompts), num_steps=num_steps, method=method, batch_size=batch_size, seed=0, clamp=clamp)
+def generation_metrics(pipe, prompts: Sequence[str], references: Sequence[str], batch_size: int,
+                       examples: int) -> tuple[dict[str, float], list[dict[str, str]]]:
+    """Generate for validation prompts with the pipeline's generation config and score against the references;
+    a few rows are returned for the log."""
+    outputs = pipe(list(prompts), batch_size=batch_size, seed=0)
     rows = [{"prompt": p, "generated": o, "reference": r} for p, o, r in zip(prompts[:examples], outputs, references)]
     return text_metrics(outputs, references), rows

@@ -53,7 +53,10 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path | N
             ax2.plot(*zip(*pts), label=key, marker="o", markersize=3, linestyle="--" if key == "copy_bleu" else "-")
     ax2.set_xlabel("step")
     ax2.set_ylabel("score")
-    ax2.legend()
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend()
+    else:
+        ax2.text(0.5, 0.5, "no generation metrics (eval.generate = 0)", ha="center", va="center", transform=ax2.transAxes)
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

@@ -52,7 +52,7 @@ def build_tokenizer(config: TrainConfig, train_raw, out: Path, is_main: bool, wa
 
     from diffusion_lm import train_tokenizer
 
-    if config.model.embedding_source != "random":
+    if config.model.get("embedding_source", "random") != "random":
         return None  # build_model loads the encoder's own
     if config.tokenizer.pretrained:
         return AutoTokenizer.from_pretrained(config.tokenizer.pretrained)
@@ -175,7 +175,8 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
                 _record(accelerator, log, step, last)
                 progress.set_postfix(loss=f"{last['loss']:.4f}")
             if step % config.eval.every == 0 or step == o.max_steps:
-                last.update(_evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log))
+                last.update(_evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log,
+                                      train_seconds))
             if step % config.checkpoint.every == 0 or step == o.max_steps or stop.requested or step == config.stop_at_step:
                 save_checkpoint(accelerator, out, step, ema, {"epoch_batches": stream.batches_per_epoch}, config.checkpoint.keep)
             progress.update(1)
@@ -193,8 +194,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
               **{f"copy_{k}": v for k, v in copy_scores.items()}}
     if main:
         _weights_for_eval(raw_model, eval_model, ema)
-        eval_model.config.clamp_at_inference = config.eval.clamp  # the pipeline generates as evaluation did
-        pipe = DiffusionLMPipeline(eval_model, tok)
+        pipe = DiffusionLMPipeline(eval_model, tok, config.generation_config())  # it generates as evaluation did
         training_card = {"steps": o.max_steps, "batch_size": o.batch_size * accelerator.num_processes * o.grad_accum,
                          "lr": o.lr, "ema_decay": o.ema_decay, "data": config.data.dataset, "train_files": config.data.train_files,
                          "init_from": config.init_from, "mixed_precision": config.mixed_precision}
@@ -211,11 +211,13 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     return result
 
 
-def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log) -> dict:
-    """Validation losses and generation metrics with the EMA weights, on the main process."""
+def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log,
+              train_seconds: float = 0.0) -> dict:
+    """Validation losses and generation metrics with the EMA weights, on the main process; ``train_minutes``
+    is the optimisation time so far (evaluations excluded) of this process's run."""
     from diffusion_lm.pipeline import DiffusionLMPipeline
 
-    metrics: dict = {}
+    metrics: dict = {"train_minutes": train_seconds / 60}
     if accelerator.is_main_process:
         _weights_for_eval(raw_model, eval_model, ema)
         e = config.eval
@@ -223,8 +225,8 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
                                        accelerator.device, seed=config.seed))
         prompts, refs = val_text
         if prompts:
-            pipe = DiffusionLMPipeline(eval_model, tok)
-            scores, rows = generation_metrics(pipe, prompts, refs, e.num_steps, e.method, e.batch_size, e.examples, e.clamp)
+            pipe = DiffusionLMPipeline(eval_model, tok, config.generation_config())
+            scores, rows = generation_metrics(pipe, prompts, refs, e.batch_size, e.examples)
             metrics.update(scores)
             metrics.update({f"copy_{k}": v for k, v in copy_scores.items() if k == "bleu"})
             for row in rows:
