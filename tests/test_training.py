@@ -249,16 +249,26 @@ def test_push_to_hub_at_the_end(data, tmp_path, monkeypatch):
     assert len(loaded(["w1 w2"], num_steps=2)) == 1
 
 
-def test_two_process_data_parallel_run_trains_saves_and_generates(data, tmp_path):
-    """accelerate launch --num_processes 2 --cpu (gloo): both ranks train on their halves of each batch."""
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.train", "--config", str(TINY),
-           *_overrides(data, out, "--optim.max_steps", "6", "--optim.batch_size", "8")]
-    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+def test_two_processes_train_one_model_data_parallel(data, tmp_path):
+    """configs/accelerate/multi_cpu.yaml: two ranks in one gloo group, each drawing its own rows, with identical
+    weights after every step (gradients all-reduced), an effective batch of 2 x 8, and a model that generates."""
+    out, trace = tmp_path / "ddp", tmp_path / "trace"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / "multi_cpu.yaml"),
+           "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--optim.max_steps", "4", "--optim.batch_size", "8")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFUSION_LM_TRACE_DIR": str(trace)}
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["step"] == 6 and "bleu" in rows[-1]
+    logs = {int(p.stem.split("-")[1]): [json.loads(line) for line in p.read_text().splitlines()] for p in trace.glob("rank-*.jsonl")}
+    assert sorted(logs) == [0, 1], f"expected two ranks, got {sorted(logs)}"
+    for rank, records in logs.items():
+        assert [r["step"] for r in records] == [1, 2, 3, 4]
+        assert all(r["world_size"] == 2 and r["distributed_type"].endswith("MULTI_CPU") for r in records)
+    for a, b in zip(logs[0], logs[1]):
+        assert len(a["rows"]) == len(b["rows"]) == 8
+        assert not set(a["rows"]) & set(b["rows"]), f"step {a['step']}: both ranks drew the same rows"
+        assert a["weights"] == b["weights"], f"step {a['step']}: the ranks' weights differ (no gradient all-reduce)"
+    assert logs[0][0]["weights"] != logs[0][-1]["weights"], "the weights never changed"
+    assert "| batch_size | `16` |" in (out / "model" / "README.md").read_text()
     pipe = DiffusionLMPipeline.from_pretrained(out / "model")
     assert len(pipe(["w1 w2 w3", "w4"], num_steps=3)) == 2
 
