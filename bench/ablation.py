@@ -27,22 +27,37 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from tasks import TASKS, task_files, test_pairs  # noqa: E402
 
-# Each variant: overrides of the task's config, as --section.key value pairs.
+# Each variant: overrides of the task's config (which runs the package defaults), one option flipped.
 VARIANTS: dict[str, dict[str, str]] = {
-    "base": {},
-    "interpolated": {"model.x0_parameterization": "interpolated"},
-    "warp": {"model.time_warping": "true"},
-    "interpolated_warp": {"model.x0_parameterization": "interpolated", "model.time_warping": "true"},
+    "defaults": {},
+    "direct_x0": {"model.x0_parameterization": "direct"},
+    "no_warp": {"model.time_warping": "false"},
+    "no_self_cond": {"model.self_conditioning": "false"},
+    "self_cond_noisier": {"model.self_conditioning_source": "noisier"},
+    "self_cond_rounded": {"model.self_conditioning_source": "rounded"},
+    "self_cond_glancing": {"model.self_conditioning_source": "glancing"},
+    "rollout_training": {"model.rollout_training": "0.5"},
+    "aligned_positions": {"model.response_positions": "aligned"},
+    "noise_scale_x2": {"model.schedule": "{type: vp, profile: sqrt, s: 1.0e-4, log_snr_shift: -1.3862943611198906}"},
+    "cosine_schedule": {"model.schedule": "{type: vp, profile: cosine, s: 0.008}"},
+    "min_noise": {"model.t_eps": "0.2"},
+    "before": {"model.x0_parameterization": "direct", "model.time_warping": "false"},
 }
-# (method, eta, steps, pad_boundary)
-SETTINGS = [("ddim", 0.0, 1, False), ("ddim", 0.0, 10, False), ("ddim", 0.0, 20, False), ("ddim", 1.0, 10, False),
-            ("ddim", 1.0, 20, False), ("dpm_solver++", 0.0, 10, False), ("dpm_solver++", 0.0, 20, False),
-            ("ddim", 0.0, 10, True), ("ddim", 1.0, 20, True), ("ddim", 0.0, 200, False)]
+# Generation settings measured on every run: (name, overrides of the saved generation config).
+SETTINGS = [("1 step", {"num_steps": 1}), ("ddim eta=1, 10", {"num_steps": 10}), ("ddim eta=1, 20", {"num_steps": 20}),
+            ("ddim eta=0, 10", {"num_steps": 10, "eta": 0.0}), ("ddim eta=0, 20", {"num_steps": 20, "eta": 0.0}),
+            ("dpm_solver++, 10", {"num_steps": 10, "method": "dpm_solver++"}),
+            ("dpm_solver++, 20", {"num_steps": 20, "method": "dpm_solver++"}), ("ddim eta=1, 200", {"num_steps": 200})]
+# Generation options measured on the "defaults" run only (no retraining): (name, overrides).
+INFERENCE_VARIANTS = [("offset 0 (plain sampler)", {"log_snr_offset": 0.0}), ("offset 2", {"log_snr_offset": 2.0}),
+                      ("offset 6", {"log_snr_offset": 6.0}), ("temperature 0.3", {"temperature": 0.3}),
+                      ("pad boundary", {"pad_boundary": True}), ("clamped", {"clamp": True}),
+                      ("log-SNR grid", {"grid": "logsnr"}), ("time grid", {"grid": "time"})]
 DIAG_TIMES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0]
 
 
 def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: int, settings, steps: int | None,
-        eval_only: bool = False, temperature: float | None = None) -> dict:
+        eval_only: bool = False) -> dict:
     from accelerate.state import AcceleratorState
 
     from diffusion_lm.data import encode_pairs
@@ -81,14 +96,13 @@ def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: i
     result["accuracy_by_time"] = [vars(a) for a in token_accuracy_by_time(pipe.model, batch.prompt_ids, batch.prompt_mask,
                                                                           batch.response_ids, DIAG_TIMES)]
     result["generation"] = []
-    for method, eta, n, pad in settings:
+    result["generation_config"] = pipe.generation_config.to_dict()
+    for label, overrides in settings:
         t0 = time.time()
-        texts = pipe(prompts, num_steps=n, method=method, eta=eta, clamp=False, pad_boundary=pad, batch_size=100, seed=0,
-                     temperature=temperature)
-        row = {"method": method, "eta": eta, "steps": n, "pad_boundary": pad, "temperature": temperature, **text_metrics(texts, refs),
-               "seconds": round(time.time() - t0, 1), "examples": texts[:3]}
+        texts = pipe(prompts, batch_size=100, seed=0, **overrides)
+        row = {"setting": label, **overrides, **text_metrics(texts, refs), "seconds": round(time.time() - t0, 1), "examples": texts[:3]}
         result["generation"].append(row)
-        print(name, method, eta, n, pad, {k: round(v, 2) for k, v in row.items() if k in ("bleu", "chrf", "exact_match")}, flush=True)
+        print(name, label, {k: round(v, 2) for k, v in row.items() if k in ("bleu", "chrf", "exact_match")}, flush=True)
     result["references"] = refs[:3]
     tmp = folder / "results.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
@@ -97,25 +111,26 @@ def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: i
 
 
 def report(folder: Path) -> str:
-    """A markdown table of every results.json under ``folder``."""
+    """Markdown tables of every results.json under ``folder``: one row per variant, one column per setting."""
     lines = []
     for task in TASKS:
         results = [json.loads(p.read_text()) for p in sorted((folder / task).glob("*/results.json"))]
         if not results:
             continue
-        head = [f"{m}{' eta=' + format(e, 'g') if m == 'ddim' else ''} {n}{' L' if p else ''}" for m, e, n, p in SETTINGS]
-        metric = "exact_match" if task != "bible" else "bleu"
-        lines += [f"### {task} ({metric}; training minutes in brackets; L = pad boundary)", "",
-                  "| variant | " + " | ".join(head) + " | acc t=0.9 / 1.0 |", "|---|" + "---|" * (len(head) + 1)]
-        for r in results:
-            cells = []
-            for m, e, n, p in SETTINGS:
-                g = next((g for g in r["generation"]
-                          if (g["method"], g["eta"], g["steps"], g.get("pad_boundary", False)) == (m, e, n, p)), None)
-                cells.append(f"{g[metric]:.1f}" if g else "-")
+        metric = "bleu" if task == "bible" else "exact_match"
+        labels = [label for label, _ in SETTINGS]
+        lines += [f"### {task} ({'BLEU' if metric == 'bleu' else 'exact match %'}; training minutes in brackets)", "",
+                  "| variant | " + " | ".join(labels) + " | token acc. t=0.9 / 1.0 |", "|---|" + "---|" * (len(labels) + 1)]
+        order = {name: i for i, name in enumerate(VARIANTS)}
+        for r in sorted(results, key=lambda r: order.get(r["name"], len(order))):
+            rows = {g["setting"]: g for g in r["generation"] if "setting" in g}
+            cells = [f"{rows[label][metric]:.1f}" if label in rows else "-" for label in labels]
             acc = {a["t"]: a["content_accuracy"] for a in r["accuracy_by_time"]}
             lines.append(f"| {r['name']} ({r['train_seconds'] / 60:.1f}) | " + " | ".join(cells)
                          + f" | {100 * acc.get(0.9, float('nan')):.0f} / {100 * acc.get(1.0, float('nan')):.0f} |")
+            extra = [g for g in r["generation"] if g.get("setting") not in labels]
+            for g in extra:
+                lines.append(f"| &nbsp;&nbsp;{r['name']}, {g['setting']} | " + f"{g[metric]:.1f} |" + " |" * (len(labels)))
         lines.append("")
     return "\n".join(lines)
 
@@ -123,16 +138,16 @@ def report(folder: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=TASKS, default="bible")
-    parser.add_argument("--variant", default="base", choices=sorted(VARIANTS))
+    parser.add_argument("--variant", default="defaults", choices=list(VARIANTS))
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides key=value (model.time_warping=true)")
     parser.add_argument("--name", default=None, help="run name (default: the variant)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ablation")
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task config's)")
     parser.add_argument("--quick", action="store_true", help="skip the 200-step rollout")
+    parser.add_argument("--inference-variants", action="store_true", help="also measure the generation options (C1 offsets, ...)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-only", action="store_true", help="re-measure a trained run with the current settings")
-    parser.add_argument("--temperature", type=float, default=None, help="generation temperature (default: the model's)")
     parser.add_argument("--report", type=Path, default=None, help="print the table of the runs under this folder")
     args = parser.parse_args()
     if args.report:
@@ -143,8 +158,11 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = value
-    settings = [s for s in SETTINGS if not (args.quick and s[2] > 20)]
-    run(args.task, args.name or args.variant, overrides, args.out, args.test_size, settings, args.steps, args.eval_only, args.temperature)
+    settings = [s for s in SETTINGS if not (args.quick and s[1].get("num_steps", 0) > 20)]
+    if args.inference_variants:
+        base = dict(SETTINGS[1][1])
+        settings += [(f"{SETTINGS[1][0]}, {label}", {**base, **extra}) for label, extra in INFERENCE_VARIANTS]
+    run(args.task, args.name or args.variant, overrides, args.out, args.test_size, settings, args.steps, args.eval_only)
 
 
 if __name__ == "__main__":

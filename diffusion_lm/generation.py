@@ -72,7 +72,7 @@ def generate_ids(
     prompt_mask: Tensor,
     config: GenerationConfig | None = None,
     *,
-    t_end: float = 0.0,
+    t_end: float | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
     progress: bool = False,
@@ -84,7 +84,8 @@ def generate_ids(
     (``num_steps``, ``method``, ``eta``, ``log_snr_offset``, ``temperature``, ``guidance_scale``, ``clamp``,
     ``pad_boundary``, ``grid``, ``order``) override it. ``guidance_scale`` s is classifier-free guidance in
     the usual convention: 1 is the conditional model, s > 1 extrapolates away from the unconditional one,
-    i.e. (62) with w = s - 1; it needs a model trained with ``prompt_dropout > 0``. ``callback`` is called
+    i.e. (62) with w = s - 1; it needs a model trained with ``prompt_dropout > 0``. The rollout ends at ``t_end``,
+    by default the lowest noise level the model was trained on (``config.t_eps``). ``callback`` is called
     after every step with ``{"i", "t", "x", "x0"}`` (x0 in table units, None for samplers that report none).
     """
     s = (config or GenerationConfig()).updated(**settings)
@@ -94,6 +95,7 @@ def generate_ids(
             "without prompt dropout (config.prompt_dropout = 0); use guidance_scale=1.0 or train with prompt_dropout > 0."
         )
     cfg, schedule = model.config, model.schedule
+    t_end = cfg.t_eps if t_end is None else t_end
     b = prompt_ids.shape[0]
     device = prompt_ids.device
     dtype = next(model.parameters()).dtype

@@ -39,7 +39,7 @@ class GenerationConfig:
     num_steps: int = 10
     method: str = "ddim"
     eta: float = 1.0
-    log_snr_offset: float = 3.0
+    log_snr_offset: float = 4.0
     temperature: float = 1.0
     guidance_scale: float = 1.0
     clamp: bool = False

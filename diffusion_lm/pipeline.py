@@ -15,6 +15,7 @@ from .data.batching import encode_prompts
 from .generation import generate_ids
 from .generation_config import GenerationConfig
 from .hub import write_model_card
+from .loading import HUB_KWARGS, load_model
 from .mbr import mbr_select
 from .modeling import DiffusionLMModel
 from .tokenization import tokenizer_fingerprint
@@ -58,8 +59,8 @@ class DiffusionLMPipeline:
         """Load model and tokenizer from a folder written by ``save_pretrained`` or a Hub repo id."""
         from transformers import AutoTokenizer
 
-        model = DiffusionLMModel.from_pretrained(path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in ("revision", "token", "cache_dir")})
+        model = load_model(DiffusionLMModel, path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in HUB_KWARGS})
         pipe = cls(model, tokenizer, _load_generation_config(path, model, kwargs))
         return pipe.to(device) if device is not None else pipe
 
@@ -181,7 +182,7 @@ def _load_generation_config(path, model: DiffusionLMModel, kwargs: dict) -> Gene
 
             from .generation_config import FILE_NAME
 
-            hub = {k: v for k, v in kwargs.items() if k in ("revision", "token", "cache_dir")}
+            hub = {k: v for k, v in kwargs.items() if k in HUB_KWARGS}
             folder = Path(hf_hub_download(str(path), FILE_NAME, **hub)).parent
         except Exception:  # no such file in the repo (an older checkpoint): the defaults
             return GenerationConfig(**legacy)

@@ -45,12 +45,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_rows(path: Path, field: str) -> list[dict]:
+    if not path.is_file():
+        raise ValueError(f"--input {path}: no such file" + (" (it is a folder)" if path.is_dir() else "") + "; give a JSONL file of prompts.")
     rows = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); "
+                                 f"each line must be one JSON object such as {{\"{field}\": \"...\"}}.") from err
             if not isinstance(row, dict) or field not in row:
                 raise ValueError(f"{path}:{number}: each line must be a JSON object with a {field!r} field.")
             rows.append(row)
@@ -64,9 +70,9 @@ def main(argv=None) -> int:
     from diffusion_lm.pipeline import DiffusionLMPipeline
 
     try:
+        rows = read_rows(args.input, args.prompt_field) if args.input else [{args.prompt_field: p} for p in args.prompt]
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         pipe = DiffusionLMPipeline.from_pretrained(args.model, device=device)
-        rows = read_rows(args.input, args.prompt_field) if args.input else [{args.prompt_field: p} for p in args.prompt]
         prompts = [row[args.prompt_field] for row in rows]
         common = dict(num_steps=args.num_steps, method=args.method, eta=args.eta, guidance_scale=args.guidance_scale,
                       log_snr_offset=args.log_snr_offset, temperature=args.temperature,

@@ -170,3 +170,39 @@ def test_option_values_are_checked():
                 dict(rollout_training=1.5)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DiffusionLMConfig(**bad)
+
+
+def test_log_snr_offset_evaluates_the_denoiser_at_a_noisier_time():
+    """(C1): at each step the denoiser's t is the time whose log-SNR is lambda_t - Delta (and t itself at Delta = 0)."""
+    from diffusion_lm.generation_config import GenerationConfig
+
+    model, tok = tiny_model(time_warping=False)
+    batch = _batch(tok)
+    for delta in (0.0, 2.5):
+        calls = _spy_predict(model)
+        seen_times = []
+        generate_ids(model, batch.prompt_ids, batch.prompt_mask, GenerationConfig(num_steps=5, eta=0.0, log_snr_offset=delta),
+                     generator=torch.Generator().manual_seed(0), callback=lambda info: seen_times.append(info["t"]))
+        del model.predict
+        grid = [1.0] + seen_times[:-1]  # the time of each evaluation: where each step starts
+        sched = model.schedule
+        for (t_model, *_), t in zip(calls, grid):
+            lam = float(sched.log_snr(torch.tensor(t, dtype=torch.float64)))
+            want = float(sched.t_from_log_snr(torch.tensor(lam - delta, dtype=torch.float64)))
+            assert abs(float(t_model[0]) - want) < 1e-5, (delta, t, float(t_model[0]), want)
+        if delta > 0:
+            assert all(float(c[0][0]) >= t - 1e-7 for c, t in zip(calls, grid)) and any(float(c[0][0]) > t + 1e-3 for c, t in zip(calls, grid))
+
+
+def test_glancing_reveals_half_as_many_true_slots_as_the_estimate_got_wrong():
+    """(G1): the fed-back estimate equals the true embedding on floor(n_wrong / 2) slots and the estimate elsewhere."""
+    model, tok = tiny_model(self_conditioning=True, self_conditioning_source="glancing")
+    batch = _batch(tok)
+    x0 = model.embed(batch.response_ids)
+    estimate = torch.randn_like(x0)
+    glanced = model._glance(estimate, x0, torch.Generator().manual_seed(0))
+    wrong = (model.round(estimate) != batch.response_ids).sum(-1)
+    revealed = (glanced == x0).all(-1) & (glanced != estimate).any(-1)
+    kept = (glanced == estimate).all(-1)
+    assert torch.equal(revealed.sum(-1), wrong // 2) and torch.all(revealed | kept)
+    assert wrong.min() >= 2, "the check needs estimates with wrong slots"

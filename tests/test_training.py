@@ -137,7 +137,8 @@ def test_bad_rows_are_counted_and_skipped_or_refused(data, tmp_path, caplog):
     message = " ".join(r.getMessage() for r in caplog.records)
     assert "train: skipped 4 of 604 rows" in message and "2 with a missing prompt or response field" in message
     assert "1 with an empty prompt or response" in message and "1 with a prompt or response longer than the model's slots" in message
-    with pytest.raises(ValueError, match="skipped 4 of 604 rows.*strict"):
+    assert message.count("skipped 4 of 604 rows") == 1, "the report is logged once"
+    with pytest.raises(ValueError, match="found 4 of 604 rows.*strict is on: nothing was skipped"):
         run(data, tmp_path / "strict", "--data.train_files", f"[{path}]", "--data.strict", "true")
 
 
@@ -154,6 +155,25 @@ def test_tokenizer_kinds_train(data, tmp_path, kind):
 
 
 # ----------------------------------------------------------------------------- resume and crashes
+
+
+def test_a_rerun_into_a_previous_runs_folder_says_so(data, tmp_path, caplog):
+    run(data, tmp_path, "--optim.max_steps", "2", "--eval.every", "2", "--checkpoint.every", "2")
+    with caplog.at_level("WARNING"):
+        run(data, tmp_path, "--optim.max_steps", "2", "--eval.every", "2", "--checkpoint.every", "2")
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "holds a previous run (checkpoints up to step-2 and a saved model)" in message
+    assert "--resume_from_checkpoint latest" in message
+
+
+def test_num_threads_sets_torchs_cpu_threads(data, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run(data, tmp_path, "--optim.max_steps", "1", "--eval.every", "1", "--eval.generate", "0", "--num_threads", "2")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):

@@ -109,6 +109,17 @@ def _write(folder: Path, splits: dict[str, list[dict]]) -> dict[str, Path]:
     return paths
 
 
+def bundled_split(path: str | Path):
+    """For a missing file of a bundled data set (``<root>/<name>/<split>.jsonl``), a function that builds the set."""
+    path = Path(path)
+    name, split = path.parent.name, path.stem
+    if path.suffix != ".jsonl" or split not in ("train", "validation", "test") or name not in (*BUILDERS, "synthetic"):
+        return None
+    if path.parent.parent.resolve() != DEFAULT_ROOT.resolve():
+        return None
+    return lambda: ensure(name, path.parent.parent)
+
+
 def ensure(name: str, root: Path = DEFAULT_ROOT) -> dict[str, Path]:
     """Build a data set unless its files are already there."""
     folder = root / name

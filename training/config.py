@@ -83,6 +83,7 @@ class DataConfig:
     streaming: bool = False
     shuffle_buffer: int = 10_000
     strict: bool = False
+    truncate: bool = False  # cut over-long prompts and responses to the model's slots (counted) instead of skipping them
     max_train_samples: int | None = None
     num_proc: int | None = None
 
@@ -126,6 +127,7 @@ class TrainConfig:
     run_name: str | None = None
     seed: int = 0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    num_threads: int | None = None  # torch CPU threads per process; None: OMP_NUM_THREADS, else physical cores / local processes
     init_from: str | None = None
     push_to_hub: str | None = None
     hub_private: bool = True
@@ -163,6 +165,8 @@ class TrainConfig:
         _positive(c.every, "checkpoint.every")
         _positive(c.keep, "checkpoint.keep")
         _positive(self.log_every, "log_every")
+        if self.num_threads is not None:
+            _positive(self.num_threads, "num_threads")
         if not 0 < d.validation_fraction < 1:
             raise ConfigError(f"data.validation_fraction must lie in (0, 1), got {d.validation_fraction}.")
         if d.dataset in ("json", "csv", "parquet") and not d.train_files:

@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,9 +42,20 @@ class DataReport:
         self.counts[problem] += 1
         self.examples.setdefault(problem, {k: (v[:80] if isinstance(v, str) else v) for k, v in row.items()})
 
-    def summary(self) -> str:
+    truncated: int = 0
+
+    def summary(self, verb: str = "skipped") -> str:
         parts = [f"{n} with {PROBLEMS[p]} (e.g. {self.examples[p]})" for p, n in self.counts.items()]
-        return f"{self.split}: skipped {self.dropped} of {self.total} rows: " + "; ".join(parts)
+        return f"{self.split}: {verb} {self.dropped} of {self.total} rows: " + "; ".join(parts)
+
+    def note(self) -> str:
+        """One line for the run's log: how many rows were used, skipped and truncated."""
+        parts = [f"{self.total - self.dropped} of {self.total} rows used"]
+        if self.dropped:
+            parts.append(f"{self.dropped} skipped (see the warning above)")
+        if self.truncated:
+            parts.append(f"{self.truncated} truncated to the model's slots (data.truncate)")
+        return ", ".join(parts)
 
 
 def load_raw(cfg: DataConfig, seed: int, train_dataset: Any = None, eval_dataset: Any = None):
@@ -56,17 +68,15 @@ def load_raw(cfg: DataConfig, seed: int, train_dataset: Any = None, eval_dataset
         if validation is not None and not isinstance(validation, (datasets.Dataset, datasets.IterableDataset)):
             validation = datasets.Dataset.from_list(list(validation))
     else:
-        if cfg.dataset in ("json", "csv", "parquet"):
-            files = {"train": cfg.train_files}
-            if cfg.validation_files:
-                files["validation"] = cfg.validation_files
-            splits = datasets.load_dataset(cfg.dataset, data_files=files, streaming=cfg.streaming)
+        if cfg.dataset in ("json", "csv", "parquet"):  # each split on its own: their columns may differ
+            train = _load_files(cfg.dataset, cfg.train_files, cfg.streaming, "train")
+            validation = _load_files(cfg.dataset, cfg.validation_files, cfg.streaming, "validation") if cfg.validation_files else None
         else:
             splits = datasets.load_dataset(cfg.dataset, cfg.dataset_config, streaming=cfg.streaming)
-        if cfg.train_split not in splits:
-            raise ConfigError(f"{cfg.dataset} has no split {cfg.train_split!r}; it has {list(splits)} (set data.train_split).")
-        train = splits[cfg.train_split]
-        validation = splits[cfg.validation_split] if cfg.validation_split in splits else None
+            if cfg.train_split not in splits:
+                raise ConfigError(f"{cfg.dataset} has no split {cfg.train_split!r}; it has {list(splits)} (set data.train_split).")
+            train = splits[cfg.train_split]
+            validation = splits[cfg.validation_split] if cfg.validation_split in splits else None
     _check_columns(train, cfg)
     if validation is None:
         train, validation = _hold_out(train, cfg, seed)
@@ -75,6 +85,26 @@ def load_raw(cfg: DataConfig, seed: int, train_dataset: Any = None, eval_dataset
     if cfg.max_train_samples is not None:
         train = train.take(cfg.max_train_samples) if _is_streaming(train) else train.select(range(min(cfg.max_train_samples, len(train))))
     return train, validation
+
+
+def _load_files(kind: str, files: list[str], streaming: bool, split: str):
+    """One split from local files; the project's own data sets (data/generated/<name>/) are built when missing."""
+    import datasets
+
+    from .build_data import bundled_split
+
+    key = f"data.{split}_files"
+    for path in files:
+        if not Path(path).exists():
+            if bundled_split(path) is None:
+                raise ConfigError(f"{key}: {path} does not exist; give the path of a {kind} file with "
+                                  f"prompt/response rows (or build the bundled data: python -m training.build_data --help).")
+            bundled_split(path)()  # builds the data set the path belongs to
+    try:
+        return datasets.load_dataset(kind, data_files={split: files}, streaming=streaming)[split]
+    except Exception as err:  # a malformed file: name it
+        raise ConfigError(f"{key}: could not read {', '.join(files)} as {kind} ({type(err).__name__}: {err}); "
+                          "each line must be a JSON object (json) or each row a record with the prompt and response columns.") from err
 
 
 def _is_streaming(ds) -> bool:
@@ -89,7 +119,8 @@ def _check_columns(ds, cfg: DataConfig) -> None:
         return
     for role, name in (("prompt", cfg.prompt_field), ("response", cfg.response_field)):
         if name not in columns:
-            raise ConfigError(f"the dataset has no {role} column {name!r}; set data.{role}_field to one of {columns}.")
+            raise ConfigError(f"the {getattr(ds, 'split', None) or 'training'} data has no {role} column {name!r}; "
+                              f"set data.{role}_field to one of {columns} (both splits must use the same names).")
 
 
 def _hold_out(train, cfg: DataConfig, seed: int):
@@ -117,7 +148,7 @@ def tokenize(ds, tokenizer: Any, cfg: DataConfig, max_prompt: int, max_response:
         n = len(next(iter(rows.values())))
         prompts = prompts if prompts is not None else [None] * n
         responses = responses if responses is not None else [None] * n
-        out = {"prompt_ids": [], "response_ids": [], "problem": []}
+        out = {"prompt_ids": [], "response_ids": [], "problem": [], "truncated": []}
         texts_p = [p if isinstance(p, str) else "" for p in prompts]
         texts_r = [r if isinstance(r, str) else "" for r in responses]
         ids_p = tokenizer(texts_p, add_special_tokens=False)["input_ids"]
@@ -127,41 +158,46 @@ def tokenize(ds, tokenizer: Any, cfg: DataConfig, max_prompt: int, max_response:
                 problem = "missing"
             elif not p.strip() or not r.strip():
                 problem = "empty"
-            elif len(ip) > max_prompt or len(ir) > max_response:
+            elif (len(ip) > max_prompt or len(ir) > max_response) and not cfg.truncate:
                 problem = "too_long"
             else:
                 problem = ""
-            out["prompt_ids"].append(ip)
-            out["response_ids"].append(ir)
+            cut = len(ip) > max_prompt or len(ir) > max_response
+            out["prompt_ids"].append(ip[:max_prompt])
+            out["response_ids"].append(ir[:max_response])
             out["problem"].append(problem)
+            out["truncated"].append(bool(cut and not problem))
         return out
 
-    keep = ["prompt_ids", "response_ids", "problem"]
+    keep = ["prompt_ids", "response_ids", "problem", "truncated"]
     drop = [c for c in (ds.column_names or []) if c not in keep]
     kwargs = {} if _is_streaming(ds) else {"num_proc": cfg.num_proc, "desc": f"tokenising {split}"}
     encoded = ds.map(encode, batched=True, remove_columns=drop, **kwargs)
     if _is_streaming(ds):
         def counted(row):
             report.total += 1
+            report.truncated += bool(row["truncated"])
             if row["problem"]:
                 report.add(row["problem"], {"prompt_ids": row["prompt_ids"][:10], "response_ids": row["response_ids"][:10]})
             return not row["problem"]
 
-        return encoded.filter(counted), report
+        return encoded.filter(counted).remove_columns("truncated"), report
     problems = encoded["problem"]
     report.total = len(problems)
+    report.truncated = sum(encoded["truncated"])
     for i, problem in enumerate(problems):
         if problem:
             row = ds[i]
             report.add(problem, {pf: row.get(pf), rf: row.get(rf)})
     if report.dropped:
         if cfg.strict:
-            raise ValueError(report.summary() + " (data.strict is on; clean the data or turn strict off to skip them)")
+            raise ValueError(report.summary("found") + " (data.strict is on: nothing was skipped; clean the data, "
+                             "or turn strict off to skip such rows" + (", or set data.truncate true" if report.counts.get("too_long") else "") + ")")
         logger.warning(report.summary())
     clean = encoded.filter(lambda p: not p, input_columns="problem", **({"num_proc": cfg.num_proc} if cfg.num_proc else {}))
     if len(clean) == 0:
         raise ValueError(f"{split}: no usable rows left ({report.summary()}).")
-    return clean.remove_columns("problem"), report
+    return clean.remove_columns(["problem", "truncated"]), report
 
 
 def collate(rows: dict[str, list], pad_id: int, response_length: int) -> PairBatch:

@@ -88,10 +88,14 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=trackers or None, project_dir=str(out),
                               step_scheduler_with_optimizer=False, cpu=not _has_accelerator())
     main = accelerator.is_main_process
+    threads = _set_threads(config.num_threads, accelerator)
     logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for chatty in ("accelerate", "datasets", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     set_seed(config.seed)
+    if accelerator.device.type == "cpu":
+        logger.info("%d torch thread%s per process (num_threads; %d process%s)", threads, "s" * (threads > 1),
+                    accelerator.num_processes, "es" * (accelerator.num_processes > 1))
     if main:
         out.mkdir(parents=True, exist_ok=True)
         for partial in clean_partial(out):
@@ -136,6 +140,9 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
         logger.info("resumed from %s at step %d", resume, start_step)
     elif config.checkpoint.resume_from_checkpoint not in (None, "latest"):
         raise ConfigError(f"no checkpoint at {config.checkpoint.resume_from_checkpoint}.")
+    elif main and (previous := _previous_run(out)):
+        logger.warning("%s holds a previous run (%s); this run starts from step 0 and will replace it. "
+                       "To continue that run instead, pass --resume_from_checkpoint latest.", out, previous)
     log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume is not None else None) if main else None
     if trackers:
         accelerator.init_trackers(config.run_name or out.name, config=_flat(to_dict(config)))
@@ -248,6 +255,42 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
     return metrics
 
 
+def _set_threads(requested: int | None, accelerator) -> int:
+    """torch's CPU threads for this process: ``num_threads``, else OMP_NUM_THREADS, else the physical cores shared
+    among the processes on this machine (as ``accelerate launch --num_cpu_threads_per_process`` picks). More
+    threads than cores per process make torch's thread pools fight: a step can take ten times as long."""
+    import torch
+
+    if requested is None:
+        env = os.environ.get("OMP_NUM_THREADS")
+        if env and env.isdigit() and int(env) > 0:
+            requested = int(env)
+        else:
+            cores = _physical_cores()
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+            requested = max(1, cores // max(1, local))
+    torch.set_num_threads(requested)
+    return requested
+
+
+def _physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def _previous_run(out: Path) -> str:
+    """What an earlier run left in ``out`` (its checkpoints, its saved model), or '' if nothing."""
+    found = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1])) if (out / "checkpoints").exists() else []
+    parts = [f"checkpoints up to {found[-1].name}"] if found else []
+    if (out / "model" / "config.json").exists():
+        parts.append("a saved model")
+    return " and ".join(parts)
+
+
 def _has_accelerator() -> bool:
     import torch
 
@@ -315,7 +358,7 @@ def _materialise(val_ds, e):
 
 
 def _report_note(report) -> str:
-    return f" ({report.summary()})" if report.dropped else ""
+    return f" ({report.note()})" if report.total else ""
 
 
 def _card_metrics(result: dict) -> dict:

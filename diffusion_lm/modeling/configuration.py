@@ -12,7 +12,7 @@ POSITION_EMBEDDINGS = ("rotary", "learned")
 ROUNDING = ("dot", "neg_sq_dist")
 X0_PARAMETERIZATIONS = ("direct", "interpolated")
 RESPONSE_POSITIONS = ("after_prompt", "aligned")
-SELF_CONDITIONING_SOURCES = ("same_t", "noisier", "rounded")
+SELF_CONDITIONING_SOURCES = ("same_t", "noisier", "rounded", "glancing")
 
 
 class DiffusionLMConfig(PretrainedConfig):
@@ -45,7 +45,9 @@ class DiffusionLMConfig(PretrainedConfig):
         self_conditioning: feed the previous x0 prediction back to the denoiser (trained half the time).
         self_conditioning_source: what training feeds back: ``same_t`` (the estimate at the same z_t, SED/CDCD),
             ``noisier`` (the estimate from a noisier z_t' of the same response, t' - t ~ U(0, 0.1), as the previous
-            sampler step would give; FastDiSS) or ``rounded`` (the embedding of the rounded estimate).
+            sampler step would give; FastDiSS), ``rounded`` (the embedding of the rounded estimate) or ``glancing``
+            (the estimate at z_t with half as many of its wrong slots as it got wrong replaced by the true
+            embeddings, GLAT's glancing (G1): the model learns to place the remaining words around known ones).
         rollout_training: the share of training examples whose noisy state is the one a deterministic sampler
             step reaches from the model's own estimate at a noisier t' (R1), instead of (118): the model learns to
             correct its own estimates, as rollouts need (step-unrolled denoising, SUNDAE). With self-conditioning

@@ -199,7 +199,17 @@ class DiffusionLMModel(PreTrainedModel):
         if source == "noisier":
             return self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator)[2]
         estimate = self.denoise(prompt_ids, prompt_mask, z, t.to(torch.float32))
+        if source == "glancing":
+            return self._glance(estimate, x0, generator)
         return self.clamp_to_table(estimate) if source == "rounded" else estimate
+
+    def _glance(self, estimate: Tensor, x0: Tensor, generator) -> Tensor:
+        """(G1): reveal floor(n_wrong / 2) random slots of each example at their true embeddings."""
+        wrong = (self.round(estimate) != self.round(x0)).sum(-1)  # (B,) slots the estimate rounds wrongly
+        scores = _uniform(estimate.shape[:2], generator, estimate.device)  # a random order of the slots
+        rank = scores.argsort(-1).argsort(-1)  # (B, N) each slot's place in that order
+        reveal = rank < (wrong // 2)[:, None]
+        return torch.where(reveal[..., None], x0.to(estimate.dtype), estimate)
 
     def _check_batch(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor) -> None:
         cfg = self.config
