@@ -206,3 +206,55 @@ def test_glancing_reveals_half_as_many_true_slots_as_the_estimate_got_wrong():
     kept = (glanced == estimate).all(-1)
     assert torch.equal(revealed.sum(-1), wrong // 2) and torch.all(revealed | kept)
     assert wrong.min() >= 2, "the check needs estimates with wrong slots"
+
+
+def test_encoder_init_makes_the_encoders_own_layers_the_denoiser(tmp_path):
+    """TESS: the MiniLM encoder (offline copy) is the denoiser; its pretrained layers are loaded, trained, saved, reloaded."""
+    from transformers import AutoModel
+
+    from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
+    from diffusion_lm.data import encode_pairs
+
+    config = DiffusionLMConfig(embedding_source=str(minilm_path()), encoder_init=True, max_prompt_length=8, max_response_length=8)
+    model, tok = build_model(config)
+    reference = AutoModel.from_pretrained(minilm_path())
+    assert model.config.hidden_size == reference.config.hidden_size and model.config.num_layers == reference.config.num_hidden_layers
+    ours = model.denoiser.encoder.encoder.layer[2].attention.self.query.weight
+    torch.testing.assert_close(ours, reference.encoder.layer[2].attention.self.query.weight)
+    batch = encode_pairs(tok, ["in the beginning", "let there be light"], ["at first", "light"], 8, 8)
+    before = ours.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(2):  # the output layer starts at zero: the encoder's layers see a gradient from the second step
+        out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(step))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    assert torch.isfinite(out.loss) and not torch.equal(before, ours.detach())
+    model.save_pretrained(tmp_path)
+    back = DiffusionLMModel.from_pretrained(tmp_path).eval()
+    z, t = torch.randn(2, 8, model.config.embedding_dim), torch.rand(2)
+    torch.testing.assert_close(back.denoise(batch.prompt_ids, batch.prompt_mask, z, t),
+                               model.eval().denoise(batch.prompt_ids, batch.prompt_mask, z, t), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["l2", "layernorm"])
+def test_embedding_normalization_of_an_encoder_table(how):
+    from diffusion_lm import DiffusionLMConfig, build_model, minilm_path
+
+    model, _ = build_model(DiffusionLMConfig(embedding_source=str(minilm_path()), embedding_normalization=how, hidden_size=32,
+                                             num_layers=1, num_heads=2, max_prompt_length=4, max_response_length=4))
+    table = model.embedding_table
+    if how == "l2":
+        norms = table.norm(dim=-1)
+        torch.testing.assert_close(norms, torch.full_like(norms, table.shape[1] ** 0.5))
+    else:
+        torch.testing.assert_close(table.mean(-1), torch.zeros(table.shape[0]), rtol=0, atol=1e-5)
+        torch.testing.assert_close(table.var(-1, unbiased=False), torch.ones(table.shape[0]), rtol=0, atol=1e-3)
+    assert abs(model.config.embedding_scale - 1.0) < 1e-3
+
+
+def test_encoder_init_needs_an_encoder_table():
+    from diffusion_lm import DiffusionLMConfig
+
+    with pytest.raises(ValueError, match="encoder_init fine-tunes the embedding_source encoder"):
+        DiffusionLMConfig(encoder_init=True)

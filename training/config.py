@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 
 # Settings of DiffusionLMConfig that training derives (from the tokenizer and the table), never the YAML file.
-DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint")
+DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint", "encoder_config")
 
 
 def model_keys() -> dict[str, Any]:

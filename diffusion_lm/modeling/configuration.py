@@ -12,6 +12,7 @@ POSITION_EMBEDDINGS = ("rotary", "learned")
 ROUNDING = ("dot", "neg_sq_dist")
 X0_PARAMETERIZATIONS = ("direct", "interpolated")
 RESPONSE_POSITIONS = ("after_prompt", "aligned")
+EMBEDDING_NORMALIZATIONS = ("none", "l2", "layernorm")
 SELF_CONDITIONING_SOURCES = ("same_t", "noisier", "rounded", "glancing")
 
 
@@ -24,6 +25,11 @@ class DiffusionLMConfig(PretrainedConfig):
         embedding_source: ``"random"`` (unit-RMS Gaussian rows) or the name/path of a Hugging Face
             encoder whose input-embedding matrix becomes E (its tokenizer then comes with it).
         embedding_scale: sigma_E = RMS(E), set when the table is built; noise is drawn at this scale (118), (125).
+        embedding_normalization: applied to an encoder's table once when it is built: ``none``, ``l2`` (every row
+            scaled to the same norm, as Plaid) or ``layernorm`` (every row centred and scaled, as Difformer).
+        encoder_init: the denoiser is the ``embedding_source`` encoder itself, its pretrained layers fine-tuned
+            (TESS); hidden_size, num_layers and num_heads then come from that encoder.
+        encoder_config: the encoder's architecture (written by ``build_model``; the weights live in the checkpoint).
         pad_token_id: the token that pads responses; the model learns to emit it.
         hidden_size, num_layers, num_heads, mlp_ratio, dropout: the transformer denoiser (120).
         max_prompt_length, max_response_length: m and n, the prompt and response slots.
@@ -67,6 +73,9 @@ class DiffusionLMConfig(PretrainedConfig):
         embedding_dim: int = 64,
         embedding_source: str = "random",
         embedding_scale: float = 1.0,
+        embedding_normalization: str = "none",
+        encoder_init: bool = False,
+        encoder_config: dict[str, Any] | None = None,
         pad_token_id: int = 0,
         hidden_size: int = 256,
         num_layers: int = 4,
@@ -98,6 +107,9 @@ class DiffusionLMConfig(PretrainedConfig):
         self.embedding_dim = embedding_dim
         self.embedding_source = embedding_source
         self.embedding_scale = embedding_scale
+        self.embedding_normalization = embedding_normalization
+        self.encoder_init = bool(encoder_init)
+        self.encoder_config = dict(encoder_config) if encoder_config is not None else None
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -146,6 +158,13 @@ class DiffusionLMConfig(PretrainedConfig):
             raise ValueError(f"position_embedding must be one of {POSITION_EMBEDDINGS}, got {self.position_embedding!r}.")
         if self.rounding not in ROUNDING:
             raise ValueError(f"rounding must be one of {ROUNDING}, got {self.rounding!r}.")
+        if self.embedding_normalization not in EMBEDDING_NORMALIZATIONS:
+            raise ValueError(f"embedding_normalization must be one of {EMBEDDING_NORMALIZATIONS}, got {self.embedding_normalization!r}.")
+        if self.encoder_init and self.embedding_source == "random":
+            raise ValueError("encoder_init fine-tunes the embedding_source encoder: set embedding_source to an encoder's "
+                             "name or folder (its table is what the encoder reads).")
+        if self.encoder_init and self.embedding_normalization != "none":
+            raise ValueError("encoder_init reads the encoder's own table: leave embedding_normalization at 'none'.")
         if self.response_positions not in RESPONSE_POSITIONS:
             raise ValueError(f"response_positions must be one of {RESPONSE_POSITIONS}, got {self.response_positions!r}.")
         if self.self_conditioning_source not in SELF_CONDITIONING_SOURCES:

