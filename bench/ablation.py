@@ -51,7 +51,8 @@ SETTINGS = [("1 step", {"num_steps": 1}), ("ddim eta=1, 10", {"num_steps": 10}),
 # Generation options measured on the "defaults" run only (no retraining): (name, overrides).
 INFERENCE_VARIANTS = [("offset 0 (plain sampler)", {"log_snr_offset": 0.0}), ("offset 2", {"log_snr_offset": 2.0}),
                       ("offset 6", {"log_snr_offset": 6.0}), ("temperature 0.3", {"temperature": 0.3}),
-                      ("pad boundary", {"pad_boundary": True}), ("clamped", {"clamp": True}),
+                      ("pad boundary", {"pad_boundary": True}),
+                      ("adjacent repeats blocked", {"block_adjacent_repeats": True}), ("clamped", {"clamp": True}),
                       ("log-SNR grid", {"grid": "logsnr"}), ("time grid", {"grid": "time"})]
 DIAG_TIMES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0]
 

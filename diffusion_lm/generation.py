@@ -12,9 +12,28 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .core import classifier_free, sample
+from .core import classifier_free, guidance_weight, sample
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
+
+
+def block_adjacent_repeats(logits: Tensor, pad_token_id: int) -> Tensor:
+    """Logits (B, N, V) in which no slot's most likely token is its left neighbour's (pad may repeat).
+
+    Scanning left to right, where slot j would round to the token slot j - 1 rounds to, that token is
+    barred at j, so j falls to its next choice. A model unsure whether a word belongs at slot j - 1 or j
+    puts it at both ("and and"); barring the second copy lets the next word take that slot (the
+    non-autoregressive decoders' de-duplication, applied inside the rollout rather than to the final text).
+    """
+    logits = logits.clone()
+    previous = logits[:, 0].argmax(-1)
+    for j in range(1, logits.shape[1]):
+        current = logits[:, j].argmax(-1)
+        clash = (current == previous) & (current != pad_token_id)
+        rows = clash.nonzero().squeeze(-1)
+        logits[rows, j, current[rows]] = float("-inf")
+        previous = torch.where(clash, logits[:, j].argmax(-1), current)
+    return logits
 
 
 def _x0_model(
@@ -27,6 +46,9 @@ def _x0_model(
     With ``log_snr_offset`` Delta > 0 the denoiser is evaluated at the time whose log-SNR is lambda_t - Delta
     (C1): it reads the state as noisier than it is and leans on the prompt, which keeps rollouts of a model
     with uncertain estimates from following noise in the state (DINOISER's condition-enhanced denoiser).
+
+    With ``block_adjacent_repeats`` an interpolated x0_hat is built from logits in which no slot repeats
+    its left neighbour's token, so the rollout's state never holds a doubled word.
 
     ``pad_slots`` (a dict shared by the conditional and unconditional calls) turns on the pad boundary
     (L1): the first call, at t = 1, predicts each response's length from the prompt as the expected
@@ -41,6 +63,9 @@ def _x0_model(
         if settings.log_snr_offset > 0:  # (C1)
             t_model = schedule.t_from_log_snr(schedule.log_snr(t.double()) - settings.log_snr_offset).float()
         out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, previous[0], settings.temperature)  # (126)
+        if settings.block_adjacent_repeats and cfg.x0_parameterization == "interpolated":
+            logits = block_adjacent_repeats(logits, cfg.pad_token_id)
+            out = model.interpolate(logits / settings.temperature).to(out.dtype)  # (I1)
         if pad_slots is not None:
             if pad_slots.get("mask") is None:
                 length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
@@ -82,7 +107,7 @@ def generate_ids(
 
     ``config`` (a :class:`GenerationConfig`, its defaults if None) says how to sample; keyword ``settings``
     (``num_steps``, ``method``, ``eta``, ``log_snr_offset``, ``temperature``, ``guidance_scale``, ``clamp``,
-    ``pad_boundary``, ``grid``, ``order``) override it. ``guidance_scale`` s is classifier-free guidance in
+    ``pad_boundary``, ``block_adjacent_repeats``, ``grid``, ``order``) override it. ``guidance_scale`` s is classifier-free guidance in
     the usual convention: 1 is the conditional model, s > 1 extrapolates away from the unconditional one,
     i.e. (62) with w = s - 1; it needs a model trained with ``prompt_dropout > 0``. The rollout ends at ``t_end``,
     by default the lowest noise level the model was trained on (``config.t_eps``). ``callback`` is called
@@ -103,7 +128,7 @@ def generate_ids(
     x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots)
     if s.guidance_scale != 1.0:
         unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots)
-        x0_fn = classifier_free(x0_fn, unconditional, s.guidance_scale - 1.0)  # (62), w = s - 1
+        x0_fn = classifier_free(x0_fn, unconditional, guidance_weight(s.guidance_scale))  # (62)
     grid = sampling_grid(model, s.num_steps, s.grid, t_end)
     gen_device = generator.device if generator is not None else device
     shape = (b, cfg.max_response_length, cfg.embedding_dim)
@@ -124,4 +149,6 @@ def generate_ids(
     x0 = last.get("x0")
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
+    if s.block_adjacent_repeats:
+        return block_adjacent_repeats(model.rounding_logits(x0), cfg.pad_token_id).argmax(-1)  # (121)
     return model.round(x0)

@@ -31,6 +31,9 @@ class GenerationConfig:
         guidance_scale: classifier-free guidance, 1 = off (needs a model trained with prompt dropout).
         clamp: snap every x0 estimate to its nearest table row (Diffusion-LM's clamping).
         pad_boundary: predict the response length at the first step and hold the slots past it at pad (L1).
+        block_adjacent_repeats: no slot may round to the token its left neighbour rounds to (pad excepted), at
+            every step of an interpolated model's rollout and at the final rounding; for text, where a doubled
+            word is a misplaced word, not for data that repeats tokens (sorted lists, digits).
         grid: the time grid (``logsnr``, ``time``, ``karras``, ``warped``); ``None`` picks ``warped`` for a
             time-warped model and ``logsnr`` otherwise.
         order: solver order for ``dpm_solver``, ``dpm_solver++`` and ``unipc``.
@@ -44,6 +47,7 @@ class GenerationConfig:
     guidance_scale: float = 1.0
     clamp: bool = False
     pad_boundary: bool = False
+    block_adjacent_repeats: bool = False
     grid: str | None = None
     order: int | None = None
 

@@ -57,7 +57,7 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
         'print(pipe(["your prompt"], num_steps=20, method="dpm_solver++"))',
         "```",
         "",
-        "`pip install diffusion-lm`; the weights are safetensors and load with `AutoModel` once `diffusion_lm` is imported.",
+        "`pip install diffusion-lm`; the weights are safetensors and load with `AutoModel` once `diffusion_lm.modeling` is imported.",
         "",
     ]
     return "\n".join(lines)

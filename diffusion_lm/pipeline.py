@@ -107,6 +107,7 @@ class DiffusionLMPipeline:
         truncation: bool = False,
         clamp: bool | None = None,
         pad_boundary: bool | None = None,
+        block_adjacent_repeats: bool | None = None,
         temperature: float | None = None,
         log_snr_offset: float | None = None,
         grid: str | None = None,
@@ -126,11 +127,11 @@ class DiffusionLMPipeline:
                 minimum-Bayes-risk one (highest mean BLEU against the others), else the first.
             seed: responses are reproducible for the same seed and batch_size.
             truncation: cut over-long prompts instead of raising.
-            clamp, pad_boundary, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
+            clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
         """
         settings = self.generation_config.updated(
             num_steps=num_steps, method=method, eta=eta, guidance_scale=guidance_scale, clamp=clamp, pad_boundary=pad_boundary,
-            temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order)
+            block_adjacent_repeats=block_adjacent_repeats, temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order)
         prompts = self._check_call(prompts, num_samples, batch_size)
         texts = []
         expanded = [p for p in prompts for _ in range(num_samples)]

@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--mbr", action="store_true", help="pick the minimum-Bayes-risk sample")
     p.add_argument("--return-all", action="store_true", help="also write every sample")
+    p.add_argument("--block-adjacent-repeats", action=argparse.BooleanOptionalAction, default=None,
+                   help="no token twice in a row (text; default: the model's generation config)")
     p.add_argument("--clamp", action=argparse.BooleanOptionalAction, default=None,
                    help="clamp x0 predictions to embedding rows (default: the model's generation config)")
     p.add_argument("--truncation", action="store_true", help="cut over-long prompts instead of failing")
@@ -77,7 +79,8 @@ def main(argv=None) -> int:
         common = dict(num_steps=args.num_steps, method=args.method, eta=args.eta, guidance_scale=args.guidance_scale,
                       log_snr_offset=args.log_snr_offset, temperature=args.temperature,
                       num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
-                      truncation=args.truncation, clamp=args.clamp, progress=len(prompts) > args.batch_size)
+                      truncation=args.truncation, clamp=args.clamp, block_adjacent_repeats=args.block_adjacent_repeats,
+                      progress=len(prompts) > args.batch_size)
         samples = pipe(prompts, return_all=True, **common)
         from diffusion_lm.mbr import mbr_select
 

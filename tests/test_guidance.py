@@ -55,3 +55,15 @@ def test_classifier_free_with_exact_models_at_scale_zero_is_the_conditional(ring
     cond, uncond = ring.component(2).model(SCHEDULE), ring.model(SCHEDULE)
     x, t = torch.randn(6, 2, dtype=torch.float64), torch.full((6,), 0.4, dtype=torch.float64)
     torch.testing.assert_close(classifier_free(cond, uncond, 0.0)(x, t), cond(x, t))
+
+
+@pytest.mark.parametrize("guidance_scale", [0.0, 1.0, 3.5])
+def test_guidance_scale_converts_to_w_as_diffusers_combines(guidance_scale):
+    """The text pipeline's guidance_scale s (diffusers: uncond + s (cond - uncond)) is (62) with w = s - 1."""
+    from diffusion_lm.core import guidance_weight
+
+    cond, uncond = torch.randn(3, 4), torch.randn(3, 4)
+    guided = classifier_free(lambda x, t: cond, lambda x, t: uncond, guidance_weight(guidance_scale))(None, None)
+    torch.testing.assert_close(guided, uncond + guidance_scale * (cond - uncond))
+    with pytest.raises(ValueError, match="guidance_scale must be >= 0"):
+        guidance_weight(-1.0)

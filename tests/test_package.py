@@ -22,3 +22,19 @@ def test_public_api_is_importable_from_core():
     for name in ("VPSchedule", "VESchedule", "FlowSchedule", "convert", "sample", "classifier_free",
                  "classifier_guidance", "log_likelihood", "bits_per_dim", "dsm_loss", "flow_matching_loss", "langevin"):
         assert hasattr(core, name), name
+
+
+def test_core_alone_does_not_import_transformers():
+    """The diffusion core is usable without the text model's stack; the model names still load on first use."""
+    code = (
+        "import sys\n"
+        "import diffusion_lm.core\n"
+        "assert 'transformers' not in sys.modules, 'diffusion_lm.core imported transformers'\n"
+        "import diffusion_lm\n"
+        "assert 'transformers' not in sys.modules\n"
+        "from transformers import AutoConfig\n"
+        "config = diffusion_lm.DiffusionLMConfig()\n"
+        "assert type(AutoConfig.for_model('diffusion-lm')) is type(config)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr

@@ -36,6 +36,18 @@ def test_pairs(path: Path, tokenizer, max_prompt: int, max_response: int, limit:
     return rows
 
 
+def _logged_training(metrics: Path) -> tuple[dict, float]:
+    """The last logged training loss and the training minutes of a finished run (nan where not logged)."""
+    last, minutes = {}, float("nan")
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            row = json.loads(line)
+            if "loss" in row:
+                last["loss"] = row["loss"]
+            minutes = row.get("train_minutes", minutes)
+    return last, minutes
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
@@ -43,6 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=5)
     parser.add_argument("--num-steps", type=int, default=None, help="sampler steps (default: the saved generation config's)")
     parser.add_argument("--method", default=None, help="sampler (default: the saved generation config's)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="score this already-trained model (e.g. bench/text_vs_ar.py's runs/bench_bible/ours/model) "
+                             "instead of training one")
     args, overrides = parser.parse_known_args(argv)
     paths = ensure("bible")
     try:
@@ -50,14 +65,18 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    start = time.time()
-    trained = train(config)
-    minutes = (time.time() - start) / 60
-
     from diffusion_lm.pipeline import DiffusionLMPipeline
 
-    out = Path(config.output_dir)
-    pipe = DiffusionLMPipeline.from_pretrained(out / "model")
+    if args.model is None:
+        start = time.time()
+        trained = train(config)
+        minutes = (time.time() - start) / 60
+        out = Path(config.output_dir)
+        pipe = DiffusionLMPipeline.from_pretrained(out / "model")
+    else:
+        out = args.model.parent
+        pipe = DiffusionLMPipeline.from_pretrained(args.model)
+        trained, minutes = _logged_training(out / "metrics.jsonl")
     cfg = pipe.model.config
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
     prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]

@@ -6,7 +6,7 @@ Every name here is public API; equation numbers in comments refer to ``docs/THEO
 from .denoiser import Denoiser, Point
 from .dpm_solvers import dpm_solver, dpm_solver_pp, unipc
 from .grids import GRIDS, make_grid
-from .guidance import classifier_free, classifier_guidance
+from .guidance import classifier_free, classifier_guidance, guidance_weight
 from .likelihood import bits_per_dim, log_likelihood
 from .losses import WEIGHTINGS, dsm_loss, flow_matching_loss, loss_weight, sample_time
 from .ode_solvers import euler, heun, rk45, solve_ode
@@ -30,6 +30,7 @@ __all__ = [
     "bits_per_dim",
     "classifier_free",
     "classifier_guidance",
+    "guidance_weight",
     "convert",
     "ddim",
     "ddpm",

@@ -14,6 +14,14 @@ from .schedules import Schedule
 from .steps import per_example
 
 
+def guidance_weight(guidance_scale: float) -> float:
+    """The one conversion between the two guidance conventions: diffusers' ``guidance_scale`` s (1 = off,
+    ``uncond + s (cond - uncond)``), used by the text pipeline, to this module's w of (62) (0 = off): w = s - 1."""
+    if guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be >= 0 (1 = no guidance), got {guidance_scale}.")
+    return guidance_scale - 1.0
+
+
 def classifier_free(model_cond: Model, model_uncond: Model, scale: float) -> Model:
     """Classifier-free guidance (62): ``(1 + w) cond - w uncond``; w = 0 is the conditional model.
 
