@@ -136,7 +136,18 @@ def run_gpt2(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     return {"model": "gpt2", "seconds_per_step": per_step, "steps": done, "params": model.num_parameters(), "points": points}
 
 
+def combine(out: Path, task: str, minutes: float) -> None:
+    """curve.json from the two halves (ours.json, gpt2.json), also when they ran as separate ``--model`` processes."""
+    from diffusion_lm.common.atomic import write_json_atomic
+
+    parts = {which: json.loads((out / f"{which}.json").read_text()) for which in ("ours", "gpt2")}
+    write_json_atomic(out / "curve.json", {"task": task, "minutes": minutes, **parts})
+
+
 def report(out: Path) -> None:
+    """Redraw learning_curve.png from curve.json (assembled from ours.json and gpt2.json when missing)."""
+    if not (out / "curve.json").exists():
+        combine(out, json.loads((out / "ours.json").read_text()).get("task", "bible"), float("nan"))
     results = json.loads((out / "curve.json").read_text())
     try:
         import matplotlib
@@ -186,15 +197,14 @@ def main() -> None:
         procs = [subprocess.Popen(cmd + [which]) for which in ("ours", "gpt2")]
         if any(p.wait() for p in procs):
             raise SystemExit("a learning-curve process failed; see its output above")
-        parts = {which: json.loads((out / f"{which}.json").read_text()) for which in ("ours", "gpt2")}
-        tmp = out / "curve.json.tmp"
-        tmp.write_text(json.dumps({"task": args.task, "minutes": args.minutes, **parts}, indent=2))
-        tmp.replace(out / "curve.json")
+        combine(out, args.task, args.minutes)
         report(out)
         return
     torch.set_num_threads(1)
     result = (run_ours if args.model == "ours" else run_gpt2)(args.task, out, args.minutes, args.evals, extra)
-    (out / f"{args.model}.json").write_text(json.dumps(result, indent=2))
+    from diffusion_lm.common.atomic import write_json_atomic
+
+    write_json_atomic(out / f"{args.model}.json", {"task": args.task, **result})
 
 
 if __name__ == "__main__":

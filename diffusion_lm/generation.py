@@ -36,12 +36,33 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int) -> Tensor:
     return logits
 
 
+class SelfConditioning:
+    """The self-conditioning input of a rollout, explicit: every evaluation within a sampler step reads the
+    x0_hat of the last *accepted* step; ``commit()`` (called from the sampler's per-step callback) makes
+    the latest evaluation's x0_hat that input. A rejected adaptive trial or a solver's intermediate stage
+    therefore never feeds the next step."""
+
+    def __init__(self) -> None:
+        self.previous: Tensor | None = None
+        self.latest: Tensor | None = None
+
+    def commit(self) -> None:
+        self.previous = self.latest
+
+
+def _hold_known(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
+    """Logits (B, N, V) that are one-hot (0 at the token, -inf elsewhere) at the given slots."""
+    one_hot = torch.full_like(logits, float("-inf")).scatter(-1, ids[..., None], 0.0)
+    return torch.where(given[..., None], one_hot, logits)
+
+
 def _x0_model(
     model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
-    pad_slots: dict[str, Tensor | None] | None,
+    pad_slots: dict[str, Tensor | None] | None, self_cond: SelfConditioning,
+    known: tuple[Tensor, Tensor] | None = None,
 ) -> Callable[[Tensor, Tensor], Tensor]:
-    """f_theta as a core model callable. With self-conditioning it feeds each call the previous
-    call's x0_hat, so a fresh closure is made for every generation run.
+    """f_theta as a core model callable. With self-conditioning it feeds each call ``self_cond.previous``
+    and records its x0_hat as ``self_cond.latest``.
 
     With ``log_snr_offset`` Delta > 0 the denoiser is evaluated at the time whose log-SNR is lambda_t - Delta
     (C1): it reads the state as noisier than it is and leans on the prompt, which keeps rollouts of a model
@@ -50,21 +71,30 @@ def _x0_model(
     With ``block_adjacent_repeats`` an interpolated x0_hat is built from logits in which no slot repeats
     its left neighbour's token, so the rollout's state never holds a doubled word.
 
+    ``known`` = (ids (B, N), given (B, N)) holds the given slots of an infilling template at their tokens: their
+    x0_hat is the token's own row at every step (for an interpolated model, through one-hot logits, so the
+    adjacent-repeat block sees them), and the rollout fills the rest around them.
+
     ``pad_slots`` (a dict shared by the conditional and unconditional calls) turns on the pad boundary
     (L1): the first call, at t = 1, predicts each response's length from the prompt as the expected
     number of non-pad slots, sum_j (1 - p(pad at j | prompt)); from then on the slots past it are held
     at the pad embedding, so the rollout never fills them.
     """
-    previous: list[Tensor | None] = [None]
     cfg, schedule = model.config, model.schedule
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:
         t_model = t.float()
         if settings.log_snr_offset > 0:  # (C1)
             t_model = schedule.t_from_log_snr(schedule.log_snr(t.double()) - settings.log_snr_offset).float()
-        out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, previous[0], settings.temperature)  # (126)
-        if settings.block_adjacent_repeats and cfg.x0_parameterization == "interpolated":
+        out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, self_cond.previous, settings.temperature)  # (126)
+        interpolated = cfg.x0_parameterization == "interpolated"
+        if known is not None:
+            logits = _hold_known(logits, *known)
+            if not interpolated:
+                out = torch.where(known[1][..., None], model.embed(known[0]).to(out.dtype), out)
+        if settings.block_adjacent_repeats and interpolated:
             logits = block_adjacent_repeats(logits, cfg.pad_token_id)
+        if interpolated and (known is not None or settings.block_adjacent_repeats):
             out = model.interpolate(logits / settings.temperature).to(out.dtype)  # (I1)
         if pad_slots is not None:
             if pad_slots.get("mask") is None:
@@ -73,7 +103,7 @@ def _x0_model(
             pad = model.embed(torch.tensor([cfg.pad_token_id], device=z.device)).to(out.dtype)
             out = torch.where(pad_slots["mask"][..., None], pad, out)
         if cfg.self_conditioning:
-            previous[0] = model.clamp_to_table(out) if cfg.self_conditioning_source == "rounded" else out
+            self_cond.latest = model.clamp_to_table(out) if cfg.self_conditioning_source == "rounded" else out
         return model.clamp_to_table(out) if settings.clamp else out
 
     return x0_hat
@@ -101,6 +131,8 @@ def generate_ids(
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
     progress: bool = False,
+    response_ids: Tensor | None = None,
+    given: Tensor | None = None,
     **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
@@ -112,6 +144,10 @@ def generate_ids(
     i.e. (62) with w = s - 1; it needs a model trained with ``prompt_dropout > 0``. The rollout ends at ``t_end``,
     by default the lowest noise level the model was trained on (``config.t_eps``). ``callback`` is called
     after every step with ``{"i", "t", "x", "x0"}`` (x0 in table units, None for samplers that report none).
+
+    Infilling: ``response_ids`` (B, N) with ``given`` (B, N) True at the slots whose tokens are fixed; the
+    rollout generates the others around them (every x0 estimate holds the given rows; the output keeps
+    their tokens). ``diffusion_lm.templates.encode_template`` builds both from text with ``[FILL]`` slots.
     """
     s = (config or GenerationConfig()).updated(**settings)
     if s.guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
@@ -124,10 +160,13 @@ def generate_ids(
     b = prompt_ids.shape[0]
     device = prompt_ids.device
     dtype = next(model.parameters()).dtype
+    known = _check_known(response_ids, given, prompt_ids.shape[0], cfg)
     pad_slots = {} if s.pad_boundary else None
-    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots)
+    states = [SelfConditioning()]
+    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known)
     if s.guidance_scale != 1.0:
-        unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots)
+        states.append(SelfConditioning())
+        unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots, states[1], known)
         x0_fn = classifier_free(x0_fn, unconditional, guidance_weight(s.guidance_scale))  # (62)
     grid = sampling_grid(model, s.num_steps, s.grid, t_end)
     gen_device = generator.device if generator is not None else device
@@ -135,20 +174,41 @@ def generate_ids(
     z = float(schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(device, torch.float32)
     last = {}
 
-    def report(info: dict) -> None:
+    def report(info: dict) -> None:  # after every accepted step
+        for state in states:
+            state.commit()
         if info["x0"] is not None:
             last["x0"] = info["x0"]
         if callback is not None:
             callback(info)
 
+    own = {"eta": s.eta} if s.method == "ddim" else {}
+    if s.order is not None:
+        own["order"] = s.order
     z = sample(
         lambda x, t: x0_fn(x.to(dtype), t).float(), z, schedule, method=s.method, steps=s.num_steps,
-        prediction="x0", t_end=t_end, eta=s.eta, grid=grid, order=s.order, generator=generator,
-        callback=report, progress=progress,
+        prediction="x0", t_end=t_end, grid=grid, generator=generator, callback=report, progress=progress, **own,
     )
     x0 = last.get("x0")
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
+    logits = model.rounding_logits(x0)  # (121)
+    if known is not None:
+        logits = _hold_known(logits, *known)
     if s.block_adjacent_repeats:
-        return block_adjacent_repeats(model.rounding_logits(x0), cfg.pad_token_id).argmax(-1)  # (121)
-    return model.round(x0)
+        logits = block_adjacent_repeats(logits, cfg.pad_token_id)
+    return logits.argmax(-1)
+
+
+def _check_known(response_ids: Tensor | None, given: Tensor | None, batch: int, cfg) -> tuple[Tensor, Tensor] | None:
+    if response_ids is None and given is None:
+        return None
+    if response_ids is None or given is None:
+        raise ValueError("infilling needs both response_ids and given (True at the slots whose tokens are fixed).")
+    shape = (batch, cfg.max_response_length)
+    if tuple(response_ids.shape) != shape or tuple(given.shape) != shape:
+        raise ValueError(f"response_ids and given must have shape {shape} (batch, max_response_length), got "
+                         f"{tuple(response_ids.shape)} and {tuple(given.shape)}.")
+    if response_ids.min() < 0 or response_ids.max() >= cfg.vocab_size:
+        raise ValueError(f"response_ids must be token ids in [0, {cfg.vocab_size}).")
+    return response_ids.long(), given.bool()

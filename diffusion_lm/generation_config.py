@@ -56,12 +56,12 @@ class GenerationConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first impossible value and the fix."""
-        from .core.sampling import METHODS
+        from .core.sampling import SAMPLERS
 
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 1:
             raise ValueError(f"num_steps must be an integer >= 1, got {self.num_steps!r}.")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; valid choices are: {', '.join(METHODS)}.")
+        if self.method not in SAMPLERS:
+            raise ValueError(f"unknown method {self.method!r}; valid choices are: {', '.join(SAMPLERS)}.")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}. Use 0 for the deterministic rollout, 1 for DDPM-like noise.")
         if self.eta != 0.0 and self.method != "ddim":
@@ -89,11 +89,9 @@ class GenerationConfig:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``generation_config.json`` into ``folder`` (through a temporary file)."""
-        path = Path(folder) / FILE_NAME
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
+        from .common.atomic import write_json_atomic
+
+        return write_json_atomic(Path(folder) / FILE_NAME, self.to_dict())
 
     @classmethod
     def load(cls, folder: str | os.PathLike, legacy: dict[str, Any] | None = None) -> "GenerationConfig":

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .common.atomic import write_text_atomic
+
 CARD_KEYS = (
     "embedding_source", "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads",
     "max_prompt_length", "max_response_length", "position_embedding", "schedule", "lambda_x0", "lambda_round",
@@ -65,8 +67,4 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
 
 def write_model_card(folder: str | os.PathLike, config: Any, metrics: dict | None = None, training: dict | None = None) -> Path:
     """Write README.md into ``folder`` (via a temporary file and a rename)."""
-    path = Path(folder) / "README.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(model_card(config, metrics, training), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(Path(folder) / "README.md", model_card(config, metrics, training))

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .atomic import staged_directory
+from .common.atomic import staged_directory
 from .data.batching import encode_prompts
 from .generation import generate_ids
 from .generation_config import GenerationConfig
@@ -113,6 +113,7 @@ class DiffusionLMPipeline:
         grid: str | None = None,
         order: int | None = None,
         progress: bool = False,
+        response_template: str | Sequence[str] | None = None,
     ) -> list[str] | list[list[str]]:
         """Generate one response per prompt (or all ``num_samples`` of them with ``return_all=True``).
 
@@ -127,12 +128,16 @@ class DiffusionLMPipeline:
                 minimum-Bayes-risk one (highest mean BLEU against the others), else the first.
             seed: responses are reproducible for the same seed and batch_size.
             truncation: cut over-long prompts instead of raising.
+            response_template: infilling: text with ``[FILL]`` (one slot) or ``[FILL:n]`` (n slots) where the
+                model writes, the rest given (one template for every prompt, or one per prompt); slots after
+                the template's end are pad. E.g. ``"In the beginning [FILL:6] the earth."``
             clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
         """
         settings = self.generation_config.updated(
             num_steps=num_steps, method=method, eta=eta, guidance_scale=guidance_scale, clamp=clamp, pad_boundary=pad_boundary,
             block_adjacent_repeats=block_adjacent_repeats, temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order)
         prompts = self._check_call(prompts, num_samples, batch_size)
+        templates = self._templates(response_template, len(prompts))
         texts = []
         expanded = [p for p in prompts for _ in range(num_samples)]
         batches = range(0, len(expanded), batch_size)
@@ -143,8 +148,13 @@ class DiffusionLMPipeline:
         for start in batches:
             chunk = expanded[start : start + batch_size]
             batch = encode_prompts(self.tokenizer, chunk, self.model.config.max_prompt_length, truncation).to(self.device)
+            known = {}
+            if templates is not None:
+                rows = [templates[(start + j) // num_samples] for j in range(len(chunk))]
+                known = {"response_ids": torch.stack([r[0] for r in rows]).to(self.device),
+                         "given": torch.stack([r[1] for r in rows]).to(self.device)}
             ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,
-                               generator=torch.Generator().manual_seed(seed + start))
+                               generator=torch.Generator().manual_seed(seed + start), **known)
             texts.extend(self.decode(ids))
         grouped = [texts[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
         if return_all:
@@ -155,6 +165,18 @@ class DiffusionLMPipeline:
         """Token ids (B, N) to text, dropping the pad token wherever the model emitted it."""
         pad = self.model.config.pad_token_id
         return [self.tokenizer.decode([i for i in row if i != pad], clean_up_tokenization_spaces=True).strip() for row in ids.tolist()]
+
+    def _templates(self, template, count: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """One (ids, given) per prompt from ``response_template`` (see ``diffusion_lm.templates``)."""
+        if template is None:
+            return None
+        from .templates import encode_template
+
+        given = [template] * count if isinstance(template, str) else list(template)
+        if len(given) != count:
+            raise ValueError(f"{len(given)} response templates for {count} prompts; give one template, or one per prompt.")
+        cfg = self.model.config
+        return [encode_template(self.tokenizer, t, cfg.max_response_length, cfg.pad_token_id) for t in given]
 
     def _check_call(self, prompts, num_samples, batch_size) -> list[str]:
         if isinstance(prompts, str):

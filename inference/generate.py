@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from diffusion_lm.common.atomic import write_jsonl_atomic
 from diffusion_lm.core.sampling import METHODS
 
 
@@ -92,12 +92,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output.with_name(args.output.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, args.output)
+        write_jsonl_atomic(args.output, rows)
     else:
         for row in rows:
             print(row["response"])

@@ -85,8 +85,8 @@ def test_guidance_runs_the_unconditional_branch(pipe):
 
 
 def test_guidance_combines_cond_and_uncond_as_62(pipe):
-    from diffusion_lm.generation import _x0_model
     from diffusion_lm.core import classifier_free
+    from diffusion_lm.generation import SelfConditioning, _x0_model
 
     ids = torch.tensor([[3, 4, 5]])
     mask = torch.ones_like(ids, dtype=torch.bool)
@@ -94,7 +94,8 @@ def test_guidance_combines_cond_and_uncond_as_62(pipe):
     cond = pipe.model.denoise(ids, mask, z, t)
     uncond = pipe.model.denoise(ids, torch.zeros_like(mask), z, t)
     plain = GenerationConfig(log_snr_offset=0.0)
-    guided = classifier_free(_x0_model(pipe.model, ids, mask, plain, None), _x0_model(pipe.model, ids, torch.zeros_like(mask), plain, None), 2.0)
+    guided = classifier_free(_x0_model(pipe.model, ids, mask, plain, None, SelfConditioning()),
+                             _x0_model(pipe.model, ids, torch.zeros_like(mask), plain, None, SelfConditioning()), 2.0)
     torch.testing.assert_close(guided(z, t), 3.0 * cond - 2.0 * uncond)
 
 
@@ -118,11 +119,43 @@ def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
         assert torch.equal(self_cond, previous_out)
 
 
+@pytest.mark.parametrize("method", ["rk45", "heun"])
+def test_self_conditioning_reads_only_accepted_steps(pipe, method):
+    """Every evaluation is fed the x0_hat of the last accepted step (explicit state, committed by the sampler's
+    per-step callback): a rejected rk45 trial or a heun predictor stage never feeds another evaluation."""
+    from diffusion_lm.generation import generate_ids
+
+    seen, accepted = [], []
+    original = pipe.model.predict
+
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
+        seen.append((self_cond, out[0].detach()))
+        return out
+
+    pipe.model.predict = spy
+    try:
+        ids = pipe.tokenizer(["w1 w2", "w3"], padding=True, return_tensors="pt")
+        generate_ids(pipe.model, ids["input_ids"], ids["attention_mask"].bool(), method=method, num_steps=3, eta=0.0,
+                     log_snr_offset=0.0, callback=lambda info: accepted.append(len(seen)))
+    finally:
+        del pipe.model.predict
+    for k, (self_cond, _) in enumerate(seen):
+        before = [n for n in accepted if n <= k]
+        if not before:
+            assert self_cond is None
+        else:
+            assert torch.equal(self_cond, seen[before[-1] - 1][1])
+    if method == "rk45":
+        assert len(seen) - 1 > 6 * len(accepted), "the check needs an rk45 run with a rejected trial"
+
+
 def test_clamping_hands_the_sampler_embedding_rows(pipe):
-    from diffusion_lm.generation import _x0_model
+    from diffusion_lm.generation import SelfConditioning, _x0_model
 
     model = pipe.model
-    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), GenerationConfig(clamp=True), None)
+    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), GenerationConfig(clamp=True), None,
+                   SelfConditioning())
     out = fn(torch.randn(1, 8, 16), torch.full((1,), 0.7))
     table = model.embedding_table / model.config.embedding_scale
     assert torch.cdist(out[0], table).min(-1).values.max() < 1e-5

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from diffusion_lm.core import PREDICTIONS, FlowSchedule, VESchedule, VPSchedule, make_grid, sample
+from diffusion_lm.toy import GaussianMixture
 
 from .helpers import reference_pf_ode, slope
 
@@ -142,3 +143,27 @@ def test_samplers_are_pure_functions_of_their_inputs():
         a = sample(model, x_start, schedule, method=method, steps=9, generator=torch.Generator().manual_seed(3))
         b = sample(model, x_start, schedule, method=method, steps=9, generator=torch.Generator().manual_seed(3))
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_new_sampler_is_one_function_and_one_registration():
+    """fn(denoiser, x, ts, *, generator, callback, progress, **own) plus register_sampler: sample() runs it, checks its
+    own keyword against its signature, and it sees the bound denoiser (here: one x0 jump = 1-step DDIM to t = 0)."""
+    from diffusion_lm.core import SAMPLERS, register_sampler
+
+    def x0_jump(den, x, ts, *, scale: float = 1.0, generator=None, callback=None, progress=False):
+        (x0,) = den(x, den.point(float(ts[0])), "x0")
+        return scale * x0
+
+    mixture, schedule = GaussianMixture.ring(), VPSchedule.linear()
+    x_T = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    register_sampler("x0_jump", x0_jump)
+    try:
+        jump = sample(mixture.model(schedule), x_T, schedule, method="x0_jump", steps=1, t_end=0.0)
+        ddim = sample(mixture.model(schedule), x_T, schedule, method="ddim", steps=1, t_end=0.0)
+        torch.testing.assert_close(jump, ddim, rtol=1e-12, atol=1e-12)
+        half = sample(mixture.model(schedule), x_T, schedule, method="x0_jump", steps=1, t_end=0.0, scale=0.5)
+        torch.testing.assert_close(half, 0.5 * ddim, rtol=1e-12, atol=1e-12)
+        with pytest.raises(ValueError, match="method='x0_jump' takes no 'eta'.*its own settings are: scale"):
+            sample(mixture.model(schedule), x_T, schedule, method="x0_jump", steps=1, eta=0.5)
+    finally:
+        SAMPLERS.pop("x0_jump")

@@ -18,11 +18,11 @@ deterministic responses scored by exact match: a task unlike the verse rewriting
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import re
 from pathlib import Path
+
+from diffusion_lm.common.atomic import write_jsonl_atomic
 
 DEFAULT_ROOT = Path("data/generated")
 
@@ -71,12 +71,7 @@ def synthetic_rows(n: int, seed: int) -> list[dict]:
 
 
 def write_jsonl(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, rows)
 
 
 def build_bible(root: Path, validation: int = 1000, test: int = 1000, seed: int = 0) -> dict[str, Path]:

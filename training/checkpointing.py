@@ -19,6 +19,8 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from diffusion_lm.common.atomic import write_text_atomic
+
 from .ema import EMA
 
 STATE_FILE = "trainer_state.json"
@@ -111,9 +113,7 @@ def _step_of(path: Path) -> int:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+
+from diffusion_lm.common.atomic import write_json_atomic
 
 from .build_data import ensure
 from .config import ConfigError, load_config
@@ -95,10 +96,8 @@ def main(argv=None) -> int:
     print(f"  copy-the-input baseline BLEU {copy['bleu']:.1f}  chrF {copy['chrf']:.1f}\n")
     for row, gen in list(zip(rows, generated))[: args.rows]:
         print(f"[{row.get('ref', '')}]\n  KJV:       {row['prompt']}\n  generated: {gen}\n  WEB:       {row['response']}\n")
-    tmp = out / "demo_results.json.tmp"
-    tmp.write_text(json.dumps({**result, "examples": [{"prompt": r["prompt"], "generated": g, "reference": r["response"]}
-                                                        for r, g in list(zip(rows, generated))[: args.rows]]}, indent=2))
-    os.replace(tmp, out / "demo_results.json")
+    write_json_atomic(out / "demo_results.json", {**result, "examples": [
+        {"prompt": r["prompt"], "generated": g, "reference": r["response"]} for r, g in list(zip(rows, generated))[: args.rows]]})
     print(f"model: {out / 'model'}  curves: {out / 'curves.png'}  results: {out / 'demo_results.json'}")
     return 0
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from diffusion_lm.common.atomic import write_json_atomic
 from diffusion_lm.core import VPSchedule, sample
 from diffusion_lm.toy.consistency import (
     TEACHER_SOLVERS,
@@ -32,6 +32,7 @@ from diffusion_lm.toy.datasets import TOY_DATASETS, toy_distribution
 from diffusion_lm.toy.metrics import distance_to_data
 from diffusion_lm.toy.mlp import ToyMLP
 from diffusion_lm.toy.training import fit
+
 from .threads import run_on_threads
 
 # the teacher's samplers at 1 and 2 NFE (name, sample() kwargs); every one is a PF-ODE solver
@@ -143,9 +144,7 @@ def run(args: argparse.Namespace) -> dict:
             shown[f"{k}\nSW {results[k]['distance']:.3f}"] = samples[k]
         metrics["pictures"] = [str(plot_samples(shown, args.out / f"{dataset}_consistency.png",
                                                 f"consistency distillation, floor {metrics['floor']:.3f}"))]
-    tmp = args.out / f".metrics.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(args.out / "metrics.json")
+    write_json_atomic(args.out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
 

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from diffusion_lm.common.atomic import write_text_atomic
+
 
 class MetricsLog:
     """Append-only ``metrics.jsonl``; on resume, rows after the checkpoint's step are dropped first."""
@@ -17,9 +19,7 @@ class MetricsLog:
             self.path.write_text("")
         elif self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= resume_step]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, step: int, **values) -> None:
         with open(self.path, "a", encoding="utf-8") as f:

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from diffusion_lm.common.atomic import write_json_atomic
 from diffusion_lm.core import METHODS, VPSchedule, dsm_loss
 from diffusion_lm.images.classifier import NoisyClassifier, NoisyClassifierConfig, noisy_classifier_loss
 from diffusion_lm.images.digits import dequantize, load_digits_split, quantize
 from diffusion_lm.images.evaluate import Judge, class_labels, diversity, generate, heldout_bits_per_dim
 from diffusion_lm.images.unet import DigitsUNet, DigitsUNetConfig
 from diffusion_lm.toy.training import fit
+
 from .threads import run_on_threads
 
 SCHEDULES = {"cosine": VPSchedule.cosine, "linear": VPSchedule.linear}
@@ -142,8 +143,9 @@ def evaluate(args, unet: DigitsUNet, classifier: NoisyClassifier, train_split, t
 
 
 def _draw(args, grids: dict, metrics: dict) -> list[Path]:
+    from diffusion_lm.common.plotting import pyplot as _pyplot
+    from diffusion_lm.common.plotting import save_figure
     from diffusion_lm.images.plots import plot_digit_grids
-    from diffusion_lm.toy.plots import _pyplot, save_figure
 
     names = {"cfg": f"classifier-free guidance ({args.method}, {args.sample_steps} steps)",
              "classifier": f"classifier guidance ({args.classifier_method}, {args.classifier_sample_steps} steps)"}
@@ -182,9 +184,7 @@ def run(args: argparse.Namespace) -> dict:
     classifier.eval()
     metrics = {"train_images": len(train_split), "test_images": len(test_split), **log,
                **evaluate(args, unet, classifier, train_split, test_split)}
-    tmp = args.out / f".metrics.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(args.out / "metrics.json")
+    write_json_atomic(args.out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
 
-from diffusion_lm.core import METHODS, PREDICTIONS, FlowSchedule, VPSchedule, convert, sample
+from diffusion_lm.common.atomic import write_json_atomic
+from diffusion_lm.core import METHODS, PREDICTIONS, FlowSchedule, VPSchedule, convert, sample, sampler_options
 from diffusion_lm.core.losses import TIME_SAMPLINGS, WEIGHTINGS
 from diffusion_lm.toy.datasets import TOY_DATASETS, ToyDistribution, toy_distribution
 from diffusion_lm.toy.metrics import distance_to_data, heldout_nll
 from diffusion_lm.toy.pretrained import ToyDenoiser, ToyDenoiserConfig
 from diffusion_lm.toy.training import LOSSES, Objective, fit
+
 from .threads import run_on_threads
 
 SCHEDULES = {"linear": VPSchedule.linear, "cosine": VPSchedule.cosine, "flow": FlowSchedule}
@@ -105,9 +106,10 @@ def run(args: argparse.Namespace) -> dict:
         return model(x, t)
 
     x_T = float(schedule.sigma(1.0)) * torch.randn(args.samples, 2, generator=gen)
+    given = {"order": args.order, "eta": args.eta or None, "corrector_steps": args.corrector_steps, "snr": args.snr}
+    own = {k: v for k, v in given.items() if v is not None and (k in sampler_options(args.method) or k in ("order", "eta"))}
     x = sample(counted, x_T, schedule, method=args.method, steps=args.sample_steps, prediction=args.prediction,
-               order=args.order, eta=args.eta, corrector_steps=args.corrector_steps, snr=args.snr,
-               t_end=0.0, generator=gen, progress=True).double()
+               t_end=0.0, generator=gen, progress=True, **own).double()
     distance = distance_to_data(x, data.sample, seed=args.seed + 1)
     metrics = {
         "dataset": args.dataset, "loss": args.loss, "prediction": args.prediction, "schedule": args.schedule,
@@ -169,9 +171,7 @@ def _draw(model: ToyDenoiser, schedule, data: ToyDistribution, x: torch.Tensor, 
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
+    write_json_atomic(path, payload)
 
 
 if __name__ == "__main__":

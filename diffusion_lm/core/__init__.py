@@ -11,7 +11,7 @@ from .likelihood import bits_per_dim, log_likelihood
 from .losses import WEIGHTINGS, dsm_loss, flow_matching_loss, loss_weight, sample_time
 from .ode_solvers import euler, heun, rk45, solve_ode
 from .parameterization import PREDICTIONS, convert
-from .sampling import METHODS, sample
+from .sampling import METHODS, SAMPLERS, register_sampler, sample, sampler_options
 from .schedules import FlowSchedule, Schedule, VESchedule, VPSchedule, schedule_from_config
 from .sde_solvers import annealed_langevin, ddim, ddpm, euler_maruyama, langevin, predictor_corrector
 
@@ -48,6 +48,9 @@ __all__ = [
     "predictor_corrector",
     "rk45",
     "sample",
+    "sampler_options",
+    "register_sampler",
+    "SAMPLERS",
     "sample_time",
     "schedule_from_config",
     "solve_ode",

@@ -8,46 +8,17 @@ float64 (exact to double precision, and cheap per step).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 
-from ._checks import check_choice
-from .parameterization import PREDICTIONS, affine
-from .schedules import Schedule
 from .arith import lincomb
+from .checks import check_choice
+from .parameterization import PREDICTIONS, Point, affine, points
+from .schedules import Schedule
 
 Model = Callable[[Tensor, Tensor], Tensor]
 
-
-class Point(NamedTuple):
-    """Everything a sampler step needs at one time, as Python floats."""
-
-    t: float
-    alpha: float
-    sigma: float
-    lam: float  # log-SNR (48)
-    alpha_dot: float
-    sigma_dot: float
-    f: float  # drift coefficient (1)
-    g2: float  # squared diffusion coefficient (1)
-
-
-def points(schedule: Schedule, ts: Tensor) -> list[Point]:
-    """Schedule quantities at each time of ``ts``, evaluated in float64 in one vectorised pass."""
-    ts = ts.to(torch.float64)
-    cols = [
-        ts,
-        schedule.alpha(ts),
-        schedule.sigma(ts),
-        schedule.log_snr(ts),
-        schedule.alpha_dot(ts),
-        schedule.sigma_dot(ts),
-        schedule.drift_coef(ts),
-        schedule.diffusion_sq(ts),
-    ]
-    return [Point(*row) for row in torch.stack(cols, 1).tolist()]
+__all__ = ["Denoiser", "Model", "Point", "points"]
 
 
 class Denoiser:

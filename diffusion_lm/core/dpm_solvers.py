@@ -9,12 +9,13 @@ is the first-order step. Exponentials of large steps are written through alpha a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
-from .denoiser import Denoiser, Model, Point, points
-from .schedules import Schedule
 from .arith import lincomb
+from .denoiser import Denoiser, Point, points
 from .steps import Callback, intervals, report
 
 
@@ -23,30 +24,21 @@ def _first_order(x0: Tensor, eps: Tensor, target: Point) -> Tensor:
     return target.alpha * x0 + target.sigma * eps
 
 
-def dpm_solver(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    order: int = 3,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def dpm_solver(den: Denoiser, x: Tensor, ts: Tensor, *, order: int = 3, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Single-step DPM-Solver-1/2/3 in noise prediction, one order-k step per grid interval.
 
     NFE = order * steps; a final step to sigma = 0 is a first-order step (order - 1 fewer NFE).
     Needs alpha > 0 at the start (FlowSchedule at t = 1 has alpha = 0: use ``dpm_solver++``).
     """
-    den = Denoiser(model, schedule, prediction)
     if den.point(float(ts[0])).alpha == 0.0:
         raise ValueError("dpm_solver (noise prediction) needs alpha > 0 at t_start; use method='dpm_solver++' or t_start < 1.")
     ratios = {1: (), 2: (1 / 2,), 3: (1 / 3, 2 / 3)}[order]
     # the intermediate times t(lambda_t + r h) of every step, in one vectorised pass
+    schedule = den.schedule
     lam = schedule.log_snr(ts)
     inner = [points(schedule, schedule.t_from_log_snr(lam[:-1] + r * (lam[1:] - lam[:-1]))) for r in ratios]
-    for i, pt, ps in intervals(schedule, ts, progress, f"dpm_solver-{order}"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, f"dpm_solver-{order}"):
         x0, eps = den(x, pt, "x0", "eps")
         x_next = _first_order(x0, eps, ps)
         if ps.sigma > 0.0 and order >= 2:
@@ -70,36 +62,37 @@ def dpm_solver(
     return x
 
 
-def dpm_solver_pp(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    order: int = 2,
-    corrector: bool = False,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def dpm_solver_pp(den: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Multistep DPM-Solver++ in data prediction: 2M (order 2) or 3M (order 3).
 
     Earlier x0 predictions supply the higher-order terms. The first step of 3M is a single-step
     DPM-Solver++(2S) step, so that its local error does not cap the global order at 2; below 15
     steps the last steps lower the order (as in the reference implementation). The step into
     sigma = 0 is second order in sigma/alpha (Adams-Bashforth on dx~/dsigma~ = eps, the DDIM ODE)
-    when an earlier prediction exists.
-
-    ``corrector=True`` (method ``unipc``) corrects every step with the prediction at its end, which
-    the next step needs anyway: the exact exponential integral of the line through the x0
-    predictions at both ends (a UniPC-style corrector; UniPC approximates the same weight by B(h)).
-    NFE = steps (steps + 1 for 3M).
+    when an earlier prediction exists. NFE = steps (steps + 1 for 3M).
     """
-    den = Denoiser(model, schedule, prediction)
+    return _multistep(den, x, ts, order, None, callback, progress, f"dpm_solver++{order}M")
+
+
+def unipc(den: Denoiser, x: Tensor, ts: Tensor, *, order: int = 2, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
+    """Multistep DPM-Solver++ (2M, or 3M with ``order=3``) with the UniPC-style corrector ``_corrected``:
+    every step is corrected with the x0 prediction at its end, which the next step needs anyway, so
+    at no extra model evaluation. NFE = steps (+1 for 3M)."""
+    return _multistep(den, x, ts, order, _corrected, callback, progress, f"unipc-{order}M")
+
+
+Corrector = Callable[[Tensor, list, Point, Tensor, bool], Tensor]
+
+
+def _multistep(den: Denoiser, x: Tensor, ts: Tensor, order: int, corrector: Corrector | None,
+        callback: Callback | None, progress: bool, name: str) -> Tensor:
+    """The multistep loop of DPM-Solver++, with an optional corrector applied after every predictor step."""
     steps = len(ts) - 1
     history: list[tuple[Point, Tensor, Tensor]] = []  # (point, x, x0_hat), newest last
     x0_next = None
-    for i, pt, ps in intervals(schedule, ts, progress, ("unipc-" if corrector else "dpm_solver++") + f"{order}M"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, name):
         x0 = x0_next if x0_next is not None else den(x, pt, "x0")[0]
         x0_next = None
         history = (history + [(pt, x, x0)])[-3:]
@@ -108,12 +101,12 @@ def dpm_solver_pp(
         else:
             k = min(order, len(history), steps - i if steps < 15 else order)
             if i == 0 and order == 3 and steps > 1:
-                x_new = _midpoint_step(den, x, x0, pt, ps, schedule)
+                x_new = _midpoint_step(den, x, x0, pt, ps)
             else:
                 x_new = _data_step(x, history, pt, ps, k)
-            if corrector and i < steps - 1:
+            if corrector is not None and i < steps - 1:
                 (x0_next,) = den(x_new, ps, "x0")
-                x_new = _corrected(x, history, ps, x0_next, quadratic=order >= 3 and len(history) >= 2)
+                x_new = corrector(x, history, ps, x0_next, order >= 3 and len(history) >= 2)
             x = x_new
         report(callback, i, ps, x, x0)
     return x
@@ -165,10 +158,10 @@ def _corrected(x: Tensor, history: list[tuple[Point, Tensor, Tensor]], ps: Point
     return lincomb(*terms)
 
 
-def _midpoint_step(den: Denoiser, x: Tensor, x0: Tensor, pt: Point, ps: Point, schedule: Schedule) -> Tensor:
+def _midpoint_step(den: Denoiser, x: Tensor, x0: Tensor, pt: Point, ps: Point) -> Tensor:
     """Single-step DPM-Solver++(2S) with r = 1/2: a first-order step to the log-SNR midpoint u, then
     the step t -> s with the x0 prediction taken there."""
-    pu = den.point(float(schedule.t_from_log_snr((pt.lam + ps.lam) / 2)))
+    pu = den.point(float(den.schedule.t_from_log_snr((pt.lam + ps.lam) / 2)))
     x_u = (pu.sigma / pt.sigma) * x + (pu.alpha - pu.sigma * pt.alpha / pt.sigma) * x0
     (x0_u,) = den(x_u, pu, "x0")
     return (ps.sigma / pt.sigma) * x + (ps.alpha - ps.sigma * pt.alpha / pt.sigma) * x0_u
@@ -186,19 +179,3 @@ def _into_zero_noise(history: list[tuple[Point, Tensor, Tensor]]) -> Tensor:
     eps_p, eps_q = (x / p.alpha - x0) / s_p, (x_q / q.alpha - x0_q) / s_q
     r = s_p / (s_q - s_p)  # last step over the previous one, both in sigma~
     return x / p.alpha - s_p * ((1 + r / 2) * eps_p - (r / 2) * eps_q)
-
-
-def unipc(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    order: int = 2,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
-    """Multistep DPM-Solver++ (2M, or 3M with ``order=3``) with the UniPC-style corrector: each step is
-    corrected with the x0 prediction at its end, at no extra model evaluation. NFE = steps (+1 for 3M)."""
-    return dpm_solver_pp(model, x, ts, schedule, prediction=prediction, order=order, corrector=True, callback=callback, progress=progress)

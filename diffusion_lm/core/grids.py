@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_positive_int
+from .checks import check_choice, check_positive_int
 from .schedules import LOG_SNR_LIMIT, Schedule
 
 GRIDS = ("logsnr", "time", "karras")

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_choice
+from .checks import check_choice
 from .denoiser import Model
-from .parameterization import PREDICTIONS, PathCoefficients, affine
+from .parameterization import PREDICTIONS, Point, affine
 from .schedules import Schedule
 from .steps import per_example
 
@@ -61,7 +61,7 @@ def classifier_guidance(
         if grad.shape != x.shape:
             raise ValueError(f"log_prob_grad returned shape {tuple(grad.shape)}; it must match x {tuple(x.shape)}.")
         # d prediction / d score at fixed x: the b of ``prediction = a x + b score``
-        _, b = affine("score", prediction, PathCoefficients.of(schedule, t))
+        _, b = affine("score", prediction, Point.of(schedule, t))
         b = per_example(torch.as_tensor(b, dtype=torch.float64, device=x.device).expand(x.shape[0]), x)
         return (pred.to(torch.float64) + scale * b * grad.to(torch.float64)).to(pred.dtype)
 

@@ -8,10 +8,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_choice
+from .checks import check_choice
 from .denoiser import Denoiser, Model
 from .ode_solvers import solve_ode
 from .schedules import Schedule
+from .steps import noise_like
 
 DIVERGENCES = ("exact", "hutchinson")
 
@@ -46,8 +47,7 @@ def log_likelihood(
     batch, dim = x0.shape[0], x0[0].numel()
     probe = None
     if divergence == "hutchinson":
-        device = generator.device if generator is not None else x0.device
-        probe = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
+        probe = noise_like(x0, generator)
         if hutchinson_noise == "rademacher":
             probe = probe.sign()
 

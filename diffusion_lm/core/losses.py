@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_choice
+from .checks import check_choice
 from .denoiser import Model
-from .parameterization import PREDICTIONS, PathCoefficients, affine, basis
+from .parameterization import PREDICTIONS, Point, affine, basis
 from .schedules import FlowSchedule, Schedule
 from .steps import per_example
 
@@ -90,7 +90,7 @@ def dsm_loss(
     batch = x0.shape[0]
     t, pi = sample_time(batch, schedule, t_sampling=t_sampling, t_eps=t_eps, generator=generator, device=x0.device)
     eps = _draw(x0.shape, generator, x0.device, x0.dtype, normal=True)
-    c = PathCoefficients.of(schedule, t)
+    c = Point.of(schedule, t)
     x_t = _times(c.alpha, x0) + _times(c.sigma, eps)  # (7)
     t_model = t.to(x0.dtype if x0.dtype in (torch.float32, torch.float64) else torch.float32)
     pred = model(x_t, t_model)
@@ -127,7 +127,7 @@ def flow_matching_loss(
     schedule = schedule if schedule is not None else FlowSchedule()
     t, _ = sample_time(x0.shape[0], schedule, t_eps=t_eps, generator=generator, device=x0.device)
     eps = _draw(x0.shape, generator, x0.device, x0.dtype, normal=True)
-    c = PathCoefficients.of(schedule, t)
+    c = Point.of(schedule, t)
     x_t = _times(c.alpha, x0) + _times(c.sigma, eps)
     pred = model(x_t, t.to(x0.dtype if x0.dtype in (torch.float32, torch.float64) else torch.float32))
     if pred.shape != x0.shape:

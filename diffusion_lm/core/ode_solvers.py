@@ -7,48 +7,29 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .denoiser import Denoiser, Model
+from .denoiser import Denoiser
 from .grids import EDGE_LOG_SNR
-from .schedules import Schedule
 from .steps import Callback, intervals, report
 
 
-def euler(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def euler(den: Denoiser, x: Tensor, ts: Tensor, *, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Euler on the PF-ODE (43): ``x_s = x_t + (s - t) v(x_t, t)``. NFE = steps."""
-    den = Denoiser(model, schedule, prediction)
-    for i, pt, ps in intervals(schedule, ts, progress, "euler"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "euler"):
         (v,) = den(x, pt, "velocity")
         x = x + (ps.t - pt.t) * v
         report(callback, i, ps, x)
     return x
 
 
-def heun(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def heun(den: Denoiser, x: Tensor, ts: Tensor, *, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Heun on the PF-ODE (44)-(47): an Euler predictor, then the average of both slopes.
 
     NFE = 2 * steps, or 2 * steps - 1 when sigma(t_end) = 0: the velocity is undefined there, so
     the last step stays an Euler step (as in EDM).
     """
-    den = Denoiser(model, schedule, prediction)
-    for i, pt, ps in intervals(schedule, ts, progress, "heun"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "heun"):
         h = ps.t - pt.t
         (v,) = den(x, pt, "velocity")
         x_euler = x + h * v  # (44)
@@ -61,27 +42,18 @@ def heun(
     return x
 
 
-def rk45(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def rk45(den: Denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e-5, atol: float = 1e-5,
+        generator: torch.Generator | None = None, callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Adaptive Dormand-Prince 5(4) on the PF-ODE from ``ts[0]`` to ``ts[-1]``; the reference solver.
 
     Only the endpoints of ``ts`` matter, and its number of intervals sets the first trial step.
-    NFE is adaptive: 6 per attempted step plus 1, set by ``rtol`` / ``atol``. When sigma(t_end) = 0
+    NFE is adaptive: 6 per attempted step plus 1, set by ``rtol`` / ``atol``. ``callback`` is called after
+    every accepted step (``x0`` None). When sigma(t_end) = 0
     it integrates to where the log-SNR reaches the grid edge (sigma/alpha = 0.002) and takes the
     exact data-prediction step from there (1 more NFE).
     """
-    den = Denoiser(model, schedule, prediction)
     t0, t1 = float(ts[0]), float(ts[-1])
+    schedule = den.schedule
     denoise_last = float(schedule.sigma(t1)) == 0.0
     if denoise_last:
         t1 = min(float(schedule.t_from_log_snr(EDGE_LOG_SNR)), (t0 + t1) / 2)
@@ -89,12 +61,17 @@ def rk45(
     def velocity(t: float, y: Tensor) -> Tensor:
         return den(y, den.point(t), "velocity")[0]
 
-    x, _ = solve_ode(velocity, x, t0, t1, rtol=rtol, atol=atol, h0=(t1 - t0) / (len(ts) - 1), progress=progress)
-    p = den.point(t1)
-    report(callback, 0, p, x)
+    accepted = [0]
+
+    def on_accept(t: float, y: Tensor) -> None:
+        report(callback, accepted[0], den.point(t), y)
+        accepted[0] += 1
+
+    x, _ = solve_ode(velocity, x, t0, t1, rtol=rtol, atol=atol, h0=(t1 - t0) / (len(ts) - 1), progress=progress,
+                     on_accept=on_accept)
     if denoise_last:
-        (x,) = den(x, p, "x0")
-        report(callback, 1, den.point(float(ts[-1])), x, x)
+        (x,) = den(x, den.point(t1), "x0")
+        report(callback, accepted[0], den.point(float(ts[-1])), x, x)
     return x
 
 
@@ -113,22 +90,14 @@ _B = _A[6] + (0.0,)  # 5th order weights, first-same-as-last
 _E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)  # 5th minus 4th order
 
 
-def solve_ode(
-    fn: Callable[[float, Tensor], Tensor],
-    y: Tensor,
-    t0: float,
-    t1: float,
-    *,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    h0: float | None = None,
-    max_steps: int = 100_000,
-    progress: bool = False,
-) -> tuple[Tensor, int]:
+def solve_ode(fn: Callable[[float, Tensor], Tensor], y: Tensor, t0: float, t1: float, *, rtol: float = 1e-5,
+        atol: float = 1e-5, h0: float | None = None, max_steps: int = 100_000, progress: bool = False,
+        on_accept: Callable[[float, Tensor], None] | None = None) -> tuple[Tensor, int]:
     """Integrate ``dy/dt = fn(t, y)`` from t0 to t1 with adaptive Dormand-Prince 5(4).
 
     The error of each example (leading dimension) is measured separately, RMS over its entries
     relative to ``atol + rtol * |y|``; a step is accepted when every example's error is <= 1.
+    ``on_accept(t, y)`` is called after every accepted step (never for a rejected trial).
     Returns ``(y(t1), number of fn evaluations)``.
     """
     if not (rtol > 0 and atol > 0):
@@ -162,6 +131,8 @@ def solve_ode(
             if bar is not None:
                 bar.update(abs(t_new - t))
             t, y, k1 = t_new, y_new, ks[6]
+            if on_accept is not None:
+                on_accept(t, y)
         factor = 5.0 if ratio == 0.0 else min(5.0, max(0.2, 0.9 * ratio ** (-1 / 5)))
         h = h * (min(1.0, factor) if ratio > 1.0 else factor)
         if h < 1e-14 * max(1.0, abs(t)):

@@ -20,24 +20,35 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import as_time, check_choice
+from .checks import as_time, check_choice
 from .schedules import Schedule
 
 PREDICTIONS = ("eps", "x0", "v", "score", "velocity")
 
 
-class PathCoefficients(NamedTuple):
-    """alpha, sigma and their time derivatives at one time (floats) or per example (tensors)."""
+class Point(NamedTuple):
+    """The path at one time: Python floats (``points``, what sampler steps use) or per-example tensors (``of``)."""
 
+    t: float | Tensor
     alpha: float | Tensor
     sigma: float | Tensor
+    lam: float | Tensor  # log-SNR (48)
     alpha_dot: float | Tensor
     sigma_dot: float | Tensor
+    f: float | Tensor  # drift coefficient (1)
+    g2: float | Tensor  # squared diffusion coefficient (1)
 
     @classmethod
-    def of(cls, schedule: Schedule, t: Tensor) -> "PathCoefficients":
+    def of(cls, schedule: Schedule, t: Tensor) -> "Point":
+        """The schedule's quantities at ``t`` (any shape), as float64 tensors."""
         t = t.to(torch.float64)
-        return cls(schedule.alpha(t), schedule.sigma(t), schedule.alpha_dot(t), schedule.sigma_dot(t))
+        return cls(t, schedule.alpha(t), schedule.sigma(t), schedule.log_snr(t), schedule.alpha_dot(t),
+                   schedule.sigma_dot(t), schedule.drift_coef(t), schedule.diffusion_sq(t))
+
+
+def points(schedule: Schedule, ts: Tensor) -> list[Point]:
+    """``Point`` of Python floats at each time of ``ts``, evaluated in float64 in one vectorised pass."""
+    return [Point(*row) for row in torch.stack(list(Point.of(schedule, ts.reshape(-1))), 1).tolist()]
 
 
 _TINY = 1e-30
@@ -50,7 +61,7 @@ def _floor(value: float | Tensor) -> float | Tensor:
     return min(value, -_TINY) if value < 0 else max(value, _TINY)
 
 
-def basis(kind: str, c: PathCoefficients) -> tuple:
+def basis(kind: str, c: Point) -> tuple:
     """(c_x0, c_eps) with ``kind = c_x0 * x0 + c_eps * eps``."""
     if kind == "eps":
         return 0.0, 1.0
@@ -66,7 +77,7 @@ def basis(kind: str, c: PathCoefficients) -> tuple:
     raise ValueError(f"unknown prediction {kind!r}; valid choices are: {', '.join(PREDICTIONS)}.")
 
 
-def affine(source: str, target: str, c: PathCoefficients) -> tuple:
+def affine(source: str, target: str, c: Point) -> tuple:
     """(a, b) with ``target = a * x_t + b * source_prediction``."""
     if source == target:
         return 0.0, 1.0
@@ -106,7 +117,7 @@ def convert(
         t64 = t64.expand(pred.shape[0])
     if t64.shape != (pred.shape[0],):
         raise ValueError(f"t must be a scalar or have shape (B,) = ({pred.shape[0]},), got {tuple(t64.shape)}.")
-    a, b = affine(source, target, PathCoefficients.of(schedule, t64))
+    a, b = affine(source, target, Point.of(schedule, t64))
     view = (-1,) + (1,) * (pred.ndim - 1)
     a = torch.as_tensor(a, dtype=torch.float64, device=pred.device).expand(t64.shape).reshape(view)
     b = torch.as_tensor(b, dtype=torch.float64, device=pred.device).expand(t64.shape).reshape(view)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._checks import as_time, output_dtype
+from .checks import as_time, output_dtype
 from .vp_profiles import _Cosine, _Discrete, _LinearBeta, _Profile, _Sqrt
 
 LOG_SNR_LIMIT = 30.0

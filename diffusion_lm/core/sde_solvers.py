@@ -13,20 +13,10 @@ from .schedules import Schedule
 from .steps import Callback, intervals, noise_like, report
 
 
-def euler_maruyama(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def euler_maruyama(den: Denoiser, x: Tensor, ts: Tensor, *, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Euler-Maruyama on the reverse SDE (29), (5.2). NFE = steps."""
-    den = Denoiser(model, schedule, prediction)
-    for i, pt, ps in intervals(schedule, ts, progress, "euler_maruyama"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "euler_maruyama"):
         x = _euler_maruyama_step(den, x, pt, ps, generator)
         report(callback, i, ps, x)
     return x
@@ -38,26 +28,16 @@ def _euler_maruyama_step(den: Denoiser, x: Tensor, pt: Point, ps: Point, generat
     return x - h * (pt.f * x - pt.g2 * score) + math.sqrt(pt.g2 * h) * noise_like(x, generator)
 
 
-def ddpm(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def ddpm(den: Denoiser, x: Tensor, ts: Tensor, *, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Ancestral DDPM sampling (83) on any grid: draw x_s from the Gaussian posterior q(x_s | x_t, x0_hat).
 
     With r = exp(-(lambda_s - lambda_t)) = alpha_t sigma_s / (alpha_s sigma_t), the posterior has mean
     ``r sigma_s / sigma_t x_t + alpha_s (1 - r^2) x0_hat`` and std ``sigma_s sqrt(1 - r^2)``; for a VP
     chain this is (83) with beta = 1 - alpha_t^2 / alpha_s^2. No noise at the last step. NFE = steps.
     """
-    den = Denoiser(model, schedule, prediction)
     last = len(ts) - 2
-    for i, pt, ps in intervals(schedule, ts, progress, "ddpm"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "ddpm"):
         (x0,) = den(x, pt, "x0")
         h = ps.lam - pt.lam
         r, one_minus_r2 = math.exp(-h), -math.expm1(-2 * h)
@@ -76,22 +56,11 @@ def ddim_coefficients(pt: Point, ps: Point, eta: float) -> tuple[float, float]:
     return math.sqrt(max(ps.sigma**2 - sigma_eta**2, 0.0)), sigma_eta  # (129)
 
 
-def ddim(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def ddim(den: Denoiser, x: Tensor, ts: Tensor, *, eta: float = 0.0, generator: torch.Generator | None = None,
+        callback: Callback | None = None, progress: bool = False) -> Tensor:
     """DDIM (84)-(87) with the stochasticity eta in [0, 1]: eta = 0 is the PF-ODE sampler
     (identical to DPM-Solver-1), eta = 1 matches ancestral DDPM in distribution. NFE = steps."""
-    den = Denoiser(model, schedule, prediction)
-    for i, pt, ps in intervals(schedule, ts, progress, "ddim"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "ddim"):
         pred = den.raw(x, pt.t)
         (a0, b0), (a1, b1) = den.coefficients("x0", pt), den.coefficients("eps", pt)  # (126), (127)
         c, sigma_eta = ddim_coefficients(pt, ps, eta)
@@ -105,17 +74,8 @@ def ddim(
     return x
 
 
-def langevin(
-    model: Model,
-    x: Tensor,
-    t: float,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    steps: int = 1,
-    snr: float = 0.16,
-    generator: torch.Generator | None = None,
-) -> Tensor:
+def langevin(model: Model, x: Tensor, t: float, schedule: Schedule, *, prediction: str = "eps", steps: int = 1,
+        snr: float = 0.16, generator: torch.Generator | None = None) -> Tensor:
     """Langevin dynamics at fixed t targeting p_t: ``x <- x + delta score + sqrt(2 delta) z``.
 
     The step is ``delta = 2 (snr sigma_t)^2``: the ratio of the drift to the noise term is then ``snr``
@@ -140,26 +100,14 @@ def _langevin(den: Denoiser, x: Tensor, p: Point, steps: int, snr: float, genera
     return x
 
 
-def annealed_langevin(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    corrector_steps: int = 1,
-    snr: float = 0.16,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def annealed_langevin(den: Denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 1, snr: float = 0.16,
+        generator: torch.Generator | None = None, callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Annealed Langevin dynamics (NCSN): ``corrector_steps`` Langevin steps at each of ts[1:].
 
     Where sigma(t_end) = 0 the last level is the Tweedie denoising step x0_hat(x, t_{N-1}).
     NFE = steps * corrector_steps (at sigma(t_end) = 0: one denoising evaluation replaces the last level).
     """
-    den = Denoiser(model, schedule, prediction)
-    for i, pt, ps in intervals(schedule, ts, progress, "langevin"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "langevin"):
         x0 = None
         if ps.sigma == 0.0:
             (x0,) = den(x, pt, "x0")
@@ -170,25 +118,13 @@ def annealed_langevin(
     return x
 
 
-def predictor_corrector(
-    model: Model,
-    x: Tensor,
-    ts: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    corrector_steps: int = 1,
-    snr: float = 0.16,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-) -> Tensor:
+def predictor_corrector(den: Denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 1, snr: float = 0.16,
+        generator: torch.Generator | None = None, callback: Callback | None = None, progress: bool = False) -> Tensor:
     """Predictor-corrector (score-SDE): Langevin corrector at t_i, then an Euler-Maruyama predictor to t_{i+1}.
 
     NFE = steps * (1 + corrector_steps).
     """
-    den = Denoiser(model, schedule, prediction)
-    for i, pt, ps in intervals(schedule, ts, progress, "pc"):
+    for i, pt, ps in intervals(den.schedule, ts, progress, "pc"):
         x = _langevin(den, x, pt, corrector_steps, snr, generator)
         x = _euler_maruyama_step(den, x, pt, ps, generator)
         report(callback, i, ps, x)

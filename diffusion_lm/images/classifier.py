@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig
 
+from ..common.layers import timestep_embedding
+from ..common.pretrained import SmallPreTrainedModel
 from ..core.schedules import Schedule, VPSchedule, schedule_from_config
-from ..toy.mlp import timestep_embedding
-from ..toy.pretrained import SmallPreTrainedModel
 from .digits import NUM_CLASSES
 from .unet import ResBlock, _norm
 

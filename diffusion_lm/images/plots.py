@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..toy.plots import _pyplot, save_figure
+from ..common.plotting import pyplot as _pyplot
+from ..common.plotting import save_figure
 from .digits import LEVELS
 
 

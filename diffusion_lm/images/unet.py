@@ -14,9 +14,9 @@ import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig
 
+from ..common.layers import timestep_embedding
+from ..common.pretrained import SmallPreTrainedModel, check_diffusion_fields
 from ..core.schedules import VPSchedule
-from ..toy.mlp import timestep_embedding
-from ..toy.pretrained import SmallPreTrainedModel, check_diffusion_fields
 from .digits import NUM_CLASSES
 
 

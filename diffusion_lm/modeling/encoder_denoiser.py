@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .configuration import DiffusionLMConfig
-from .denoiser import TimestepEmbedder
+from .transformer import TimestepEmbedder
 
 
 def encoder_from_config(encoder_config: dict):
@@ -28,7 +28,7 @@ def encoder_from_config(encoder_config: dict):
 
 
 class EncoderDenoiser(nn.Module):
-    """x0_hat = f_theta(z_t, t, x_p) (120) through a pretrained encoder; same signature as ``Denoiser``."""
+    """x0_hat = f_theta(z_t, t, x_p) (120) through a pretrained encoder; same signature as ``DiffusionTransformer``."""
 
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()

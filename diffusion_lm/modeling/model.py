@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 
 from ..core.losses import sample_time
 from .configuration import DiffusionLMConfig
-from .denoiser import Denoiser
+from .transformer import DiffusionTransformer
 from .encoder_denoiser import EncoderDenoiser
 from .time_warp import TimeWarp
 
@@ -55,7 +55,7 @@ class DiffusionLMModel(PreTrainedModel):
                 )
             table = embedding_table.detach().to(torch.float32).clone()
         self.register_buffer("embedding_table", table, persistent=True)
-        self.denoiser = EncoderDenoiser(config) if config.encoder_init else Denoiser(config)
+        self.denoiser = EncoderDenoiser(config) if config.encoder_init else DiffusionTransformer(config)
         self.time_warp = TimeWarp(config.t_eps) if config.time_warping else None
         self._schedule = None
         self.post_init()

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..core import sample
 from ..core.denoiser import Model
 from ..core.schedules import Schedule
-from ..core.steps import per_example
+from ..core.steps import noise_like, per_example
 
 TEACHER_SOLVERS = ("heun", "euler", "ddim", "dpm_solver++")
 
@@ -111,7 +111,7 @@ def consistency_distillation_loss(
         chosen = torch.randperm(intervals, generator=generator, device=device)[:groups]
         n = chosen[torch.randint(0, groups, (batch,), generator=generator, device=device)]
     n = n.to(x0.device)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
+    eps = noise_like(x0, generator)
     t_hi, t_lo = times[n + 1], times[n]
     alpha, sigma = student.schedule.alpha(t_hi), student.schedule.sigma(t_hi)
     x_hi = per_example(alpha.to(x0.dtype), x0) * x0 + per_example(sigma.to(x0.dtype), x0) * eps  # (7)
@@ -144,8 +144,7 @@ def consistency_sample(
     full = lambda t: torch.full((x_T.shape[0],), t, dtype=x_T.dtype, device=x_T.device)
     x = model(x_T, full(times[0]))
     for tau in times[1:]:
-        device = generator.device if generator is not None else x.device
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+        z = noise_like(x, generator)
         x = model(float(model.schedule.alpha(tau)) * x + float(model.schedule.sigma(tau)) * z, full(tau))
     return x
 

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import Tensor
 
-from ..core._checks import as_time
-from ..core.parameterization import PREDICTIONS, PathCoefficients, basis
+from ..core.checks import as_time
+from ..core.parameterization import PREDICTIONS, Point, basis
 from ..core.schedules import Schedule
 
 
@@ -120,7 +120,7 @@ class GaussianMixture:
         def exact(x: Tensor, t: Tensor) -> Tensor:
             if prediction == "score":
                 return self.score(x, t, schedule).to(x.dtype)
-            c = PathCoefficients.of(schedule, as_time(t).to(torch.float64).expand(x.shape[0]))
+            c = Point.of(schedule, as_time(t).to(torch.float64).expand(x.shape[0]))
             c_x0, c_eps = basis(prediction, c)  # prediction = c_x0 x0 + c_eps eps
             out = torch.zeros(x.shape, dtype=torch.float64)
             if not _is_zero(c_x0):

@@ -12,25 +12,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG through a temporary file renamed into place, and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=dpi)
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path
+from ..common.plotting import pyplot as _pyplot
+from ..common.plotting import save_figure
 
 
 def _limits(points: Tensor, pad: float = 0.3) -> tuple[float, float]:

@@ -1,48 +1,17 @@
-"""Checkpoints of the small models as transformers models: a JSON config and safetensors weights.
-
-``SmallPreTrainedModel`` is ``PreTrainedModel`` with an atomic ``save_pretrained`` (the directory is
-written beside the target, then renamed into place); ``ToyDenoiser`` is the 2D MLP denoiser with
-the schedule and prediction kind it was trained for in its config, so a loaded model samples as is.
-"""
+"""The 2D toy denoiser as a transformers model (``common.pretrained.SmallPreTrainedModel``: a JSON config and
+safetensors weights, saved atomically), with the schedule and prediction kind it was trained for in its
+config, so a loaded model samples as is."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from torch import Tensor
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig
 
-from ..atomic import staged_directory
-from ..core.parameterization import PREDICTIONS
-from ..core.schedules import Schedule, VPSchedule, schedule_from_config
+from ..common.pretrained import SmallPreTrainedModel, check_diffusion_fields
+from ..core.schedules import VPSchedule
 from .mlp import ToyMLP
-
-
-class SmallPreTrainedModel(PreTrainedModel):
-    """Base of the small models: modules initialise themselves; ``save_pretrained`` is atomic."""
-
-    def _init_weights(self, module) -> None:
-        """Keep PyTorch's default initialisation (each module sets its own in ``__init__``)."""
-
-    @property
-    def schedule(self) -> Schedule:
-        """The noise schedule the model was trained with (its config's ``schedule``)."""
-        return schedule_from_config(self.config.schedule)
-
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        """``PreTrainedModel.save_pretrained`` into a temporary sibling directory, renamed into place."""
-        if kwargs.get("push_to_hub"):
-            return super().save_pretrained(save_directory, **kwargs)
-        with staged_directory(save_directory) as staging:
-            super().save_pretrained(staging, **kwargs)
-
-
-def check_diffusion_fields(config: PretrainedConfig) -> None:
-    """``prediction`` and ``schedule`` of a denoiser config, checked."""
-    if config.prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {config.prediction!r}.")
-    schedule_from_config(config.schedule)
 
 
 class ToyDenoiserConfig(PretrainedConfig):

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from ..core import convert, loss_weight, sample_time
-from ..core._checks import check_choice, check_positive_int
+from ..core.checks import check_choice, check_positive_int
 from ..core.denoiser import Model
 from ..core.parameterization import PREDICTIONS
 from ..core.schedules import Schedule
+from ..core.steps import noise_like
 
 PROBES = ("rademacher", "gaussian")
 
@@ -56,9 +57,8 @@ def sliced_score_matching(
             raise ValueError(f"score_fn returned shape {tuple(score.shape)}; it must match x {tuple(x.shape)}.")
         jvp_term = torch.zeros(x.shape[0], dtype=score.dtype, device=x.device)
         square = torch.zeros_like(jvp_term)
-        device = generator.device if generator is not None else x.device
         for _ in range(projections):
-            v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+            v = noise_like(x, generator)
             if probe == "rademacher":
                 v = v.sign()
             (grad,) = torch.autograd.grad((score * v).sum(), x, create_graph=keep_graph, retain_graph=True)
@@ -97,8 +97,7 @@ def ssm_loss(
     check_choice(reduction, ("mean", "none"), "reduction")
     t, pi = sample_time(x0.shape[0], schedule, t_sampling=t_sampling, t_eps=t_eps, generator=generator,
                         device=x0.device)
-    device = generator.device if generator is not None else x0.device
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=device).to(x0.device)
+    eps = noise_like(x0, generator)
     view = (-1,) + (1,) * (x0.ndim - 1)
     alpha, sigma = schedule.alpha(t).reshape(view), schedule.sigma(t).reshape(view)
     x_t = (alpha * x0.to(torch.float64) + sigma * eps.to(torch.float64)).to(x0.dtype)  # (7)

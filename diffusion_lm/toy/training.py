@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import FlowSchedule, dsm_loss, flow_matching_loss
-from ..core._checks import check_choice
+from ..core.checks import check_choice
 from ..core.schedules import Schedule
 from .ssm import ssm_loss
 

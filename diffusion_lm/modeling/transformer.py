@@ -8,21 +8,12 @@ H hidden width. All embeddings come in and go out in units of sigma_E (unit RMS)
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..common.layers import timestep_embedding
 from .configuration import DiffusionLMConfig
-
-
-def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sinusoidal features of t in [0, 1], scaled by 1000 like integer timesteps: (B,) -> (B, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, dim/2)
-    return torch.cat([torch.cos(args), torch.sin(args)], -1)
 
 
 class TimestepEmbedder(nn.Module):
@@ -91,7 +82,7 @@ class Block(nn.Module):
         return x + gate2[:, None] * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2)))
 
 
-class Denoiser(nn.Module):
+class DiffusionTransformer(nn.Module):
     """x0_hat = f_theta(z_t, t, x_p) (120), with optional self-conditioning on a previous x0_hat."""
 
     def __init__(self, config: DiffusionLMConfig):
