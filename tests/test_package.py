@@ -12,7 +12,7 @@ def test_import_has_no_side_effects():
         "heavy = [m for m in ('matplotlib', 'diffusers', 'tensorboard', 'sklearn', 'sacrebleu', 'datasets') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 0, result.stderr
 
 
@@ -36,5 +36,18 @@ def test_core_alone_does_not_import_transformers():
         "config = diffusion_lm.DiffusionLMConfig()\n"
         "assert type(AutoConfig.for_model('diffusion-lm')) is type(config)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_training_and_inference_install_inside_the_package_namespace(tmp_path):
+    """pip puts training/ and inference/ under diffusion_lm (no top-level `training` in site-packages), so
+    `accelerate launch -m diffusion_lm.training.train` works outside the repository."""
+    code = (
+        "import importlib.util as u\n"
+        "import diffusion_lm.training.train, diffusion_lm.inference.generate\n"
+        "assert u.find_spec('training') is None and u.find_spec('inference') is None, 'top-level names installed'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={"PATH": "", "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr

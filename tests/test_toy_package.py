@@ -18,5 +18,5 @@ def test_toy_and_image_modules_import_without_heavy_optional_libraries():
         "assert not heavy, heavy\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"PATH": "", "HF_HUB_OFFLINE": "1"})
+                            env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 0, result.stderr

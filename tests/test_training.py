@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,13 @@ from .text_helpers import reverse_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
+
+
+def _kill_after(proc: subprocess.Popen, seconds: float) -> None:
+    """Kill ``proc`` if it still runs after ``seconds`` (a daemon timer: it never holds the test run)."""
+    timer = threading.Timer(seconds, proc.kill)
+    timer.daemon = True
+    timer.start()
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +207,7 @@ def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, 
     cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--checkpoint.every", "4")]
     env = {**os.environ, "DIFFUSION_LM_SLOW_SAVE": "60", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _kill_after(proc, 300)  # reading its output never blocks past the timeout
     saves = 0
     try:
         for line in proc.stdout:  # the first save of step 4 is slowed too: let it pass, kill during step 8's
@@ -222,7 +231,9 @@ def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, 
 def test_sigterm_checkpoints_and_exits(data, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--optim.max_steps", "100000")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _kill_after(proc, 300)  # reading its output never blocks past the timeout
     for line in proc.stdout:
         if "step 6:" in line:  # the first evaluation has run
             proc.send_signal(signal.SIGTERM)
