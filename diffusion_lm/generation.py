@@ -100,6 +100,8 @@ def _x0_model(
             if pad_slots.get("mask") is None:
                 length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
                 pad_slots["mask"] = torch.arange(z.shape[1], device=z.device)[None] >= length[:, None]
+                if known is not None:  # a template's given slots stay as given
+                    pad_slots["mask"] &= ~known[1]
             pad = model.embed(torch.tensor([cfg.pad_token_id], device=z.device)).to(out.dtype)
             out = torch.where(pad_slots["mask"][..., None], pad, out)
         if cfg.self_conditioning:

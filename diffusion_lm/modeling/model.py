@@ -14,6 +14,7 @@ from ..core.losses import sample_time
 from .configuration import DiffusionLMConfig
 from .transformer import DiffusionTransformer
 from .encoder_denoiser import EncoderDenoiser
+from .likelihood import NLLBound
 from .time_warp import TimeWarp
 
 
@@ -116,6 +117,28 @@ class DiffusionLMModel(PreTrainedModel):
         if self.config.x0_parameterization == "interpolated":
             return self.interpolate(logits / temperature).to(out.dtype), logits
         return out, logits
+
+    @torch.no_grad()
+    def nll(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor, num_samples: int = 64,
+            generator: torch.Generator | None = None) -> "NLLBound":
+        """An upper bound on -log p(response | prompt) in nats per example (N1), with its Monte Carlo error.
+
+        x0_hat is the plain denoiser (no log-SNR offset), self-conditioned on its own first estimate at the same
+        z_t when the model uses self-conditioning. ``tokens`` counts each response's non-pad tokens plus one
+        (the end, as an autoregressive model's end-of-sequence token), for a per-token figure.
+        """
+        from .likelihood import embedding_nll_bound
+
+        self._check_batch(prompt_ids, prompt_mask, response_ids)
+
+        def x0_fn(z: Tensor, t: Tensor) -> Tensor:
+            first = self.predict(prompt_ids, prompt_mask, z, t)[0]
+            return self.predict(prompt_ids, prompt_mask, z, t, first)[0] if self.config.self_conditioning else first
+
+        table = self.embedding_table / self.config.embedding_scale
+        tokens = (response_ids != self.config.pad_token_id).sum(-1) + 1
+        return embedding_nll_bound(x0_fn, response_ids, table, self.schedule, self.config.t_eps, num_samples,
+                                   generator, tokens)
 
     def denoise(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None
