@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .core import classifier_free, guidance_weight, sample
+from .core import classifier_free, classifier_guidance, guidance_weight, sample
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 
@@ -135,6 +135,9 @@ def generate_ids(
     progress: bool = False,
     response_ids: Tensor | None = None,
     given: Tensor | None = None,
+    classifier=None,
+    classes: Tensor | None = None,
+    classifier_scale: float = 0.0,
     **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
@@ -170,6 +173,8 @@ def generate_ids(
         states.append(SelfConditioning())
         unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots, states[1], known)
         x0_fn = classifier_free(x0_fn, unconditional, guidance_weight(s.guidance_scale))  # (62)
+    if classifier is not None and classifier_scale != 0.0:
+        x0_fn = _classifier_guided(model, x0_fn, prompt_ids, prompt_mask, classifier, classes, classifier_scale)
     grid = sampling_grid(model, s.num_steps, s.grid, t_end)
     gen_device = generator.device if generator is not None else device
     shape = (b, cfg.max_response_length, cfg.embedding_dim)
@@ -200,6 +205,25 @@ def generate_ids(
     if s.block_adjacent_repeats:
         logits = block_adjacent_repeats(logits, cfg.pad_token_id)
     return logits.argmax(-1)
+
+
+def _classifier_guided(model: DiffusionLMModel, x0_fn, prompt_ids: Tensor, prompt_mask: Tensor, classifier,
+                       classes: Tensor | None, scale: float):
+    """x0_fn with classifier guidance (61) towards ``classes`` (B,) at weight ``scale``."""
+    classifier.check_base(model)
+    if classes is None or tuple(classes.shape) != (prompt_ids.shape[0],):
+        raise ValueError(f"classifier guidance needs classes: one class index per prompt, shape ({prompt_ids.shape[0]},).")
+    if scale < 0:
+        raise ValueError(f"classifier_scale must be >= 0 (0 = no guidance), got {scale}.")
+    prompt_rows = model.embed(prompt_ids).float()
+    target = classes.to(prompt_ids.device).long()[:, None]
+
+    def log_prob_grad(z: Tensor, t: Tensor) -> Tensor:
+        z = z.detach().float().requires_grad_(True)
+        log_p = classifier(prompt_rows, prompt_mask, z, t.float()).log_softmax(-1).gather(1, target).sum()
+        return torch.autograd.grad(log_p, z)[0]
+
+    return classifier_guidance(x0_fn, log_prob_grad, scale, model.schedule, prediction="x0")  # (61)
 
 
 def _check_known(response_ids: Tensor | None, given: Tensor | None, batch: int, cfg) -> tuple[Tensor, Tensor] | None:

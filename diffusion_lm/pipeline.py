@@ -114,6 +114,9 @@ class DiffusionLMPipeline:
         order: int | None = None,
         progress: bool = False,
         response_template: str | Sequence[str] | None = None,
+        classifier: Any = None,
+        classes: str | Sequence[str] | None = None,
+        classifier_scale: float = 0.0,
     ) -> list[str] | list[list[str]]:
         """Generate one response per prompt (or all ``num_samples`` of them with ``return_all=True``).
 
@@ -131,6 +134,9 @@ class DiffusionLMPipeline:
             response_template: infilling: text with ``[FILL]`` (one slot) or ``[FILL:n]`` (n slots) where the
                 model writes, the rest given (one template for every prompt, or one per prompt); slots after
                 the template's end are pad. E.g. ``"In the beginning [FILL:6] the earth."``
+            classifier, classes, classifier_scale: classifier guidance (61) with a ``ResponseClassifier`` trained on
+                this model (``python -m training.train_classifier``) towards ``classes`` (one name for every
+                prompt, or one per prompt) at weight ``classifier_scale`` (0 = off).
             clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
         """
         settings = self.generation_config.updated(
@@ -138,6 +144,7 @@ class DiffusionLMPipeline:
             block_adjacent_repeats=block_adjacent_repeats, temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order)
         prompts = self._check_call(prompts, num_samples, batch_size)
         templates = self._templates(response_template, len(prompts))
+        targets = self._classes(classifier, classes, len(prompts)) if classifier is not None else None
         texts = []
         expanded = [p for p in prompts for _ in range(num_samples)]
         batches = range(0, len(expanded), batch_size)
@@ -153,6 +160,9 @@ class DiffusionLMPipeline:
                 rows = [templates[(start + j) // num_samples] for j in range(len(chunk))]
                 known = {"response_ids": torch.stack([r[0] for r in rows]).to(self.device),
                          "given": torch.stack([r[1] for r in rows]).to(self.device)}
+            if targets is not None:
+                known.update(classifier=classifier, classifier_scale=classifier_scale,
+                             classes=torch.stack([targets[(start + j) // num_samples] for j in range(len(chunk))]))
             ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,
                                generator=torch.Generator().manual_seed(seed + start), **known)
             texts.extend(self.decode(ids))
@@ -177,6 +187,17 @@ class DiffusionLMPipeline:
             raise ValueError(f"{len(given)} response templates for {count} prompts; give one template, or one per prompt.")
         cfg = self.model.config
         return [encode_template(self.tokenizer, t, cfg.max_response_length, cfg.pad_token_id) for t in given]
+
+    def _classes(self, classifier, classes, count: int) -> torch.Tensor:
+        """One class index per prompt, checked against the classifier (and the classifier against this model)."""
+        classifier.check_base(self.model)
+        if classes is None:
+            raise ValueError(f"classifier guidance needs classes=...: one of {classifier.config.class_names} "
+                             "for every prompt, or a list with one per prompt.")
+        names = [classes] * count if isinstance(classes, str) else list(classes)
+        if len(names) != count:
+            raise ValueError(f"{len(names)} classes for {count} prompts; give one class, or one per prompt.")
+        return classifier.to(self.device).eval().class_index(names)
 
     def _check_call(self, prompts, num_samples, batch_size) -> list[str]:
         if isinstance(prompts, str):
