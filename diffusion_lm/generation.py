@@ -81,12 +81,15 @@ def _x0_model(
     at the pad embedding, so the rollout never fills them.
     """
     cfg, schedule = model.config, model.schedule
+    cache = model.encode_prompt(prompt_ids, prompt_mask)  # once per generation (prompt_attention="cached")
+    cached = {"prompt_cache": cache} if cache is not None else {}
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:
         t_model = t.float()
         if settings.log_snr_offset > 0:  # (C1)
             t_model = schedule.t_from_log_snr(schedule.log_snr(t.double()) - settings.log_snr_offset).float()
-        out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, self_cond.previous, settings.temperature)  # (126)
+        out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, self_cond.previous, settings.temperature,
+                                    **cached)  # (126)
         interpolated = cfg.x0_parameterization == "interpolated"
         if known is not None:
             logits = _hold_known(logits, *known)

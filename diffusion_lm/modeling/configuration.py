@@ -12,6 +12,7 @@ POSITION_EMBEDDINGS = ("rotary", "learned")
 ROUNDING = ("dot", "neg_sq_dist")
 X0_PARAMETERIZATIONS = ("direct", "interpolated")
 RESPONSE_POSITIONS = ("after_prompt", "aligned")
+PROMPT_ATTENTION = ("joint", "cached")
 EMBEDDING_NORMALIZATIONS = ("none", "l2", "layernorm")
 SELF_CONDITIONING_SOURCES = ("same_t", "noisier", "rounded", "glancing")
 
@@ -34,6 +35,9 @@ class DiffusionLMConfig(PretrainedConfig):
         hidden_size, num_layers, num_heads, mlp_ratio, dropout: the transformer denoiser (120).
         max_prompt_length, max_response_length: m and n, the prompt and response slots.
         position_embedding: ``rotary`` or ``learned``.
+        prompt_attention: ``joint`` (every slot attends to every slot, all modulated by t) or ``cached``
+            (prompt slots attend only to the prompt and are modulated by a learned constant instead of t, so
+            their keys and values are computed once per generation and reused at every step).
         response_positions: where response slot j sits: ``after_prompt`` (position max_prompt_length + j) or
             ``aligned`` (position j, the same as prompt slot j; the segment embedding tells them apart), so that
             copying a prompt token to the same slot is attention at relative offset 0.
@@ -86,6 +90,7 @@ class DiffusionLMConfig(PretrainedConfig):
         max_response_length: int = 32,
         position_embedding: str = "rotary",
         response_positions: str = "after_prompt",
+        prompt_attention: str = "joint",
         schedule: dict[str, Any] | None = None,
         t_eps: float = 1e-3,
         t_sampling: str = "uniform",
@@ -119,6 +124,7 @@ class DiffusionLMConfig(PretrainedConfig):
         self.max_response_length = max_response_length
         self.position_embedding = position_embedding
         self.response_positions = response_positions
+        self.prompt_attention = prompt_attention
         self.schedule = dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4}
         self.t_eps = t_eps
         self.t_sampling = t_sampling
@@ -165,6 +171,10 @@ class DiffusionLMConfig(PretrainedConfig):
                              "name or folder (its table is what the encoder reads).")
         if self.encoder_init and self.embedding_normalization != "none":
             raise ValueError("encoder_init reads the encoder's own table: leave embedding_normalization at 'none'.")
+        if self.prompt_attention not in PROMPT_ATTENTION:
+            raise ValueError(f"prompt_attention must be one of {PROMPT_ATTENTION}, got {self.prompt_attention!r}.")
+        if self.prompt_attention == "cached" and self.encoder_init:
+            raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser attends jointly.")
         if self.response_positions not in RESPONSE_POSITIONS:
             raise ValueError(f"response_positions must be one of {RESPONSE_POSITIONS}, got {self.response_positions!r}.")
         if self.self_conditioning_source not in SELF_CONDITIONING_SOURCES:

@@ -103,16 +103,27 @@ class DiffusionLMModel(PreTrainedModel):
         table = self.embedding_table / self.config.embedding_scale
         return torch.softmax(logits.float(), -1) @ table
 
+    def encode_prompt(self, prompt_ids: Tensor, prompt_mask: Tensor):
+        """The prompt's keys and values for every layer, computed once per generation (a ``PromptCache``), or None
+        for a model whose prompt slots attend jointly (``prompt_attention="joint"``): pass it to ``predict``."""
+        if self.config.prompt_attention != "cached":
+            return None
+        return self.denoiser.encode_prompt(self.embed(prompt_ids), prompt_mask)
+
     def predict(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
-        temperature: float = 1.0,
+        temperature: float = 1.0, prompt_cache=None,
     ) -> tuple[Tensor, Tensor]:
         """f_theta (120) and its rounding logits (121): x0_hat (B, N, D) and logits (B, N, V).
 
         ``temperature`` < 1 sharpens an interpolated x0_hat towards its most likely rows (I1) at sampling
-        time (it does not change the logits, or a direct x0_hat).
+        time (it does not change the logits, or a direct x0_hat). ``prompt_cache`` (from ``encode_prompt``)
+        skips the prompt slots' layers.
         """
-        out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
+        if prompt_cache is not None:
+            out = self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache)
+        else:
+            out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
         logits = self.rounding_logits(out.float())
         if self.config.x0_parameterization == "interpolated":
             return self.interpolate(logits / temperature).to(out.dtype), logits

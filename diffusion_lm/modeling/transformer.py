@@ -8,6 +8,8 @@ H hidden width. All embeddings come in and go out in units of sigma_E (unit RMS)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -48,22 +50,31 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = config.dropout
 
-    def forward(self, x: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
+    def project(self, x: Tensor, rotary: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v (B, heads, L, hd) of x (B, L, H), rotary positions applied to q and k."""
         b, length, hidden = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, heads, L, hd)
+        q, k, v = self.qkv(x).view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        # bidirectional: every query sees every unmasked key; mask (B, 1, 1, L) is True where a key is real
+        return q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        """Bidirectional attention of q over the keys ``mask`` (broadcast to (B, 1, Lq, Lk)) allows -> (B, Lq, H)."""
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(b, length, hidden))  # (B, L, H)
+        b, _, length, _ = q.shape
+        return self.proj(y.transpose(1, 2).reshape(b, length, -1))
+
+    def forward(self, x: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
+        return self.attend(*self.project(x, rotary), mask)  # (B, L, H)
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1 + scale[:, None]) + shift[:, None]
+    """adaLN: x (B, L, H) with shift and scale broadcast over L ((B, 1, H)) or given per slot ((B, L, H))."""
+    return x * (1 + scale) + shift
 
 
 class Block(nn.Module):
-    """Transformer block with adaLN-Zero conditioning on c (B, H)."""
+    """Transformer block with adaLN-Zero conditioning: ``mods`` = ada(c), (B, 1, 6H) or per slot (B, L, 6H)."""
 
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()
@@ -76,14 +87,36 @@ class Block(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
-    def forward(self, x: Tensor, c: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, -1)  # 6 x (B, H)
-        x = x + gate1[:, None] * self.drop(self.attn(modulate(self.norm1(x), shift1, scale1), mask, rotary))
-        return x + gate2[:, None] * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2)))
+    def forward(self, x: Tensor, mods: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, -1)
+        x = x + gate1 * self.drop(self.attn(modulate(self.norm1(x), shift1, scale1), mask, rotary))
+        return x + gate2 * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2)))
+
+    def step(self, x: Tensor, mods: Tensor, mask: Tensor, rotary, past: tuple[Tensor, Tensor] | None = None):
+        """The block on x alone, its queries also attending to ``past`` keys and values (cached prompt slots, in
+        front); returns the new x and x's own (k, v). The same arithmetic as ``forward`` on [past ; x]."""
+        shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, -1)
+        q, k, v = self.attn.project(modulate(self.norm1(x), shift1, scale1), rotary)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        x = x + gate1 * self.drop(self.attn.attend(q, keys, values, mask))
+        return x + gate2 * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2))), (k, v)
+
+
+@dataclass
+class PromptCache:
+    """Each layer's keys and values of the prompt slots ((B, heads, P, hd) each), for ``prompt_attention="cached"``."""
+
+    layers: list[tuple[Tensor, Tensor]]
+    prompt_mask: Tensor  # (B, P)
 
 
 class DiffusionTransformer(nn.Module):
-    """x0_hat = f_theta(z_t, t, x_p) (120), with optional self-conditioning on a previous x0_hat."""
+    """x0_hat = f_theta(z_t, t, x_p) (120), with optional self-conditioning on a previous x0_hat.
+
+    With ``prompt_attention="cached"`` the prompt slots attend only to the prompt and are modulated by a learned
+    constant instead of t, so ``encode_prompt`` computes their keys and values once and every sampler step
+    runs the response slots alone against them (``forward(..., prompt_cache=...)``), the same function.
+    """
 
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()
@@ -96,36 +129,89 @@ class DiffusionTransformer(nn.Module):
         if config.position_embedding == "learned":
             self.position = nn.Embedding(config.max_prompt_length + config.max_response_length, hidden)
         self.time = TimestepEmbedder(hidden)
+        self.prompt_condition = nn.Parameter(torch.zeros(hidden)) if config.prompt_attention == "cached" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm_out = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.out = nn.Linear(hidden, dim)
 
-    def forward(
-        self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None
-    ) -> Tensor:
-        """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D)."""
-        b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
-        if self.config.self_conditioning:
-            z = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond], -1)  # (B, N, 2D)
-        dtype = self.prompt_in.weight.dtype
-        h = torch.cat([self.prompt_in(prompt.to(dtype)), self.response_in(z.to(dtype))], 1)  # (B, L, H)
-        segments = torch.cat([torch.zeros(p, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(h.device)
-        h = h + self.segment(segments)[None]
+    def _embed(self, x: Tensor, segment: int, positions: Tensor, split: int | None = None) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """Slot inputs (B, L, H) with segment (``segment``, or 0 before ``split`` and 1 after) and position added,
+        and the rotary tables for ``positions``."""
+        ids = torch.full((x.shape[1],), segment, dtype=torch.long, device=x.device)
+        if split is not None:
+            ids[split:] = 1
+        h = x + self.segment(ids)[None]
+        if self.position is not None:
+            return h + self.position(positions)[None], None
+        return h, rotary_tables(positions, self.config.hidden_size // self.config.num_heads)
+
+    def _positions(self, p: int, n: int, device) -> tuple[Tensor, Tensor]:
         # response slots sit after all max_prompt_length prompt slots (however many the batch uses), or on them
         offset = self.config.max_prompt_length if self.config.response_positions == "after_prompt" else 0
-        positions = torch.cat([torch.arange(p), offset + torch.arange(n)]).to(h.device)
-        rotary = None
-        if self.position is not None:
-            h = h + self.position(positions)[None]
-        else:
-            rotary = rotary_tables(positions, self.config.hidden_size // self.config.num_heads)
-        mask = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)[:, None, None, :]
+        return torch.arange(p, device=device), offset + torch.arange(n, device=device)
+
+    def _response_inputs(self, z: Tensor, self_cond: Tensor | None) -> Tensor:
+        if self.config.self_conditioning:
+            z = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond], -1)  # (B, N, 2D)
+        return self.response_in(z.to(self.response_in.weight.dtype))
+
+    def _prompt_mask(self, prompt_mask: Tensor) -> Tensor:
+        """(B, 1, P, P) for cached mode: each prompt slot sees the real prompt slots, and always itself."""
+        p = prompt_mask.shape[1]
+        return (prompt_mask.bool()[:, None, :] | torch.eye(p, dtype=torch.bool, device=prompt_mask.device))[:, None]
+
+    def forward(
+        self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
+        prompt_cache: PromptCache | None = None,
+    ) -> Tensor:
+        """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D)."""
+        if prompt_cache is not None:
+            return self._with_cache(prompt_cache, z, t, self_cond)
+        b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
+        pos_p, pos_r = self._positions(p, n, z.device)
+        h, rotary = self._embed(torch.cat([self.prompt_in(prompt.to(self.prompt_in.weight.dtype)),
+                                           self._response_inputs(z, self_cond)], 1), 0, torch.cat([pos_p, pos_r]), split=p)
+        keys = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)  # (B, L)
         c = self.time(t)  # (B, H)
+        if self.prompt_condition is None:
+            mask = keys[:, None, None, :]
+        else:  # prompt queries see the prompt only: (B, 1, L, L)
+            mask = keys[:, None, None, :].expand(b, 1, p + n, p + n).clone()
+            mask[:, :, :p] = False
+            mask[:, :, :p, :p] = self._prompt_mask(prompt_mask)
         for block in self.blocks:
-            h = block(h, c, mask, rotary)
+            mods = block.ada(c)[:, None]  # (B, 1, 6H)
+            if self.prompt_condition is not None:
+                mods = torch.cat([block.ada(self.prompt_condition)[None, None].expand(b, p, -1), mods.expand(-1, n, -1)], 1)
+            h = block(h, mods, mask, rotary)
+        return self._output(h[:, p:], c)
+
+    def _output(self, h: Tensor, c: Tensor) -> Tensor:
         shift, scale = self.ada_out(c).chunk(2, -1)
-        return self.out(modulate(self.norm_out(h[:, p:]), shift, scale))  # (B, N, D)
+        return self.out(modulate(self.norm_out(h), shift[:, None], scale[:, None]))  # (B, N, D)
+
+    def encode_prompt(self, prompt: Tensor, prompt_mask: Tensor) -> PromptCache:
+        """Every layer's prompt keys and values, computed once (``prompt_attention="cached"`` only)."""
+        if self.prompt_condition is None:
+            raise ValueError("encode_prompt needs a model built with prompt_attention='cached'.")
+        pos_p, _ = self._positions(prompt.shape[1], 0, prompt.device)
+        h, rotary = self._embed(self.prompt_in(prompt.to(self.prompt_in.weight.dtype)), 0, pos_p)
+        mask, layers = self._prompt_mask(prompt_mask), []
+        for block in self.blocks:
+            h, kv = block.step(h, block.ada(self.prompt_condition)[None, None], mask, rotary)
+            layers.append(kv)
+        return PromptCache(layers, prompt_mask.bool())
+
+    def _with_cache(self, cache: PromptCache, z: Tensor, t: Tensor, self_cond: Tensor | None) -> Tensor:
+        b, p, n = z.shape[0], cache.prompt_mask.shape[1], z.shape[1]
+        _, pos_r = self._positions(p, n, z.device)
+        h, rotary = self._embed(self._response_inputs(z, self_cond), 1, pos_r)
+        keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
+        c = self.time(t)
+        for block, past in zip(self.blocks, cache.layers):
+            h, _ = block.step(h, block.ada(c)[:, None], keys, rotary, past)
+        return self._output(h, c)
 
     def init_module(self, module: nn.Module) -> None:
         """DiT initialisation of one submodule: Xavier linears, N(0, 0.02) for the timestep MLP and the
