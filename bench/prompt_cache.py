@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-
-def best_time(fn, repeats: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generation_throughput import best_time  # noqa: E402
 
 
 def main() -> None:
@@ -49,8 +43,8 @@ def main() -> None:
                 z, t = torch.randn(batch, n, 64), torch.full((batch,), 0.5)
                 with torch.no_grad():
                     cache = model.encode_prompt(ids, mask)
-                    step = best_time(lambda: model.predict(ids, mask, z, t, z, prompt_cache=cache))
-                    encode = best_time(lambda: model.encode_prompt(ids, mask)) if cache is not None else 0.0
+                    step = best_time(lambda: model.predict(ids, mask, z, t, z, prompt_cache=cache), 5)
+                    encode = best_time(lambda: model.encode_prompt(ids, mask), 5) if cache is not None else 0.0
                 rows.append({"P": p, "N": n, "mode": mode, "batch": batch, "step_ms": round(1000 * step, 2),
                              "prompt_encode_ms": round(1000 * encode, 2)})
                 print(rows[-1], flush=True)

@@ -99,17 +99,22 @@ def test_guidance_combines_cond_and_uncond_as_62(pipe):
     torch.testing.assert_close(guided(z, t), 3.0 * cond - 2.0 * uncond)
 
 
-def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
-    """Each call gets the previous call's x0 estimate (the interpolated one the sampler used); the first gets none."""
-    seen = []
-    original = pipe.model.predict
+def _recording_predict(model, seen: list):
+    """model.predict that appends (self_cond, x0_hat) of every call to ``seen``."""
+    original = model.predict
 
     def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
         out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
         seen.append((self_cond, out[0].detach()))
         return out
 
-    pipe.model.predict = spy
+    return spy
+
+
+def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
+    """Each call gets the previous call's x0 estimate (the interpolated one the sampler used); the first gets none."""
+    seen = []
+    pipe.model.predict = _recording_predict(pipe.model, seen)
     try:
         pipe(["w1 w2"], num_steps=3, method="ddim")
     finally:
@@ -126,14 +131,7 @@ def test_self_conditioning_reads_only_accepted_steps(pipe, method):
     from diffusion_lm.generation import generate_ids
 
     seen, accepted = [], []
-    original = pipe.model.predict
-
-    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
-        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
-        seen.append((self_cond, out[0].detach()))
-        return out
-
-    pipe.model.predict = spy
+    pipe.model.predict = _recording_predict(pipe.model, seen)
     try:
         ids = pipe.tokenizer(["w1 w2", "w3"], padding=True, return_tensors="pt")
         generate_ids(pipe.model, ids["input_ids"], ids["attention_mask"].bool(), method=method, num_steps=3, eta=0.0,

@@ -4,7 +4,6 @@ import json
 import random
 
 import pytest
-import torch
 
 from diffusion_lm.modeling.classifier import ResponseClassifier
 from diffusion_lm.pipeline import DiffusionLMPipeline

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .configuration import DiffusionLMConfig
-from .transformer import TimestepEmbedder
+from .transformer import TimestepEmbedder, init_linear
 
 
 def encoder_from_config(encoder_config: dict):
@@ -66,13 +66,7 @@ class EncoderDenoiser(nn.Module):
         if any(module is m for m in self.encoder.modules()):
             return
         if isinstance(module, nn.Linear):
-            if module is self.out:
-                nn.init.zeros_(module.weight)
-            elif any(module is m for m in self.time.mlp):
-                nn.init.normal_(module.weight, std=0.02)
-            else:
-                nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+            init_linear(module, [self.out], self.time.mlp)
 
 
 def load_pretrained_encoder(denoiser: EncoderDenoiser, source) -> None:

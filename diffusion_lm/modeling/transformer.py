@@ -42,6 +42,18 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return (x * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
+def init_linear(module: nn.Linear, zero: list[nn.Module], time_mlp: nn.Module) -> None:
+    """DiT initialisation of a linear layer: zeros for those in ``zero`` (modulations, outputs), N(0, 0.02) in the
+    timestep MLP, Xavier otherwise; biases at zero."""
+    if any(module is z for z in zero):
+        nn.init.zeros_(module.weight)
+    elif any(module is m for m in time_mlp):
+        nn.init.normal_(module.weight, std=0.02)
+    else:
+        nn.init.xavier_uniform_(module.weight)
+    nn.init.zeros_(module.bias)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()
@@ -220,12 +232,6 @@ class DiffusionTransformer(nn.Module):
         tensors loaded from a checkpoint."""
         zero = [block.ada[-1] for block in self.blocks] + [self.ada_out[-1], self.out]
         if isinstance(module, nn.Linear):
-            if any(module is z for z in zero):
-                nn.init.zeros_(module.weight)
-            elif any(module is m for m in self.time.mlp):
-                nn.init.normal_(module.weight, std=0.02)
-            else:
-                nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+            init_linear(module, zero, self.time.mlp)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
