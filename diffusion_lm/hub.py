@@ -56,7 +56,7 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
         "from diffusion_lm.pipeline import DiffusionLMPipeline",
         "",
         'pipe = DiffusionLMPipeline.from_pretrained("<this folder or repo id>")',
-        'print(pipe(["your prompt"], num_steps=20, method="dpm_solver++"))',
+        'print(pipe(["your prompt"]))  # the saved generation_config.json; any setting can be overridden per call',
         "```",
         "",
         "`pip install diffusion-lm`; the weights are safetensors and load with `AutoModel` once `diffusion_lm.modeling` is imported.",

@@ -25,7 +25,7 @@ class DiffusionLMPipeline:
     """A :class:`DiffusionLMModel` and the tokenizer that indexes its embedding table.
 
     >>> pipe = DiffusionLMPipeline.from_pretrained("path/or/repo-id")
-    >>> pipe(["translate this"], num_steps=20, method="dpm_solver++")
+    >>> pipe(["translate this"])                  # generation_config.json; e.g. num_steps=20 overrides it
     """
 
     def __init__(self, model: DiffusionLMModel, tokenizer: Any, generation_config: GenerationConfig | None = None):
