@@ -9,6 +9,7 @@ from diffusion_lm.pipeline import DiffusionLMPipeline
 from .text_helpers import exact_match, reverse_pairs, train_steps, word_tokenizer
 
 
+@pytest.mark.slow  # ~1-2 min on 2 cores; the default run keeps test_text_steps.py's real-text train-then-generate round trip
 def test_short_run_learns_to_reverse_words():
     """Train for seconds, then generate: only a model that reads its prompt can reverse it."""
     cfg = DiffusionLMConfig(embedding_dim=16, hidden_size=64, num_heads=4, num_layers=3, mlp_ratio=2.0,
