@@ -42,15 +42,6 @@ def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list
 
 def test_pairs(path: Path, tokenizer, max_prompt: int, max_response: int, limit: int) -> list[dict]:
     """The first ``limit`` rows of a JSONL file whose prompt and response fit the model's slots."""
-    import json
+    from training.demo import test_pairs as fitting_rows
 
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            if (len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]) <= max_prompt
-                    and len(tokenizer(row["response"], add_special_tokens=False)["input_ids"]) <= max_response):
-                rows.append(row)
-            if len(rows) == limit:
-                break
-    return rows
+    return fitting_rows(path, tokenizer, max_prompt, max_response, limit)

@@ -9,12 +9,12 @@ sampler (log-SNR offset 0) on the same model loses 8-10 chrF: the check has the 
 import random
 
 import pytest
-import torch
 
 from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-from diffusion_lm.data import encode_pairs
 from diffusion_lm.pipeline import DiffusionLMPipeline
 from training.evaluation import text_metrics
+
+from .text_helpers import train_steps
 
 SLOTS = 24
 
@@ -37,21 +37,8 @@ def _trained(verses, seed: int = 0, steps: int = 300):
     model, tok = build_model(config, tok, seed=seed)
     fits = lambda r: all(len(ids) <= SLOTS for ids in tok([r["prompt"], r["response"]], add_special_tokens=False)["input_ids"])
     train, test = [r for r in train if fits(r)], [r for r in test if fits(r)]
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.05)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(train), (32,), generator=gen).tolist()
-        batch = encode_pairs(tok, [train[i]["prompt"] for i in idx], [train[i]["response"] for i in idx], SLOTS, SLOTS)
-        loss = model(**batch.as_kwargs()).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-    return DiffusionLMPipeline(model.eval(), tok), test
+    model = train_steps(model, tok, [(r["prompt"], r["response"]) for r in train], steps, batch_size=32, seed=seed)
+    return DiffusionLMPipeline(model, tok), test
 
 
 def test_rollouts_on_real_text_do_not_get_worse_with_steps(verses):
