@@ -117,6 +117,7 @@ class DiffusionLMPipeline:
         classifier: Any = None,
         classes: str | Sequence[str] | None = None,
         classifier_scale: float = 0.0,
+        callback: Any = None,
     ) -> list[str] | list[list[str]]:
         """Generate one response per prompt (or all ``num_samples`` of them with ``return_all=True``).
 
@@ -138,6 +139,9 @@ class DiffusionLMPipeline:
                 this model (``python -m training.train_classifier``) towards ``classes`` (one name for every
                 prompt, or one per prompt) at weight ``classifier_scale`` (0 = off).
             clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
+            callback: called after every sampler step with ``{"i", "t", "x", "x0", "start"}`` (x0, the current
+                estimate in table units, or None for samplers that report none; ``start``, the batch's first row
+                among the expanded prompts); ``diffusion_lm.inference.app`` uses it to show the text settling.
         """
         settings = self.generation_config.updated(
             num_steps=num_steps, method=method, eta=eta, guidance_scale=guidance_scale, clamp=clamp, pad_boundary=pad_boundary,
@@ -163,6 +167,8 @@ class DiffusionLMPipeline:
             if targets is not None:
                 known.update(classifier=classifier, classifier_scale=classifier_scale,
                              classes=torch.stack([targets[(start + j) // num_samples] for j in range(len(chunk))]))
+            if callback is not None:
+                known["callback"] = lambda info, start=start: callback({**info, "start": start})
             ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,
                                generator=torch.Generator().manual_seed(seed + start), **known)
             texts.extend(self.decode(ids))
