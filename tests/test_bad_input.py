@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusion_lm.core import VPSchedule, langevin, log_likelihood, make_grid, sample
+from diffusion_lm.core import VPSchedule, langevin_corrector, log_likelihood, make_grid, sample
 
 S = VPSchedule.linear()
 MODEL = lambda x, t: torch.zeros_like(x)
@@ -58,9 +58,9 @@ def test_other_entry_points():
     with pytest.raises(ValueError, match="unknown divergence 'approx'"):
         log_likelihood(MODEL, X, S, divergence="approx")
     with pytest.raises(ValueError, match="sigma_t > 0"):
-        langevin(MODEL, X, 0.0, S)
+        langevin_corrector(MODEL, X, 0.0, S)
     with pytest.raises(ValueError, match="snr must be > 0"):
-        langevin(MODEL, X, 0.5, S, snr=0.0)
+        langevin_corrector(MODEL, X, 0.5, S, snr=0.0)
     with pytest.raises(ValueError, match="need 0 <= t_end < t_start"):
         make_grid(S, 5, "logsnr", 0.2, 0.5)
     with pytest.raises(ValueError, match="alpha > 0 at t_start"):

@@ -20,8 +20,10 @@ def test_public_api_is_importable_from_core():
     import diffusion_lm.core as core
 
     for name in ("VPSchedule", "VESchedule", "FlowSchedule", "convert", "sample", "classifier_free",
-                 "classifier_guidance", "log_likelihood", "bits_per_dim", "dsm_loss", "flow_matching_loss", "langevin"):
+                 "classifier_guidance", "log_likelihood", "bits_per_dim", "dsm_loss", "flow_matching_loss", "langevin",
+                 "langevin_corrector"):
         assert hasattr(core, name), name
+    assert core.SAMPLERS["langevin"] is core.langevin is core.annealed_langevin  # method name = function name
 
 
 def test_core_alone_does_not_import_transformers():

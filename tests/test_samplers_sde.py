@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusion_lm.core import VPSchedule, langevin, sample
+from diffusion_lm.core import VPSchedule, langevin_corrector, sample
 from diffusion_lm.toy import GaussianMixture, sliced_wasserstein
 
 N = 3000
@@ -54,13 +54,13 @@ def test_too_few_steps_is_detectably_wrong(setting):
     assert sliced_wasserstein(x, reference, 128, torch.Generator().manual_seed(123)) > floor_mean + 10 * floor_std
 
 
-def test_langevin_at_fixed_t_keeps_the_marginal(setting):
+def test_langevin_corrector_at_fixed_t_keeps_the_marginal(setting):
     mixture, *_ = setting
     t = 0.3
     gen = torch.Generator().manual_seed(0)
     exact = float(SCHEDULE.alpha(t)) * mixture.sample(N, gen) + float(SCHEDULE.sigma(t)) * torch.randn(N, 2, generator=gen, dtype=torch.float64)
     start = torch.randn(N, 2, generator=gen, dtype=torch.float64) * 3  # far from p_t
-    x = langevin(mixture.model(SCHEDULE), start, t, SCHEDULE, steps=300, snr=0.2, generator=gen)
+    x = langevin_corrector(mixture.model(SCHEDULE), start, t, SCHEDULE, steps=300, snr=0.2, generator=gen)
     other = float(SCHEDULE.alpha(t)) * mixture.sample(N, gen) + float(SCHEDULE.sigma(t)) * torch.randn(N, 2, generator=gen, dtype=torch.float64)
     floor = sliced_wasserstein(other, exact, 128, torch.Generator().manual_seed(1))
     assert sliced_wasserstein(x, exact, 128, torch.Generator().manual_seed(1)) < 2.5 * floor + 0.02

@@ -13,7 +13,8 @@ from .ode_solvers import euler, heun, rk45, solve_ode
 from .parameterization import PREDICTIONS, convert
 from .sampling import METHODS, SAMPLERS, register_sampler, sample, sampler_options
 from .schedules import FlowSchedule, Schedule, VESchedule, VPSchedule, schedule_from_config
-from .sde_solvers import annealed_langevin, ddim, ddpm, euler_maruyama, langevin, predictor_corrector
+from .sde_solvers import (annealed_langevin, ddim, ddpm, euler_maruyama, langevin, langevin_corrector,
+                          predictor_corrector)
 
 __all__ = [
     "GRIDS",
@@ -42,6 +43,7 @@ __all__ = [
     "flow_matching_loss",
     "heun",
     "langevin",
+    "langevin_corrector",
     "log_likelihood",
     "loss_weight",
     "make_grid",

@@ -16,7 +16,7 @@ from .grids import check_times, make_grid
 from .ode_solvers import euler, heun, rk45
 from .parameterization import PREDICTIONS
 from .schedules import Schedule
-from .sde_solvers import annealed_langevin, ddim, ddpm, euler_maruyama, predictor_corrector
+from .sde_solvers import ddim, ddpm, euler_maruyama, langevin, predictor_corrector
 from .steps import Callback
 
 _COMMON = ("generator", "callback", "progress")
@@ -30,7 +30,7 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "dpm_solver": dpm_solver,
     "dpm_solver++": dpm_solver_pp,
     "unipc": unipc,
-    "langevin": annealed_langevin,
+    "langevin": langevin,
     "pc": predictor_corrector,
 }
 METHODS = tuple(SAMPLERS)  # the built-in ones; ``register_sampler`` adds more to SAMPLERS

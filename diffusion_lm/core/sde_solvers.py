@@ -74,9 +74,9 @@ def ddim(den: Denoiser, x: Tensor, ts: Tensor, *, eta: float = 0.0, generator: t
     return x
 
 
-def langevin(model: Model, x: Tensor, t: float, schedule: Schedule, *, prediction: str = "eps", steps: int = 1,
-        snr: float = 0.16, generator: torch.Generator | None = None) -> Tensor:
-    """Langevin dynamics at fixed t targeting p_t: ``x <- x + delta score + sqrt(2 delta) z``.
+def langevin_corrector(model: Model, x: Tensor, t: float, schedule: Schedule, *, prediction: str = "eps",
+        steps: int = 1, snr: float = 0.16, generator: torch.Generator | None = None) -> Tensor:
+    """Langevin dynamics at one fixed t targeting p_t: ``x <- x + delta score + sqrt(2 delta) z``.
 
     The step is ``delta = 2 (snr sigma_t)^2``: the ratio of the drift to the noise term is then ``snr``
     where the score has its typical size sqrt(d)/sigma_t. (score-SDE measures both norms on the batch
@@ -100,9 +100,10 @@ def _langevin(den: Denoiser, x: Tensor, p: Point, steps: int, snr: float, genera
     return x
 
 
-def annealed_langevin(den: Denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 1, snr: float = 0.16,
+def langevin(den: Denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 1, snr: float = 0.16,
         generator: torch.Generator | None = None, callback: Callback | None = None, progress: bool = False) -> Tensor:
-    """Annealed Langevin dynamics (NCSN): ``corrector_steps`` Langevin steps at each of ts[1:].
+    """Annealed Langevin dynamics (NCSN), ``sample(method="langevin")``: ``corrector_steps`` Langevin steps
+    (those of ``langevin_corrector``) at each of ts[1:].
 
     Where sigma(t_end) = 0 the last level is the Tweedie denoising step x0_hat(x, t_{N-1}).
     NFE = steps * corrector_steps (at sigma(t_end) = 0: one denoising evaluation replaces the last level).
@@ -118,9 +119,12 @@ def annealed_langevin(den: Denoiser, x: Tensor, ts: Tensor, *, corrector_steps: 
     return x
 
 
+annealed_langevin = langevin  # the earlier name of the annealed sampler, kept for compatibility
+
+
 def predictor_corrector(den: Denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 1, snr: float = 0.16,
         generator: torch.Generator | None = None, callback: Callback | None = None, progress: bool = False) -> Tensor:
-    """Predictor-corrector (score-SDE): Langevin corrector at t_i, then an Euler-Maruyama predictor to t_{i+1}.
+    """Predictor-corrector (score-SDE): Langevin corrector steps at t_i, then an Euler-Maruyama predictor to t_{i+1}.
 
     NFE = steps * (1 + corrector_steps).
     """
