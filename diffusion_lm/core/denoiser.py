@@ -18,7 +18,20 @@ from .schedules import Schedule
 
 Model = Callable[[Tensor, Tensor], Tensor]
 
-__all__ = ["Denoiser", "Model", "Point", "points"]
+__all__ = ["Denoiser", "Model", "Point", "model_output", "points", "time_dtype"]
+
+
+def time_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a model is given t in: x's when float32 or float64, float32 otherwise (half precision)."""
+    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def model_output(model: Model, x: Tensor, t: Tensor) -> Tensor:
+    """``model(x, t)`` for per-example float64 times t (B,), given in ``time_dtype(x)``; checked to be shaped like x."""
+    pred = model(x, t.to(time_dtype(x)))
+    if pred.shape != x.shape:
+        raise ValueError(f"the model returned shape {tuple(pred.shape)}; it must match x {tuple(x.shape)}.")
+    return pred
 
 
 class Denoiser:
@@ -36,8 +49,7 @@ class Denoiser:
 
     def raw(self, x: Tensor, t: float) -> Tensor:
         """The model's own output at time ``t`` for every example, checked."""
-        t_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        out = self.model(x, torch.full((x.shape[0],), t, dtype=t_dtype, device=x.device))
+        out = self.model(x, torch.full((x.shape[0],), t, dtype=time_dtype(x), device=x.device))
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(

@@ -18,18 +18,9 @@ DIVERGENCES = ("exact", "hutchinson")
 
 
 def log_likelihood(
-    model: Model,
-    x0: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    divergence: str = "exact",
-    t_eps: float = 1e-5,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    generator: torch.Generator | None = None,
-    hutchinson_noise: str = "rademacher",
-    prior_log_prob: Callable[[Tensor], Tensor] | None = None,
+    model: Model, x0: Tensor, schedule: Schedule, *, prediction: str = "eps", divergence: str = "exact",
+    t_eps: float = 1e-5, rtol: float = 1e-5, atol: float = 1e-5, generator: torch.Generator | None = None,
+    hutchinson_noise: str = "rademacher", prior_log_prob: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """log p(x0) in nats per example (B,), by the change of variables along the PF-ODE.
 

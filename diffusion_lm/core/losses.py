@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_choice
-from .denoiser import Model
+from .denoiser import Model, model_output
 from .parameterization import PREDICTIONS, Point, affine, basis
 from .schedules import FlowSchedule, Schedule
 from .steps import per_example
@@ -63,16 +63,8 @@ def loss_weight(schedule: Schedule, t: Tensor, weighting: str) -> Tensor:
 
 
 def dsm_loss(
-    model: Model,
-    x0: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    weighting: str = "none",
-    t_sampling: str = "uniform",
-    t_eps: float = 1e-3,
-    generator: torch.Generator | None = None,
-    reduction: str = "mean",
+    model: Model, x0: Tensor, schedule: Schedule, *, prediction: str = "eps", weighting: str = "none",
+    t_sampling: str = "uniform", t_eps: float = 1e-3, generator: torch.Generator | None = None, reduction: str = "mean",
 ) -> Tensor:
     """Denoising score matching (38) for a model of any parameterisation.
 
@@ -92,10 +84,7 @@ def dsm_loss(
     eps = _draw(x0.shape, generator, x0.device, x0.dtype, normal=True)
     c = Point.of(schedule, t)
     x_t = _times(c.alpha, x0) + _times(c.sigma, eps)  # (7)
-    t_model = t.to(x0.dtype if x0.dtype in (torch.float32, torch.float64) else torch.float32)
-    pred = model(x_t, t_model)
-    if pred.shape != x0.shape:
-        raise ValueError(f"the model returned shape {tuple(pred.shape)}; it must match x {tuple(x0.shape)}.")
+    pred = model_output(model, x_t, t)
     q0, q1 = basis(prediction, c)
     target = _times(q0, x0) + _times(q1, eps)
     _, b = affine(prediction, "eps", c)
@@ -128,10 +117,8 @@ def flow_matching_loss(
     t, _ = sample_time(x0.shape[0], schedule, t_eps=t_eps, generator=generator, device=x0.device)
     eps = _draw(x0.shape, generator, x0.device, x0.dtype, normal=True)
     c = Point.of(schedule, t)
-    x_t = _times(c.alpha, x0) + _times(c.sigma, eps)
-    pred = model(x_t, t.to(x0.dtype if x0.dtype in (torch.float32, torch.float64) else torch.float32))
-    if pred.shape != x0.shape:
-        raise ValueError(f"the model returned shape {tuple(pred.shape)}; it must match x {tuple(x0.shape)}.")
+    x_t = _times(c.alpha, x0) + _times(c.sigma, eps)  # (7)
+    pred = model_output(model, x_t, t)
     target = _times(c.alpha_dot, x0) + _times(c.sigma_dot, eps)
     losses = (pred - target).pow(2).flatten(1).mean(1)
     return losses.mean() if reduction == "mean" else losses

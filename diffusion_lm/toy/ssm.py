@@ -16,10 +16,10 @@ from torch import Tensor
 
 from ..core import convert, loss_weight, sample_time
 from ..core.checks import check_choice, check_positive_int
-from ..core.denoiser import Model
+from ..core.denoiser import Model, model_output
 from ..core.parameterization import PREDICTIONS
 from ..core.schedules import Schedule
-from ..core.steps import noise_like
+from ..core.steps import noise_like, per_example
 
 PROBES = ("rademacher", "gaussian")
 
@@ -71,19 +71,9 @@ def sliced_score_matching(
 
 
 def ssm_loss(
-    model: Model,
-    x0: Tensor,
-    schedule: Schedule,
-    *,
-    prediction: str = "eps",
-    weighting: str = "none",
-    t_sampling: str = "uniform",
-    t_eps: float = 1e-3,
-    projections: int = 1,
-    probe: str = "rademacher",
-    variance_reduction: bool = True,
-    generator: torch.Generator | None = None,
-    reduction: str = "mean",
+    model: Model, x0: Tensor, schedule: Schedule, *, prediction: str = "eps", weighting: str = "none",
+    t_sampling: str = "uniform", t_eps: float = 1e-3, projections: int = 1, probe: str = "rademacher",
+    variance_reduction: bool = True, generator: torch.Generator | None = None, reduction: str = "mean",
 ) -> Tensor:
     """Noise-conditional sliced score matching, on the scale of ``dsm_loss`` so that the two differ by a constant.
 
@@ -98,16 +88,11 @@ def ssm_loss(
     t, pi = sample_time(x0.shape[0], schedule, t_sampling=t_sampling, t_eps=t_eps, generator=generator,
                         device=x0.device)
     eps = noise_like(x0, generator)
-    view = (-1,) + (1,) * (x0.ndim - 1)
-    alpha, sigma = schedule.alpha(t).reshape(view), schedule.sigma(t).reshape(view)
+    alpha, sigma = per_example(schedule.alpha(t), x0), per_example(schedule.sigma(t), x0)
     x_t = (alpha * x0.to(torch.float64) + sigma * eps.to(torch.float64)).to(x0.dtype)  # (7)
-    t_model = t.to(x0.dtype if x0.dtype in (torch.float32, torch.float64) else torch.float32)
 
     def score_fn(x: Tensor) -> Tensor:
-        pred = model(x, t_model)
-        if pred.shape != x.shape:
-            raise ValueError(f"the model returned shape {tuple(pred.shape)}; it must match x {tuple(x.shape)}.")
-        return convert(pred, x, t, schedule, prediction, "score")  # (35), (134)
+        return convert(model_output(model, x, t), x, t, schedule, prediction, "score")  # (35), (134)
 
     objective = sliced_score_matching(
         score_fn, x_t, projections=projections, probe=probe, variance_reduction=variance_reduction, generator=generator
