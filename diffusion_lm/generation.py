@@ -141,6 +141,7 @@ def generate_ids(
     classifier=None,
     classes: Tensor | None = None,
     classifier_scale: float = 0.0,
+    noise: Tensor | None = None,
     **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
@@ -156,6 +157,9 @@ def generate_ids(
     Infilling: ``response_ids`` (B, N) with ``given`` (B, N) True at the slots whose tokens are fixed; the
     rollout generates the others around them (every x0 estimate holds the given rows; the output keeps
     their tokens). ``diffusion_lm.templates.encode_template`` builds both from text with ``[FILL]`` slots.
+
+    ``noise`` (B, N, D) is the starting state z_1 (unit scale, (125)) instead of a draw from ``generator``: the
+    same noise gives the same rollout (distillation pairs a teacher's and a student's rollouts this way).
     """
     s = (config or GenerationConfig()).updated(**settings)
     if s.guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
@@ -181,7 +185,12 @@ def generate_ids(
     grid = sampling_grid(model, s.num_steps, s.grid, t_end)
     gen_device = generator.device if generator is not None else device
     shape = (b, cfg.max_response_length, cfg.embedding_dim)
-    z = float(schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(device, torch.float32)
+    if noise is None:
+        z = float(schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(device, torch.float32)
+    elif tuple(noise.shape) != shape:
+        raise ValueError(f"noise must have shape {shape} (batch, max_response_length, embedding_dim), got {tuple(noise.shape)}.")
+    else:
+        z = noise.to(device, torch.float32)
     last = {}
 
     def report(info: dict) -> None:  # after every accepted step

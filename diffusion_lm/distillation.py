@@ -1,0 +1,102 @@
+"""Step distillation of the text model (D1 in THEORY): a student that samples in K steps what its teacher samples in T.
+
+The student is trained where it will be evaluated. Its K-step grid t_0 = 1 > t_1 > ... > t_K = t_end is the
+one its generation config gives; the teacher runs T = m K steps on that grid refined m times (each student
+interval split uniformly in log-SNR), from the same starting noise z_1, and leaves its state z_{t_k} at
+every student time and its final tokens y. The student, initialised from the teacher, learns
+
+    f_student(z_{t_k}, t_k) -> y   at every k                                                          (D1)
+
+with the model's own losses (122)-(124) against y's table rows: each of its states maps to the end of the
+teacher trajectory through it, the consistency property (a consistency model's f(x_t, t) = x_0 along one
+trajectory) with the teacher's finished sample as the target instead of a bootstrapped one (so no EMA target
+network is needed), and a stochastic teacher's end as a sample of the paths through z_{t_k}.
+The student's inputs are built as at sampling: the log-SNR offset (C1), the sampling temperature, and
+self-conditioning on its own estimate at the previous student time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .core.grids import make_grid
+from .generation import generate_ids, sampling_grid
+from .generation_config import GenerationConfig
+from .modeling import DiffusionLMModel
+
+
+def student_grid(model: DiffusionLMModel, settings: GenerationConfig, student_steps: int) -> Tensor:
+    """The K + 1 decreasing times the student samples on (its generation config's grid with K steps)."""
+    grid = sampling_grid(model, student_steps, settings.grid, model.config.t_eps)
+    return make_grid(model.schedule, student_steps, grid, 1.0, model.config.t_eps)
+
+
+def refined_grid(model: DiffusionLMModel, coarse: Tensor, factor: int) -> Tensor:
+    """``coarse`` with every interval split into ``factor`` steps uniform in log-SNR (the teacher's grid)."""
+    if factor < 1:
+        raise ValueError(f"the teacher needs at least as many steps as the student (factor {factor}).")
+    lam = model.schedule.log_snr(coarse.double())
+    parts = [coarse[:1]]
+    for k in range(len(coarse) - 1):
+        inner = torch.linspace(float(lam[k]), float(lam[k + 1]), factor + 1, dtype=torch.float64)[1:-1]
+        parts += [model.schedule.t_from_log_snr(inner).double(), coarse[k + 1 : k + 2]]
+    return torch.cat(parts)
+
+
+@dataclass
+class Trajectories:
+    """What the teacher leaves for the student: its state at each student time and its final tokens."""
+
+    prompt_ids: Tensor  # (B, P)
+    prompt_mask: Tensor  # (B, P)
+    states: Tensor  # (K, B, N, D), unit scale: z_{t_k}, k = 0 .. K-1 (z_{t_0} = the starting noise)
+    times: Tensor  # (K,) the student times t_0 = 1 > ... > t_{K-1}
+    target_ids: Tensor  # (B, N) the teacher's response tokens
+
+
+@torch.no_grad()
+def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
+                         student_steps: int, teacher_steps: int, generator: torch.Generator | None = None) -> Trajectories:
+    """Run the teacher for ``teacher_steps`` (a multiple of ``student_steps``) on the refined student grid."""
+    if teacher_steps % student_steps:
+        raise ValueError(f"teacher_steps ({teacher_steps}) must be a multiple of student_steps ({student_steps}).")
+    factor = teacher_steps // student_steps
+    coarse = student_grid(teacher, settings, student_steps)
+    cfg = teacher.config
+    shape = (prompt_ids.shape[0], cfg.max_response_length, cfg.embedding_dim)
+    noise = float(teacher.schedule.sigma(1.0)) * torch.randn(shape, generator=generator).to(prompt_ids.device)
+    states = [noise]
+
+    def keep(info: dict) -> None:  # the state after step i sits at time grid[i + 1]
+        if (info["i"] + 1) % factor == 0 and len(states) < student_steps:
+            states.append(info["x"].float().clone())
+
+    target = generate_ids(teacher, prompt_ids, prompt_mask, settings.updated(num_steps=teacher_steps),
+                          grid=refined_grid(teacher, coarse, factor), generator=generator, noise=noise, callback=keep)
+    return Trajectories(prompt_ids, prompt_mask, torch.stack(states), coarse[:-1].float(), target)
+
+
+def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: GenerationConfig) -> Tensor:
+    """(D1) the mean over the K student times of (124) between f_student(z_{t_k}, t_k) and the teacher's tokens."""
+    cfg, schedule = student.config, student.schedule
+    target_rows = student.embed(batch.target_ids).float()
+    previous, total = None, 0.0
+    for z, t in zip(batch.states, batch.times):
+        t_model = torch.full((z.shape[0],), float(t), device=z.device)
+        if settings.log_snr_offset > 0:  # (C1), as at sampling
+            t_model = schedule.t_from_log_snr(schedule.log_snr(t_model.double()) - settings.log_snr_offset).float()
+        x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous)
+        if cfg.x0_parameterization == "interpolated":  # the loss reads the plain estimate; the next step, the sampled one
+            x0_loss_input = student.interpolate(logits)
+            sampled = student.interpolate(logits / settings.temperature)
+        else:
+            x0_loss_input = sampled = x0_pred
+        loss_x0 = (x0_loss_input.float() - target_rows).pow(2).mean()  # (122)
+        loss_round = F.cross_entropy(logits.transpose(1, 2).float(), batch.target_ids)  # (123)
+        total = total + cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
+        previous = sampled.detach() if cfg.self_conditioning else None
+    return total / len(batch.times)

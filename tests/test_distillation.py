@@ -1,0 +1,115 @@
+"""Step distillation of the text model (D1): grids, teacher trajectories, and a student that learns the teacher's rollout."""
+
+import json
+
+import pytest
+import torch
+
+from diffusion_lm.data.batching import encode_prompts
+from diffusion_lm.distillation import distillation_loss, refined_grid, student_grid, teacher_trajectories
+from diffusion_lm.generation import generate_ids
+from diffusion_lm.generation_config import GenerationConfig
+from diffusion_lm.pipeline import DiffusionLMPipeline
+
+from .text_helpers import WORDS, tiny_model
+
+SETTINGS = GenerationConfig(num_steps=8, method="ddim", eta=0.0, log_snr_offset=1.0, temperature=0.7)
+
+
+def _prompts(n: int, seed: int) -> list[str]:
+    gen = torch.Generator().manual_seed(seed)
+    return [" ".join(WORDS[i] for i in torch.randint(0, 20, (int(torch.randint(2, 7, (1,), generator=gen)),), generator=gen))
+            for _ in range(n)]
+
+
+def test_refined_grid_contains_the_student_grid_and_splits_each_interval_evenly_in_log_snr():
+    model, _ = tiny_model()
+    coarse = student_grid(model, SETTINGS, 2)
+    fine = refined_grid(model, coarse, 4)
+    assert len(coarse) == 3 and len(fine) == 9
+    assert torch.equal(fine[::4], coarse)
+    lam = model.schedule.log_snr(fine.double())
+    for k in range(2):
+        gaps = lam[4 * k + 1 : 4 * k + 5] - lam[4 * k : 4 * k + 4]
+        torch.testing.assert_close(gaps, gaps.mean().expand(4), atol=1e-6, rtol=1e-6)
+
+
+def test_teacher_states_lie_on_the_teachers_own_rollout():
+    model, tok = tiny_model(seed=1, self_conditioning=False)  # a restart cannot hand over the previous estimate
+    batch = encode_prompts(tok, _prompts(5, 0), model.config.max_prompt_length)
+    traj = teacher_trajectories(model, batch.prompt_ids, batch.prompt_mask.bool(), SETTINGS, 2, 6,
+                                torch.Generator().manual_seed(0))
+    assert traj.states.shape == (2, 5, model.config.max_response_length, model.config.embedding_dim)
+    torch.testing.assert_close(traj.times, student_grid(model, SETTINGS, 2)[:-1].float())
+    # restarting the teacher from its own state at the student's second time, on the rest of the fine grid,
+    # ends at the same tokens (eta = 0: the rollout is deterministic given the state)
+    fine = refined_grid(model, student_grid(model, SETTINGS, 2), 3)
+    again = generate_ids(model, batch.prompt_ids, batch.prompt_mask.bool(), SETTINGS.updated(num_steps=3), grid=fine[3:],
+                         noise=traj.states[1])
+    assert torch.equal(again, traj.target_ids)
+
+
+def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight():
+    torch.manual_seed(0)
+    teacher, tok = tiny_model(seed=3)
+    prompts = _prompts(64, 1)
+    batch = encode_prompts(tok, prompts, teacher.config.max_prompt_length)
+    mask = batch.prompt_mask.bool()
+    traj = teacher_trajectories(teacher, batch.prompt_ids, mask, SETTINGS, 1, 8, torch.Generator().manual_seed(0))
+
+    import copy
+
+    student = copy.deepcopy(teacher).train()
+    noise = traj.states[0]
+
+    def agreement() -> float:
+        out = generate_ids(student.eval(), batch.prompt_ids, mask, SETTINGS.updated(num_steps=1), noise=noise)
+        student.train()
+        return float((out == traj.target_ids).float().mean())
+
+    before = agreement()
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(150):
+        loss = distillation_loss(student, traj, SETTINGS)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = agreement()
+    assert before < 0.8 and after > 0.95, (before, after)
+
+
+def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path):
+    from training.distill import main
+
+    teacher, tok = tiny_model(seed=4)
+    DiffusionLMPipeline(teacher, tok, SETTINGS).save_pretrained(tmp_path / "teacher")
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in _prompts(40, 2)))
+    args = ["--teacher", str(tmp_path / "teacher"), "--data", str(data), "--out", str(tmp_path / "out"),
+            "--student-steps", "2", "--teacher-steps", "4", "--prompts", "32", "--held-out", "8", "--steps", "5",
+            "--batch-size", "8"]
+    assert main(args) == 0
+    student = DiffusionLMPipeline.from_pretrained(tmp_path / "out" / "model")
+    assert student.generation_config.num_steps == 2
+    assert student.generation_config.log_snr_offset == SETTINGS.log_snr_offset
+    assert len(student(["w1 w2"])) == 1
+    report = json.loads((tmp_path / "out" / "distillation.json").read_text())
+    assert report["prompts"] == 32 and set(report["held_out_same_text_as_teacher"]) == {"1", "2"}
+    assert (tmp_path / "out" / "teacher_trajectories.safetensors").exists()
+    assert main(args) == 0, "a second run reuses the stored trajectories"
+
+
+def test_distill_cli_names_bad_settings(tmp_path, capsys):
+    from training.distill import main
+
+    teacher, tok = tiny_model(seed=4)
+    DiffusionLMPipeline(teacher, tok, SETTINGS).save_pretrained(tmp_path / "teacher")
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"question": "w1"}) + "\n")
+    base = ["--teacher", str(tmp_path / "teacher"), "--data", str(data), "--out", str(tmp_path / "out")]
+    assert main(base + ["--student-steps", "3", "--teacher-steps", "20"]) == 2
+    assert "multiple of --student-steps" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "no field 'prompt'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--student-steps", "0"])

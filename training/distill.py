@@ -1,0 +1,173 @@
+"""Distil a text model's rollout into a few steps (D1 in THEORY): a student that samples in K steps.
+
+    python -m training.distill --teacher runs/demo/model --data data/generated/bible/train.jsonl \\
+        --out runs/demo/distilled --student-steps 2 [--teacher-steps 20 --prompts 4096 --steps 1500]
+
+The teacher (its own generation_config.json: sampler, eta, offset, temperature) runs ``--teacher-steps`` on the
+student's grid refined, from fixed starting noise, for ``--prompts`` prompts of ``--data`` (JSON lines with a
+prompt field; responses are not needed: the teacher writes them). Its trajectories are kept in
+``OUT/teacher_trajectories.safetensors``, so a second run with the same settings starts training at once. The
+student starts as a copy of the teacher and learns to map its state at each of its K times to the teacher's
+final tokens. The result, ``OUT/model``, is a normal checkpoint whose generation config samples in K steps:
+``DiffusionLMPipeline.from_pretrained("OUT/model")(prompts)`` or ``push_to_hub`` like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from diffusion_lm.common.atomic import write_json_atomic
+
+from .threads import run_on_threads
+
+
+def read_prompts(path: Path, field: str, limit: int) -> list[str]:
+    """Up to ``limit`` prompts of a JSON-lines file, with errors that name the file, line and field."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such file.")
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg}).") from err
+        if field not in row:
+            raise ValueError(f"{path}, line {number}: no field {field!r} (fields: {sorted(row)}); set --prompt_field.")
+        prompts.append(str(row[field]))
+        if len(prompts) == limit:
+            break
+    if not prompts:
+        raise ValueError(f"{path}: no prompts.")
+    return prompts
+
+
+def collect(pipe, prompts: list[str], settings, args, cache: Path):
+    """The teacher's trajectories for ``prompts`` (read from ``cache`` when it holds these settings)."""
+    from safetensors.torch import load_file, save_file
+
+    from diffusion_lm.data.batching import encode_prompts
+    from diffusion_lm.distillation import Trajectories, teacher_trajectories
+
+    key = json.dumps({"prompts": len(prompts), "student": args.student_steps, "teacher": args.teacher_steps,
+                      "seed": args.seed, "settings": settings.to_dict()}, sort_keys=True)
+    if cache.exists():
+        stored = load_file(cache)
+        if bytes(stored["key"].tolist()).decode() == key:
+            return Trajectories(*(stored[n] for n in ("prompt_ids", "prompt_mask", "states", "times", "target_ids")))
+    generator = torch.Generator().manual_seed(args.seed)
+    parts = []
+    cfg = pipe.model.config
+    for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
+        batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
+        parts.append(teacher_trajectories(pipe.model, batch.prompt_ids, batch.prompt_mask.bool(), settings,
+                                          args.student_steps, args.teacher_steps, generator))
+    data = Trajectories(torch.cat([p.prompt_ids for p in parts]), torch.cat([p.prompt_mask for p in parts]),
+                        torch.cat([p.states for p in parts], dim=1), parts[0].times, torch.cat([p.target_ids for p in parts]))
+    tensors = {n: getattr(data, n).contiguous() for n in ("prompt_ids", "prompt_mask", "states", "times", "target_ids")}
+    tensors["key"] = torch.tensor(list(key.encode()), dtype=torch.uint8)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(cache.name + ".partial")
+    save_file(tensors, partial)
+    partial.replace(cache)
+    return data
+
+
+def distill(args: argparse.Namespace) -> dict:
+    from diffusion_lm.distillation import Trajectories, distillation_loss
+    from diffusion_lm.pipeline import DiffusionLMPipeline
+
+    pipe = DiffusionLMPipeline.from_pretrained(args.teacher)
+    teacher = pipe.model.eval()
+    settings = pipe.generation_config
+    if args.teacher_steps % args.student_steps:
+        raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of --student-steps ({args.student_steps}).")
+    prompts = read_prompts(args.data, args.prompt_field, args.prompts + args.held_out)
+    if len(prompts) <= args.held_out:
+        raise ValueError(f"{args.data} has {len(prompts)} prompts; distillation needs more than --held-out ({args.held_out}).")
+    held, train_prompts = prompts[: args.held_out], prompts[args.held_out :]
+    data = collect(pipe, train_prompts, settings, args, args.out / "teacher_trajectories.safetensors")
+
+    student = copy.deepcopy(teacher).train()
+    for p in student.parameters():
+        p.requires_grad_(p is not student.embedding_table)
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    bar = tqdm(range(args.steps), desc=f"distil to {args.student_steps} steps")
+    losses = []
+    for _ in bar:
+        idx = torch.randint(0, data.target_ids.shape[0], (args.batch_size,), generator=generator)
+        batch = Trajectories(data.prompt_ids[idx], data.prompt_mask[idx], data.states[:, idx], data.times, data.target_ids[idx])
+        loss = distillation_loss(student, batch, settings)  # (D1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    student.eval()
+    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer, settings.updated(num_steps=args.student_steps))
+    agreement = {}
+    if held:
+        teacher_text = pipe(held, num_steps=args.teacher_steps, seed=args.seed, truncation=True)
+        for steps in sorted({1, args.student_steps}):
+            text = student_pipe(held, num_steps=steps, seed=args.seed, truncation=True)
+            agreement[str(steps)] = sum(a == b for a, b in zip(text, teacher_text)) / len(held)
+    result = {"teacher": str(args.teacher), "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
+              "prompts": len(train_prompts), "steps": args.steps, "lr": args.lr,
+              "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+              "held_out_same_text_as_teacher": agreement}
+    student_pipe.save_pretrained(args.out / "model", training={"distilled_from": str(args.teacher), **{
+        k: result[k] for k in ("teacher_steps", "student_steps", "prompts", "steps")}})
+    write_json_atomic(args.out / "distillation.json", result)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True, help="the model to distil (folder or Hub id)")
+    p.add_argument("--data", type=Path, required=True, help="JSON lines with a prompt field")
+    p.add_argument("--prompt_field", default="prompt")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--student-steps", type=int, default=2)
+    p.add_argument("--teacher-steps", type=int, default=20)
+    p.add_argument("--prompts", type=int, default=4096, help="training prompts the teacher answers")
+    p.add_argument("--held-out", type=int, default=64, help="prompts kept back to compare student and teacher")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    args = p.parse_args(argv)
+    for name in ("student_steps", "teacher_steps", "prompts", "steps", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.held_out < 0:
+        p.error("--held-out must be >= 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        run_on_threads(distill, args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
