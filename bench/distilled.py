@@ -1,0 +1,71 @@
+"""A distilled student (python -m training.distill) against its teacher, on the same test prompts and seed.
+
+The teacher at its reference step count (20 by default) and at the student's step counts, the student at
+1-4 steps; BLEU, chrF and exact match against the references; the student's text against the teacher's.
+
+    python bench/distilled.py --task bible --teacher runs/bench_bible/ours/model --student runs/distill_bible_k1/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from tasks import TASKS, task_files, test_pairs  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--student", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=None, help="the sort task's data folder (bench/ablation.py's)")
+    parser.add_argument("--test-size", type=int, default=200)
+    parser.add_argument("--teacher-steps", type=int, default=20)
+    parser.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from diffusion_lm.common.atomic import write_json_atomic
+    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from training.evaluation import text_metrics
+
+    teacher = DiffusionLMPipeline.from_pretrained(args.teacher)
+    student = DiffusionLMPipeline.from_pretrained(args.student)
+    cfg = teacher.model.config
+    paths = {"test": args.data_dir / "test.jsonl"} if args.data_dir else task_files(args.task, args.out or ROOT / "runs")[0]
+    rows = test_pairs(paths["test"], teacher.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
+    prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]
+
+    def run(pipe, steps):
+        start = time.perf_counter()
+        texts = pipe(prompts, num_steps=steps, batch_size=50, seed=0)
+        return texts, {**text_metrics(texts, refs), "seconds": time.perf_counter() - start}
+
+    reference, metrics = run(teacher, args.teacher_steps)
+    table = [{"model": "teacher", "steps": args.teacher_steps, **metrics, "examples": reference[:3]}]
+    print(table[-1], flush=True)
+    for steps in args.student_steps:
+        for name, pipe in (("teacher", teacher), ("student", student)):
+            texts, metrics = run(pipe, steps)
+            same = sum(a == b for a, b in zip(texts, reference)) / len(texts)
+            table.append({"model": name, "steps": steps, **metrics, "same_as_teacher_reference": same, "examples": texts[:3]})
+            print({k: v for k, v in table[-1].items() if k != "examples"}, flush=True)
+    out = args.out or args.student.parent / "vs_teacher.json"
+    write_json_atomic(out, {"task": args.task, "teacher": str(args.teacher), "student": str(args.student),
+                            "test_prompts": len(rows), "table": table})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
