@@ -60,8 +60,14 @@ def main() -> None:
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
     batch = encode_pairs(pipe.tokenizer, [r["prompt"] for r in rows], [r["response"] for r in rows],
                          cfg.max_prompt_length, cfg.max_response_length)
-    bound = pipe.model.nll(batch.prompt_ids, batch.prompt_mask, batch.response_ids, args.samples,
-                           torch.Generator().manual_seed(0))
+    from diffusion_lm.modeling.likelihood import NLLBound
+
+    generator, parts = torch.Generator().manual_seed(0), []
+    for i in range(0, len(rows), 50):  # memory stays that of a 50-verse batch
+        parts.append(pipe.model.nll(batch.prompt_ids[i : i + 50], batch.prompt_mask[i : i + 50],
+                                    batch.response_ids[i : i + 50], args.samples, generator))
+    bound = NLLBound(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                       ("nats", "stderr", "prior", "diffusion", "reconstruction", "tokens")))
     ours = {"nats_per_token": bound.nats_per_token, "stderr_per_token": float(bound.stderr.pow(2).sum().sqrt() / bound.tokens.sum()),
             "prior": float(bound.prior.sum() / bound.tokens.sum()), "diffusion": float(bound.diffusion.sum() / bound.tokens.sum()),
             "reconstruction": float(bound.reconstruction.sum() / bound.tokens.sum())}

@@ -67,7 +67,9 @@ def embedding_nll_bound(
         x0_hat = x0_fn(z.float(), t.float()).double()
         diffusion.append((lam_hi - lam_lo) * torch.exp(2 * lam) * (x0 - x0_hat).pow(2).sum((1, 2)))
         z_min = a0 * x0 + s0 * noise_like(x0, generator)
-        logits = -(z_min[..., None, :] - a0 * rows).pow(2).sum(-1) / (2 * s0**2)  # (B, N, V)
+        # -||z - alpha e_k||^2 / (2 sigma^2), expanded so that no (B, N, V, D) tensor is formed
+        sq = z_min.pow(2).sum(-1, keepdim=True) - 2 * a0 * z_min @ rows.T + a0**2 * rows.pow(2).sum(-1)
+        logits = -sq / (2 * s0**2)  # (B, N, V)
         nll = -torch.log_softmax(logits, -1).gather(-1, response_ids[..., None]).squeeze(-1)
         reconstruction.append(nll.sum(-1))
     diffusion_s, reconstruction_s = torch.stack(diffusion), torch.stack(reconstruction)  # (S, B)
