@@ -7,6 +7,7 @@ from typing import Any
 
 from transformers import PretrainedConfig, PreTrainedModel
 
+from ..core.checks import check_positive_int
 from ..core.parameterization import PREDICTIONS
 from ..core.schedules import Schedule, schedule_from_config
 from .atomic import staged_directory
@@ -36,3 +37,12 @@ def check_diffusion_fields(config: PretrainedConfig) -> None:
     if config.prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {config.prediction!r}.")
     schedule_from_config(config.schedule)
+
+
+def check_sizes(config: PretrainedConfig, *names: str) -> None:
+    """The named fields of ``config`` integers >= 1, and its ``time_dim`` (the size of the sinusoidal embedding
+    of t) even."""
+    for name in names:
+        check_positive_int(getattr(config, name), f"{type(config).__name__}.{name}")
+    if config.time_dim % 2:
+        raise ValueError(f"time_dim must be even (cosine and sine halves), got {config.time_dim}.")

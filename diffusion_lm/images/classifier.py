@@ -9,11 +9,10 @@ import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig
 
-from ..common.layers import timestep_embedding
-from ..common.pretrained import SmallPreTrainedModel
+from ..common.pretrained import check_sizes
 from ..core.schedules import Schedule, VPSchedule, schedule_from_config
 from .digits import NUM_CLASSES
-from .unet import ResBlock, _norm
+from .unet import DigitsNetwork, ResBlock, _norm, encoder
 
 
 class NoisyClassifierConfig(PretrainedConfig):
@@ -28,50 +27,32 @@ class NoisyClassifierConfig(PretrainedConfig):
 
     model_type = "diffusion-lm-noisy-classifier"
 
-    def __init__(
-        self,
-        channels: int = 32,
-        time_dim: int = 64,
-        num_classes: int = NUM_CLASSES,
-        schedule: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ):
+    def __init__(self, channels: int = 32, time_dim: int = 64, num_classes: int = NUM_CLASSES,
+                 schedule: dict[str, Any] | None = None, **kwargs: Any):
         self.channels, self.time_dim, self.num_classes = channels, time_dim, num_classes
         self.schedule = dict(schedule) if schedule is not None else VPSchedule.cosine().config()
         super().__init__(**kwargs)
-        for name in ("channels", "time_dim", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"NoisyClassifierConfig.{name} must be an integer >= 1, got {value!r}.")
-        if self.time_dim % 2:
-            raise ValueError(f"time_dim must be even (cosine and sine halves), got {self.time_dim}.")
+        check_sizes(self, "channels", "time_dim", "num_classes")
         schedule_from_config(self.schedule)
 
 
-class NoisyClassifier(SmallPreTrainedModel):
+class NoisyClassifier(DigitsNetwork):
     """``classifier(x_t (B, 1, 8, 8), t (B,)) -> logits (B, num_classes)``: the U-Net's encoder, pooled."""
 
     config_class = NoisyClassifierConfig
     base_model_prefix = "classifier"
-    main_input_name = "x"
 
-    def __init__(self, config: NoisyClassifierConfig):
-        super().__init__(config)
-        c, emb = config.channels, 4 * config.channels
-        self.time = nn.Sequential(nn.Linear(config.time_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
-        self.inp = nn.Conv2d(1, c, 3, padding=1)
-        self.blocks = nn.ModuleList([
-            ResBlock(c, c, emb, 0.0), nn.Conv2d(c, c, 3, stride=2, padding=1),  # 8 -> 4
-            ResBlock(c, 2 * c, emb, 0.0), nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1),  # 4 -> 2
-            ResBlock(2 * c, 2 * c, emb, 0.0),
-        ])
+    def build_layers(self, config: NoisyClassifierConfig, emb: int) -> None:
+        """The U-Net's ``encoder`` with one block per resolution and no dropout, then a pooled linear head."""
+        self.inp = nn.Conv2d(1, config.channels, 3, padding=1)
+        self.blocks, skips = encoder(config.channels, 1, emb, 0.0)
+        width = skips[-1]  # at 2x2
         self.head = nn.Sequential(
-            _norm(2 * c), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * c, config.num_classes)
+            _norm(width), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, config.num_classes)
         )
-        self.post_init()
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        emb = nn.functional.silu(self.time(timestep_embedding(t, self.config.time_dim)))  # (B, 4c)
+        emb = nn.functional.silu(self.embed_time(t))  # (B, 4c)
         h = self.inp(x.float())
         for layer in self.blocks:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from transformers import PretrainedConfig
 
 from ..common.layers import timestep_embedding
-from ..common.pretrained import SmallPreTrainedModel, check_diffusion_fields
+from ..common.pretrained import SmallPreTrainedModel, check_diffusion_fields, check_sizes
 from ..core.schedules import VPSchedule
 from .digits import NUM_CLASSES
 
@@ -45,6 +45,48 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def widths(channels: int) -> tuple[int, int, int]:
+    """The widths at 8x8, 4x4 and 2x2."""
+    return channels, 2 * channels, 2 * channels
+
+
+def encoder(channels: int, blocks: int, emb_dim: int, dropout: float) -> tuple[nn.ModuleList, list[int]]:
+    """The way down, 8x8 -> 4x4 -> 2x2: ``blocks`` ResBlocks at each resolution, a stride-2 conv halving H and W
+    between; with the widths of its input and of every layer's output (the U-Net's skips)."""
+    down, skips, width = nn.ModuleList(), [channels], channels
+    levels = widths(channels)
+    for level, w in enumerate(levels):
+        for _ in range(blocks):
+            down.append(ResBlock(width, w, emb_dim, dropout))
+            width = w
+            skips.append(width)
+        if level < len(levels) - 1:
+            down.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
+            skips.append(width)
+    return down, skips
+
+
+class DigitsNetwork(SmallPreTrainedModel):
+    """Base of the 8x8 networks (:class:`DigitsUNet` and the noisy classifier): ``time`` embeds t (its sinusoidal
+    features through Linear-SiLU-Linear to width 4 * channels); a subclass adds its layers in ``build_layers``."""
+
+    main_input_name = "x"
+
+    def __init__(self, config: PretrainedConfig):
+        super().__init__(config)
+        emb = 4 * config.channels
+        self.time = nn.Sequential(nn.Linear(config.time_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.build_layers(config, emb)
+        self.post_init()
+
+    def build_layers(self, config: PretrainedConfig, emb: int) -> None:
+        """Add the layers after ``time``, in the order their weights are drawn; ``emb`` is the embedding width."""
+        raise NotImplementedError
+
+    def embed_time(self, t: Tensor) -> Tensor:
+        return self.time(timestep_embedding(t, self.config.time_dim))  # (B, 4c)
+
+
 class DigitsUNetConfig(PretrainedConfig):
     """Configuration of :class:`DigitsUNet`.
 
@@ -60,61 +102,36 @@ class DigitsUNetConfig(PretrainedConfig):
 
     model_type = "diffusion-lm-digits-unet"
 
-    def __init__(
-        self,
-        channels: int = 32,
-        blocks: int = 1,
-        time_dim: int = 64,
-        num_classes: int = NUM_CLASSES,
-        label_dropout: float = 0.1,
-        dropout: float = 0.0,
-        prediction: str = "eps",
-        schedule: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ):
+    def __init__(self, channels: int = 32, blocks: int = 1, time_dim: int = 64, num_classes: int = NUM_CLASSES,
+                 label_dropout: float = 0.1, dropout: float = 0.0, prediction: str = "eps",
+                 schedule: dict[str, Any] | None = None, **kwargs: Any):
         self.channels, self.blocks, self.time_dim = channels, blocks, time_dim
         self.num_classes, self.label_dropout, self.dropout = num_classes, label_dropout, dropout
         self.prediction = prediction
         self.schedule = dict(schedule) if schedule is not None else VPSchedule.cosine().config()
         super().__init__(**kwargs)
-        for name in ("channels", "blocks", "time_dim", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DigitsUNetConfig.{name} must be an integer >= 1, got {value!r}.")
-        if self.time_dim % 2:
-            raise ValueError(f"time_dim must be even (cosine and sine halves), got {self.time_dim}.")
+        check_sizes(self, "channels", "blocks", "time_dim", "num_classes")
         for name in ("label_dropout", "dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
         check_diffusion_fields(self)
 
 
-class DigitsUNet(SmallPreTrainedModel):
+class DigitsUNet(DigitsNetwork):
     """``model(x (B, 1, 8, 8), t (B,), labels (B,)) -> prediction`` shaped like x."""
 
     config_class = DigitsUNetConfig
     base_model_prefix = "unet"
-    main_input_name = "x"
 
-    def __init__(self, config: DigitsUNetConfig):
-        super().__init__(config)
-        c, emb, drop = config.channels, 4 * config.channels, config.dropout
-        self.time = nn.Sequential(nn.Linear(config.time_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
+    def build_layers(self, config: DigitsUNetConfig, emb: int) -> None:
+        """The label embedding, then the way down (``encoder``), the middle and the way back up."""
+        drop = config.dropout
         self.label = nn.Embedding(config.num_classes + 1, emb)
-        self.inp = nn.Conv2d(1, c, 3, padding=1)
-        widths = (c, 2 * c, 2 * c)  # at 8x8, 4x4, 2x2
-        self.down, self.up = nn.ModuleList(), nn.ModuleList()
-        skips, width = [c], c
-        for level, w in enumerate(widths):
-            for _ in range(config.blocks):
-                self.down.append(ResBlock(width, w, emb, drop))
-                width = w
-                skips.append(width)
-            if level < len(widths) - 1:
-                self.down.append(nn.Conv2d(width, width, 3, stride=2, padding=1))  # halves H and W
-                skips.append(width)
+        self.inp = nn.Conv2d(1, config.channels, 3, padding=1)
+        self.down, skips = encoder(config.channels, config.blocks, emb, drop)
+        self.up, width = nn.ModuleList(), skips[-1]
         self.mid = nn.ModuleList([ResBlock(width, width, emb, drop), ResBlock(width, width, emb, drop)])
-        for level, w in reversed(list(enumerate(widths))):
+        for level, w in reversed(list(enumerate(widths(config.channels)))):
             for _ in range(config.blocks + 1):
                 self.up.append(ResBlock(width + skips.pop(), w, emb, drop))
                 width = w
@@ -123,7 +140,6 @@ class DigitsUNet(SmallPreTrainedModel):
         self.out = nn.Sequential(_norm(width), nn.SiLU(), nn.Conv2d(width, 1, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
-        self.post_init()
 
     @property
     def prediction(self) -> str:
@@ -136,8 +152,7 @@ class DigitsUNet(SmallPreTrainedModel):
     def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
         if labels.shape != (x.shape[0],) or labels.min() < 0 or labels.max() > self.null_label:
             raise ValueError(f"labels must be (B,) integers in [0, {self.null_label}] ({self.null_label} = no label).")
-        emb = self.time(timestep_embedding(t, self.config.time_dim)) + self.label(labels)  # (B, 4c)
-        emb = nn.functional.silu(emb)
+        emb = nn.functional.silu(self.embed_time(t) + self.label(labels))  # (B, 4c)
         h = self.inp(x.float())  # (B, c, 8, 8)
         hs = [h]
         for layer in self.down:  # (B, c, 8, 8) -> (B, 2c, 2, 2), keeping every output as a skip

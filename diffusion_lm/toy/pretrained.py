@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor
 from transformers import PretrainedConfig
 
-from ..common.pretrained import SmallPreTrainedModel, check_diffusion_fields
+from ..common.pretrained import SmallPreTrainedModel, check_diffusion_fields, check_sizes
 from ..core.schedules import VPSchedule
 from .mlp import ToyMLP
 
@@ -28,30 +28,15 @@ class ToyDenoiserConfig(PretrainedConfig):
 
     model_type = "diffusion-lm-toy"
 
-    def __init__(
-        self,
-        dim: int = 2,
-        hidden: int = 256,
-        layers: int = 3,
-        time_dim: int = 64,
-        prediction: str = "eps",
-        schedule: dict[str, Any] | None = None,
-        dataset: str | None = None,
-        loss: str = "dsm",
-        **kwargs: Any,
-    ):
+    def __init__(self, dim: int = 2, hidden: int = 256, layers: int = 3, time_dim: int = 64, prediction: str = "eps",
+                 schedule: dict[str, Any] | None = None, dataset: str | None = None, loss: str = "dsm", **kwargs: Any):
         self.dim, self.hidden, self.layers, self.time_dim = dim, hidden, layers, time_dim
         self.prediction = prediction
         self.schedule = dict(schedule) if schedule is not None else VPSchedule.linear().config()
         self.dataset = dataset
         self.loss = loss
         super().__init__(**kwargs)
-        for name in ("dim", "hidden", "layers", "time_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ToyDenoiserConfig.{name} must be an integer >= 1, got {value!r}.")
-        if self.time_dim % 2:
-            raise ValueError(f"time_dim must be even (cosine and sine halves), got {self.time_dim}.")
+        check_sizes(self, "dim", "hidden", "layers", "time_dim")
         check_diffusion_fields(self)
 
 
