@@ -8,11 +8,20 @@ table and random weights (speed does not depend on the weights), GPT-2 sized to 
 ``max_prompt_length`` tokens. One process, one thread, the two models alternating; best of repeats.
 
     python bench/generation_throughput.py [--configs sort demo] [--steps 1 5 10 20] [--batches 1 64]
+
+End to end through the public pipeline, for a saved model (e.g. a distilled one): text prompts in, text out,
+tokenising and decoding counted for both models (GPT-2 left-pads the prompts and decodes the new tokens),
+and the peak memory of each model generating at the largest batch, each in a process of its own:
+
+    python bench/generation_throughput.py --model runs/distill_bible_k1/model --steps 1 2 4 20
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,15 +67,97 @@ def best_time(fn, repeats: int) -> float:
     return best
 
 
+def pipeline_and_gpt2(model_path: Path):
+    """The saved pipeline and a same-size GPT-2 (random weights) over its tokenizer plus a separator."""
+    from diffusion_lm.pipeline import DiffusionLMPipeline
+
+    pipe = DiffusionLMPipeline.from_pretrained(model_path)
+    cfg = pipe.model.config
+    ar = gpt2_like(cfg, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters())).eval()
+    return pipe, ar
+
+
+def text_prompts(pipe, count: int) -> list[str]:
+    """Held-out KJV prompts that fit the model (the bundled test split), repeated to ``count``."""
+    from tasks import task_files, test_pairs
+
+    cfg = pipe.model.config
+    rows = test_pairs(task_files("bible", ROOT / "runs")[0]["test"], pipe.tokenizer, cfg.max_prompt_length,
+                      cfg.max_response_length, count)
+    return [rows[i % len(rows)]["prompt"] for i in range(count)]
+
+
+def gpt2_generate(pipe, ar, prompts: list[str], n_out: int) -> list[str]:
+    """Tokenise (left-padded), decode exactly ``n_out`` tokens greedily with the KV cache, detokenise."""
+    ids = pipe.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    sep, width = len(pipe.tokenizer), max(map(len, ids)) + 1
+    batch = torch.zeros((len(ids), width), dtype=torch.long)
+    mask = torch.zeros_like(batch)
+    for row, tokens in enumerate(ids):
+        batch[row, width - len(tokens) - 1 :] = torch.tensor(tokens + [sep])
+        mask[row, width - len(tokens) - 1 :] = 1
+    out = ar.generate(input_ids=batch, attention_mask=mask, do_sample=False, max_new_tokens=n_out, min_new_tokens=n_out,
+                      pad_token_id=0)
+    return pipe.tokenizer.batch_decode(out[:, width:].clamp(max=sep - 1), skip_special_tokens=True)
+
+
+def peak_memory(model_path: Path, which: str, batch: int, steps: int) -> dict:
+    """Peak resident memory (MB) of a fresh process that loads the models and generates one batch with ``which``."""
+    code = (f"import sys; sys.argv = ['x', '--model', {str(model_path)!r}, '--memory-child', {which!r}, "
+            f"'--batches', '{batch}', '--steps', '{steps}']; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+            "import generation_throughput as g; g.main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory probe for {which} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def end_to_end(args) -> None:
+    pipe, ar = pipeline_and_gpt2(args.model)
+    n_out = pipe.model.config.max_response_length
+    if args.memory_child:
+        prompts = text_prompts(pipe, args.batches[0])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if args.memory_child == "ours":
+            del ar
+            pipe(prompts, num_steps=args.steps[0], batch_size=len(prompts))
+        else:
+            pipe.model = None
+            gpt2_generate(pipe, ar, prompts, n_out)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"loaded_mb": before, "peak_mb": peak}))
+        return
+    print(f"model {args.model}: generation config {pipe.generation_config.to_dict()}")
+    print("| batch | model | output tokens/s | ratio to GPT-2 |")
+    print("|---|---|---|---|")
+    for batch in args.batches:
+        prompts = text_prompts(pipe, batch)
+        ar_rate = batch * n_out / best_time(lambda: gpt2_generate(pipe, ar, prompts, n_out), args.repeats)
+        print(f"| {batch} | GPT-2 greedy, KV cache | {ar_rate:.0f} | 1.00 |", flush=True)
+        for steps in args.steps:
+            rate = batch * n_out / best_time(lambda: pipe(prompts, num_steps=steps, batch_size=batch), args.repeats)
+            print(f"| {batch} | ours, {pipe.generation_config.method} {steps} steps | {rate:.0f} | {rate / ar_rate:.2f} |",
+                  flush=True)
+    batch, steps = max(args.batches), min(args.steps)
+    for which in ("ours", "gpt2"):
+        mem = peak_memory(args.model, which, batch, steps)
+        print(f"peak memory, {which} generating batch {batch}" + (f" at {steps} steps" if which == "ours" else "")
+              + f": {mem['peak_mb']:.0f} MB (after loading {mem['loaded_mb']:.0f} MB)", flush=True)
+
+
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["sort", "demo"])
+    parser.add_argument("--model", type=Path, default=None, help="a saved model: end to end through the pipeline")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory-child", choices=["ours", "gpt2"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.model is not None:
+        return end_to_end(args)
     from diffusion_lm.generation import generate_ids
 
     print("| config | batch | model | output tokens/s | ratio to GPT-2 |")
