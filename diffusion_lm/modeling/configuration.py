@@ -6,6 +6,7 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from ..core.losses import TIME_SAMPLINGS
 from ..core.schedules import schedule_from_config
 
 POSITION_EMBEDDINGS = ("rotary", "learned")
@@ -15,6 +16,21 @@ RESPONSE_POSITIONS = ("after_prompt", "aligned")
 PROMPT_ATTENTION = ("joint", "cached")
 EMBEDDING_NORMALIZATIONS = ("none", "l2", "layernorm")
 SELF_CONDITIONING_SOURCES = ("same_t", "noisier", "rounded", "glancing")
+
+CHOICES = {  # the fields that take one of a few values, and those values
+    "position_embedding": POSITION_EMBEDDINGS,
+    "response_positions": RESPONSE_POSITIONS,
+    "prompt_attention": PROMPT_ATTENTION,
+    "embedding_normalization": EMBEDDING_NORMALIZATIONS,
+    "t_sampling": TIME_SAMPLINGS,
+    "rounding": ROUNDING,
+    "x0_parameterization": X0_PARAMETERIZATIONS,
+    "self_conditioning_source": SELF_CONDITIONING_SOURCES,
+}
+POSITIVE = (  # the fields that must be numbers > 0
+    "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads", "mlp_ratio",
+    "max_prompt_length", "max_response_length", "rounding_temperature", "rollout_temperature",
+)
 
 
 class DiffusionLMConfig(PretrainedConfig):
@@ -73,116 +89,54 @@ class DiffusionLMConfig(PretrainedConfig):
 
     def __init__(
         self,
-        vocab_size: int = 1000,
-        embedding_dim: int = 64,
-        embedding_source: str = "random",
-        embedding_scale: float = 1.0,
-        embedding_normalization: str = "none",
-        encoder_init: bool = False,
-        encoder_config: dict[str, Any] | None = None,
+        vocab_size: int = 1000, embedding_dim: int = 64, embedding_source: str = "random", embedding_scale: float = 1.0,
+        embedding_normalization: str = "none", encoder_init: bool = False, encoder_config: dict[str, Any] | None = None,
         pad_token_id: int = 0,
-        hidden_size: int = 256,
-        num_layers: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
-        max_prompt_length: int = 32,
-        max_response_length: int = 32,
-        position_embedding: str = "rotary",
-        response_positions: str = "after_prompt",
-        prompt_attention: str = "joint",
-        schedule: dict[str, Any] | None = None,
-        t_eps: float = 1e-3,
-        t_sampling: str = "uniform",
-        lambda_x0: float = 1.0,
-        lambda_round: float = 1.0,
-        rounding: str = "dot",
-        rounding_temperature: float = 1.0,
-        x0_parameterization: str = "interpolated",
-        time_warping: bool = True,
-        self_conditioning: bool = True,
-        self_conditioning_source: str = "same_t",
-        rollout_training: float = 0.0,
-        rollout_temperature: float = 1.0,
-        prompt_dropout: float = 0.0,
+        hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
+        max_prompt_length: int = 32, max_response_length: int = 32,
+        position_embedding: str = "rotary", response_positions: str = "after_prompt", prompt_attention: str = "joint",
+        schedule: dict[str, Any] | None = None, t_eps: float = 1e-3, t_sampling: str = "uniform",
+        lambda_x0: float = 1.0, lambda_round: float = 1.0,
+        rounding: str = "dot", rounding_temperature: float = 1.0, x0_parameterization: str = "interpolated",
+        time_warping: bool = True, self_conditioning: bool = True, self_conditioning_source: str = "same_t",
+        rollout_training: float = 0.0, rollout_temperature: float = 1.0, prompt_dropout: float = 0.0,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
     ):
-        self.vocab_size = vocab_size
-        self.embedding_dim = embedding_dim
-        self.embedding_source = embedding_source
-        self.embedding_scale = embedding_scale
-        self.embedding_normalization = embedding_normalization
-        self.encoder_init = bool(encoder_init)
-        self.encoder_config = dict(encoder_config) if encoder_config is not None else None
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.dropout = dropout
-        self.max_prompt_length = max_prompt_length
-        self.max_response_length = max_response_length
-        self.position_embedding = position_embedding
-        self.response_positions = response_positions
-        self.prompt_attention = prompt_attention
-        self.schedule = dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4}
-        self.t_eps = t_eps
-        self.t_sampling = t_sampling
-        self.lambda_x0 = lambda_x0
-        self.lambda_round = lambda_round
-        self.rounding = rounding
-        self.rounding_temperature = rounding_temperature
-        self.x0_parameterization = x0_parameterization
-        self.time_warping = bool(time_warping)
-        self.self_conditioning = self_conditioning
-        self.self_conditioning_source = self_conditioning_source
-        self.rollout_training = rollout_training
-        self.rollout_temperature = rollout_temperature
-        self.prompt_dropout = prompt_dropout
-        self.tokenizer_fingerprint = tokenizer_fingerprint
+        # Every argument is a field of the same name; pad_token_id and kwargs go to the base class.
+        fields = {k: v for k, v in dict(locals()).items() if k not in ("self", "pad_token_id", "kwargs", "__class__")}
+        fields.update(
+            encoder_init=bool(encoder_init),
+            encoder_config=dict(encoder_config) if encoder_config is not None else None,
+            schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
+            time_warping=bool(time_warping),
+        )
+        for name, value in fields.items():
+            setattr(self, name, value)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first impossible value."""
-        positive = {
-            "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers, "num_heads": self.num_heads, "max_prompt_length": self.max_prompt_length,
-            "max_response_length": self.max_response_length, "embedding_scale": self.embedding_scale,
-            "rounding_temperature": self.rounding_temperature, "mlp_ratio": self.mlp_ratio,
-            "rollout_temperature": self.rollout_temperature,
-        }
-        for name, value in positive.items():
+        for name in POSITIVE:
+            value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"DiffusionLMConfig.{name} must be > 0, got {value!r}.")
+        for name, valid in CHOICES.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}.")
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads}) "
                 "with an even head size (rotary embeddings rotate pairs of channels)."
             )
-        if self.position_embedding not in POSITION_EMBEDDINGS:
-            raise ValueError(f"position_embedding must be one of {POSITION_EMBEDDINGS}, got {self.position_embedding!r}.")
-        if self.rounding not in ROUNDING:
-            raise ValueError(f"rounding must be one of {ROUNDING}, got {self.rounding!r}.")
-        if self.embedding_normalization not in EMBEDDING_NORMALIZATIONS:
-            raise ValueError(f"embedding_normalization must be one of {EMBEDDING_NORMALIZATIONS}, got {self.embedding_normalization!r}.")
         if self.encoder_init and self.embedding_source == "random":
             raise ValueError("encoder_init fine-tunes the embedding_source encoder: set embedding_source to an encoder's "
                              "name or folder (its table is what the encoder reads).")
         if self.encoder_init and self.embedding_normalization != "none":
             raise ValueError("encoder_init reads the encoder's own table: leave embedding_normalization at 'none'.")
-        if self.prompt_attention not in PROMPT_ATTENTION:
-            raise ValueError(f"prompt_attention must be one of {PROMPT_ATTENTION}, got {self.prompt_attention!r}.")
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser attends jointly.")
-        if self.response_positions not in RESPONSE_POSITIONS:
-            raise ValueError(f"response_positions must be one of {RESPONSE_POSITIONS}, got {self.response_positions!r}.")
-        if self.self_conditioning_source not in SELF_CONDITIONING_SOURCES:
-            raise ValueError(f"self_conditioning_source must be one of {SELF_CONDITIONING_SOURCES}, got {self.self_conditioning_source!r}.")
-        if self.x0_parameterization not in X0_PARAMETERIZATIONS:
-            raise ValueError(f"x0_parameterization must be one of {X0_PARAMETERIZATIONS}, got {self.x0_parameterization!r}.")
-        if self.t_sampling not in ("uniform", "importance"):
-            raise ValueError(f"t_sampling must be 'uniform' or 'importance', got {self.t_sampling!r}.")
         if self.time_warping and self.t_sampling != "uniform":
             raise ValueError("time_warping draws t from its own learnt density; leave t_sampling at 'uniform'.")
         if not 0.0 <= self.rollout_training <= 1.0:
