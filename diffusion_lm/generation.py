@@ -17,22 +17,30 @@ from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 
 
-def block_adjacent_repeats(logits: Tensor, pad_token_id: int) -> Tensor:
+def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None) -> Tensor:
     """Logits (B, N, V) in which no slot's most likely token is its left neighbour's (pad may repeat).
 
     Scanning left to right, where slot j would round to the token slot j - 1 rounds to, that token is
     barred at j, so j falls to its next choice. A model unsure whether a word belongs at slot j - 1 or j
     puts it at both ("and and"); barring the second copy lets the next word take that slot (the
     non-autoregressive decoders' de-duplication, applied inside the rollout rather than to the final text).
+    ``punctuation`` (V,) True at tokens the scan looks past: a word may then not repeat the last word before
+    them either ("that, that"; ``DiffusionLMPipeline`` passes its tokenizer's punctuation).
     """
     logits = logits.clone()
     previous = logits[:, 0].argmax(-1)
+    word = previous.clone()
     for j in range(1, logits.shape[1]):
         current = logits[:, j].argmax(-1)
-        clash = (current == previous) & (current != pad_token_id)
+        clash = current == previous
+        if punctuation is not None:
+            clash |= (current == word) & ~punctuation[current]
+        clash &= current != pad_token_id
         rows = clash.nonzero().squeeze(-1)
         logits[rows, j, current[rows]] = float("-inf")
         previous = torch.where(clash, logits[:, j].argmax(-1), current)
+        if punctuation is not None:
+            word = torch.where(punctuation[previous], word, previous)
     return logits
 
 
@@ -59,7 +67,7 @@ def _hold_known(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
 def _x0_model(
     model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
     pad_slots: dict[str, Tensor | None] | None, self_cond: SelfConditioning,
-    known: tuple[Tensor, Tensor] | None = None,
+    known: tuple[Tensor, Tensor] | None = None, punctuation: Tensor | None = None,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """f_theta as a core model callable. With self-conditioning it feeds each call ``self_cond.previous``
     and records its x0_hat as ``self_cond.latest``.
@@ -96,7 +104,7 @@ def _x0_model(
             if not interpolated:
                 out = torch.where(known[1][..., None], model.embed(known[0]).to(out.dtype), out)
         if settings.block_adjacent_repeats and interpolated:
-            logits = block_adjacent_repeats(logits, cfg.pad_token_id)
+            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation)
         if interpolated and (known is not None or settings.block_adjacent_repeats):
             out = model.interpolate(logits / settings.temperature).to(out.dtype)  # (I1)
         if pad_slots is not None:
@@ -142,6 +150,7 @@ def generate_ids(
     classes: Tensor | None = None,
     classifier_scale: float = 0.0,
     noise: Tensor | None = None,
+    punctuation: Tensor | None = None,
     **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
@@ -160,6 +169,7 @@ def generate_ids(
 
     ``noise`` (B, N, D) is the starting state z_1 (unit scale, (125)) instead of a draw from ``generator``: the
     same noise gives the same rollout (distillation pairs a teacher's and a student's rollouts this way).
+    ``punctuation`` (V,) bool: the tokens ``block_adjacent_repeats`` looks past (see that function).
     """
     s = (config or GenerationConfig()).updated(**settings)
     if s.guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
@@ -175,10 +185,13 @@ def generate_ids(
     known = _check_known(response_ids, given, prompt_ids.shape[0], cfg)
     pad_slots = {} if s.pad_boundary else None
     states = [SelfConditioning()]
-    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known)
+    if punctuation is not None:
+        punctuation = punctuation.to(device=device, dtype=torch.bool)
+    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known, punctuation)
     if s.guidance_scale != 1.0:
         states.append(SelfConditioning())
-        unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots, states[1], known)
+        unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots, states[1], known,
+                                  punctuation)
         x0_fn = classifier_free(x0_fn, unconditional, guidance_weight(s.guidance_scale))  # (62)
     if classifier is not None and classifier_scale != 0.0:
         x0_fn = _classifier_guided(model, x0_fn, prompt_ids, prompt_mask, classifier, classes, classifier_scale)
@@ -215,7 +228,7 @@ def generate_ids(
     if known is not None:
         logits = _hold_known(logits, *known)
     if s.block_adjacent_repeats:
-        logits = block_adjacent_repeats(logits, cfg.pad_token_id)
+        logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation)
     return logits.argmax(-1)
 
 

@@ -18,7 +18,7 @@ from .hub import write_model_card
 from .loading import HUB_KWARGS, load_model
 from .mbr import mbr_select
 from .modeling import DiffusionLMModel
-from .tokenization import tokenizer_fingerprint
+from .tokenization import punctuation_mask, tokenizer_fingerprint
 
 
 class DiffusionLMPipeline:
@@ -45,6 +45,14 @@ class DiffusionLMPipeline:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.generation_config = generation_config or GenerationConfig()
+        self._punctuation: torch.Tensor | None = None
+
+    @property
+    def punctuation(self) -> torch.Tensor:
+        """(V,) bool: the tokenizer's punctuation tokens, which ``block_adjacent_repeats`` looks past."""
+        if self._punctuation is None:
+            self._punctuation = punctuation_mask(self.tokenizer)
+        return self._punctuation
 
     @property
     def device(self) -> torch.device:
@@ -167,6 +175,8 @@ class DiffusionLMPipeline:
             if targets is not None:
                 known.update(classifier=classifier, classifier_scale=classifier_scale,
                              classes=torch.stack([targets[(start + j) // num_samples] for j in range(len(chunk))]))
+            if settings.block_adjacent_repeats:
+                known["punctuation"] = self.punctuation
             if callback is not None:
                 known["callback"] = lambda info, start=start: callback({**info, "start": start})
             ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,

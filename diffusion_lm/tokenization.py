@@ -17,6 +17,19 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+def punctuation_mask(tokenizer: Any) -> "torch.Tensor":
+    """(V,) bool, True at the tokens whose text is punctuation only (Unicode category P*), e.g. ``,`` ``;`` ``."``."""
+    import unicodedata
+
+    import torch
+
+    mask = torch.zeros(len(tokenizer), dtype=torch.bool)
+    for token, index in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token]).strip()
+        mask[index] = bool(text) and all(unicodedata.category(c).startswith("P") for c in text)
+    return mask
+
+
 def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: int = 8000, lowercase: bool = True):
     """Train a ``PreTrainedTokenizerFast`` on ``texts`` with [PAD] = 0 and [UNK] = 1.
 

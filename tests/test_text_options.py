@@ -274,6 +274,28 @@ def test_block_adjacent_repeats_bars_the_second_copy_and_lets_pad_repeat():
     torch.testing.assert_close(blocked[0, 2:], logits[0, 2:])
 
 
+def test_block_adjacent_repeats_looks_past_punctuation_to_the_last_word():
+    from diffusion_lm.generation import block_adjacent_repeats
+
+    # vocabulary of 6 (pad = 0, 5 = ","): "3 , 3 , , 4 4" -> the second 3 falls to 2; ", ," still may not double;
+    # a word after a comma may repeat the word two back only through punctuation ("3 , 2" is fine)
+    first, second = [3, 5, 3, 5, 5, 4, 4], [1, 1, 2, 1, 1, 1, 2]
+    logits = torch.full((1, 7, 6), -5.0)
+    for j, (a, b) in enumerate(zip(first, second)):
+        logits[0, j, a], logits[0, j, b] = 2.0, 1.0
+    punctuation = torch.tensor([False, False, False, False, False, True])
+    assert block_adjacent_repeats(logits, 0, punctuation).argmax(-1).tolist() == [[3, 5, 2, 5, 1, 4, 2]]
+    assert block_adjacent_repeats(logits, 0).argmax(-1).tolist() == [[3, 5, 3, 5, 1, 4, 2]], "without it, adjacent only"
+
+
+def test_punctuation_mask_marks_punctuation_tokens_only():
+    from diffusion_lm.tokenization import punctuation_mask, train_tokenizer
+
+    tok = train_tokenizer(["and he said , behold ; the end . ( yes ) ! why ?"] * 3, kind="wordlevel", vocab_size=64)
+    marked = {tok.convert_ids_to_tokens(i) for i in punctuation_mask(tok).nonzero().squeeze(-1).tolist()}
+    assert marked == {",", ";", ".", "(", ")", "!", "?"}
+
+
 def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     """Every x0_hat of the rollout is built from logits whose argmax never repeats; the output has no doubled token."""
     from .text_helpers import WORDS
