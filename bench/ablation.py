@@ -41,6 +41,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "noise_scale_x2": {"model.schedule": "{type: vp, profile: sqrt, s: 1.0e-4, log_snr_shift: -1.3862943611198906}"},
     "cosine_schedule": {"model.schedule": "{type: vp, profile: cosine, s: 0.008}"},
     "min_noise": {"model.t_eps": "0.2"},
+    "prompt_cached": {"model.prompt_attention": "cached"},
     "before": {"model.x0_parameterization": "direct", "model.time_warping": "false"},
 }
 # Generation settings measured on every run: (name, overrides of the saved generation config).
