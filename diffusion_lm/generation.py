@@ -24,12 +24,18 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     barred at j, so j falls to its next choice. A model unsure whether a word belongs at slot j - 1 or j
     puts it at both ("and and"); barring the second copy lets the next word take that slot (the
     non-autoregressive decoders' de-duplication, applied inside the rollout rather than to the final text).
-    ``punctuation`` (V,) True at tokens the scan looks past: a word may then not repeat the last word before
-    them either ("that, that"; ``DiffusionLMPipeline`` passes its tokenizer's punctuation).
+    ``punctuation`` (V,) True at the tokens the scan looks past (``DiffusionLMPipeline`` passes its tokenizer's
+    commas, semicolons, colons and dashes): a word may then not repeat the last word before them either
+    ("that, that"). Where a slot clashes, both its neighbour's token and that last word are barred, so its
+    next choice is neither. A slot whose only finite choice would be barred (a given slot of an infilling
+    template) keeps it.
     """
     logits = logits.clone()
+    if punctuation is not None:
+        punctuation = punctuation.to(logits.device)
     previous = logits[:, 0].argmax(-1)
     word = previous.clone()
+    pad = torch.full_like(previous, pad_token_id)
     for j in range(1, logits.shape[1]):
         current = logits[:, j].argmax(-1)
         clash = current == previous
@@ -37,8 +43,14 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
             clash |= (current == word) & ~punctuation[current]
         clash &= current != pad_token_id
         rows = clash.nonzero().squeeze(-1)
-        logits[rows, j, current[rows]] = float("-inf")
-        previous = torch.where(clash, logits[:, j].argmax(-1), current)
+        if len(rows):
+            barred = logits[rows, j].clone()
+            barred[torch.arange(len(rows)), torch.where(previous[rows] == pad[rows], current[rows], previous[rows])] = float("-inf")
+            if punctuation is not None:
+                barred[torch.arange(len(rows)), torch.where(word[rows] == pad[rows], current[rows], word[rows])] = float("-inf")
+            open_rows = torch.isfinite(barred).any(-1)  # a slot with nothing left keeps its token
+            logits[rows[open_rows], j] = barred[open_rows]
+        previous = logits[:, j].argmax(-1)
         if punctuation is not None:
             word = torch.where(punctuation[previous], word, previous)
     return logits
@@ -161,7 +173,8 @@ def generate_ids(
     the usual convention: 1 is the conditional model, s > 1 extrapolates away from the unconditional one,
     i.e. (62) with w = s - 1; it needs a model trained with ``prompt_dropout > 0``. The rollout ends at ``t_end``,
     by default the lowest noise level the model was trained on (``config.t_eps``). ``callback`` is called
-    after every step with ``{"i", "t", "x", "x0"}`` (x0 in table units, None for samplers that report none).
+    after every step with ``{"i", "t", "x", "x0"}`` (t the time the step reached, x the state there, x0 the estimate
+    the step used, at unit scale (x / sigma_E, what ``rounding_logits`` takes), None for samplers that report none).
 
     Infilling: ``response_ids`` (B, N) with ``given`` (B, N) True at the slots whose tokens are fixed; the
     rollout generates the others around them (every x0 estimate holds the given rows; the output keeps

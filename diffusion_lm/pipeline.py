@@ -49,7 +49,7 @@ class DiffusionLMPipeline:
 
     @property
     def punctuation(self) -> torch.Tensor:
-        """(V,) bool: the tokenizer's punctuation tokens, which ``block_adjacent_repeats`` looks past."""
+        """(V,) bool: the tokenizer's pausing punctuation (``,;:`` and dashes), which ``block_adjacent_repeats`` looks past."""
         if self._punctuation is None:
             self._punctuation = punctuation_mask(self.tokenizer)
         return self._punctuation
@@ -148,7 +148,7 @@ class DiffusionLMPipeline:
                 prompt, or one per prompt) at weight ``classifier_scale`` (0 = off).
             clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
             callback: called after every sampler step with ``{"i", "t", "x", "x0", "start"}`` (x0, the current
-                estimate in table units, or None for samplers that report none; ``start``, the batch's first row
+                estimate at unit scale (what ``model.rounding_logits`` takes), or None for samplers that report none; ``start``, the batch's first row
                 among the expanded prompts); ``diffusion_lm.inference.app`` uses it to show the text settling.
         """
         settings = self.generation_config.updated(

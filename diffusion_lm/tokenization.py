@@ -17,16 +17,18 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def punctuation_mask(tokenizer: Any) -> "torch.Tensor":
-    """(V,) bool, True at the tokens whose text is punctuation only (Unicode category P*), e.g. ``,`` ``;`` ``."``."""
-    import unicodedata
+PAUSES = ",;:-\u2013\u2014"  # comma, semicolon, colon, hyphen, en and em dash
 
+
+def punctuation_mask(tokenizer: Any) -> "torch.Tensor":
+    """(V,) bool, True at the tokens whose text is only pausing punctuation (``,`` ``;`` ``:`` and dashes): the
+    marks ``block_adjacent_repeats`` looks past. Sentence ends are not among them ("... him. Him ..." may repeat)."""
     import torch
 
     mask = torch.zeros(len(tokenizer), dtype=torch.bool)
     for token, index in tokenizer.get_vocab().items():
         text = tokenizer.convert_tokens_to_string([token]).strip()
-        mask[index] = bool(text) and all(unicodedata.category(c).startswith("P") for c in text)
+        mask[index] = bool(text) and all(c in PAUSES for c in text)
     return mask
 
 

@@ -131,7 +131,17 @@ def render_steps(trace: Trace) -> str:
                     f"<td>{''.join(cells)}</td></tr>")
     if not rows:
         return STYLE + "<p>(no steps yet; samplers that report no x0 estimate show only the final text)</p>"
-    return STYLE + '<table class="dlm-steps"><tr><th>step</th><th>noise</th><th>rounded x0 estimate</th></tr>' + "".join(rows) + "</table>"
+    return STYLE + '<table class="dlm-steps"><tr><th>step</th><th>reached</th><th>rounded x0 estimate</th></tr>' + "".join(rows) + "</table>"
+
+
+def form_settings(method: str, steps: float, eta: float, guidance: float, clamp: bool, seed: float,
+                  template: str | None) -> dict[str, Any]:
+    """The pipeline call's settings from the form's widgets (eta only for ddim, the one sampler that takes it)."""
+    call: dict[str, Any] = {"method": method, "num_steps": int(steps), "eta": float(eta) if method == "ddim" else 0.0,
+                            "guidance_scale": float(guidance), "clamp": bool(clamp), "seed": int(seed)}
+    if template and template.strip():
+        call["response_template"] = template
+    return call
 
 
 def build_app(pipe, classifier_path: str | None = None):
@@ -145,10 +155,7 @@ def build_app(pipe, classifier_path: str | None = None):
     classifiers: dict[str, Any] = {}
 
     def generate(prompt, method, steps, eta, guidance, clamp, seed, template, clf_path, clf_class, clf_scale):
-        call: dict[str, Any] = {"method": method, "num_steps": int(steps), "eta": float(eta), "guidance_scale": float(guidance),
-                                "clamp": bool(clamp), "seed": int(seed)}
-        if template and template.strip():
-            call["response_template"] = template
+        call = form_settings(method, steps, eta, guidance, clamp, seed, template)
         if clf_path and clf_path.strip() and float(clf_scale) != 0.0:
             try:
                 if clf_path not in classifiers:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from diffusion_lm.pipeline import DiffusionLMPipeline
-from inference.app import Trace, render_steps, rollout_trace, watch
+from inference.app import Trace, form_settings, render_steps, rollout_trace, watch
 
 from .text_helpers import tiny_model
 
@@ -47,6 +47,19 @@ def test_watch_streams_the_same_rollout_step_by_step(pipe):
     assert [n for n, _ in seen] == [1, 2, 3, 4, 5, 5]
     assert all(text == "" for _, text in seen[:-1])
     assert seen[-1][1] == rollout_trace(pipe, PROMPT, num_steps=5, seed=7).text
+
+
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "ddpm"])
+def test_every_sampler_in_the_form_runs_with_the_form_defaults(pipe, method):
+    call = form_settings(method, 3, 1.0, 1.0, False, 0, "  ")
+    assert "response_template" not in call and (call["eta"] == 1.0) == (method == "ddim")
+    trace = rollout_trace(pipe, PROMPT, **call)
+    assert len(trace.steps) == 3 and trace.text == pipe(PROMPT, **call)[0]
+
+
+def test_form_template_reaches_the_rollout(pipe):
+    trace = rollout_trace(pipe, PROMPT, **form_settings("ddim", 4, 1.0, 1.0, False, 0, "w7 [FILL:2] w9"))
+    assert [tok for tok in trace.steps[-1].tokens if tok][0] == "w7" and trace.text.split()[0] == "w7"
 
 
 def test_watch_raises_the_pipeline_error(pipe):

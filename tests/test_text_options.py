@@ -9,6 +9,7 @@ import torch
 from diffusion_lm.core import VPSchedule, schedule_from_config
 from diffusion_lm.data import encode_pairs
 from diffusion_lm.generation import generate_ids
+from diffusion_lm.pipeline import DiffusionLMPipeline
 
 from .text_helpers import reverse_pairs, tiny_model
 
@@ -288,12 +289,39 @@ def test_block_adjacent_repeats_looks_past_punctuation_to_the_last_word():
     assert block_adjacent_repeats(logits, 0).argmax(-1).tolist() == [[3, 5, 3, 5, 1, 4, 2]], "without it, adjacent only"
 
 
+def test_block_adjacent_repeats_fallback_is_neither_the_neighbour_nor_the_last_word():
+    from diffusion_lm.generation import block_adjacent_repeats
+
+    punctuation = torch.tensor([False, False, False, False, False, True])
+    for first, second, third, want in (([3, 5, 3], [1, 1, 5], [1, 1, 2], [3, 5, 2]),   # "that , that" -> not ", ," either
+                                       ([3, 5, 5], [1, 1, 3], [1, 1, 2], [3, 5, 2])):  # ", ," -> not "that , that" either
+        logits = torch.full((1, 3, 6), -5.0)
+        for j, (a, b, c) in enumerate(zip(first, second, third)):
+            logits[0, j, a], logits[0, j, b], logits[0, j, c] = 3.0, 2.0, 1.0
+        assert block_adjacent_repeats(logits, 0, punctuation).argmax(-1).tolist() == [want]
+
+
+def test_block_adjacent_repeats_keeps_a_slot_whose_only_choice_is_barred():
+    from diffusion_lm.generation import block_adjacent_repeats
+
+    logits = torch.full((1, 3, 5), float("-inf"))  # one-hot rows, as at the given slots of a template: "4 4 2"
+    logits[0, 0, 4] = logits[0, 1, 4] = logits[0, 2, 2] = 0.0
+    out = block_adjacent_repeats(logits, 0)
+    assert out.argmax(-1).tolist() == [[4, 4, 2]] and torch.isfinite(out.max(-1).values).all()
+
+
+def test_infilling_with_blocking_keeps_given_repeats_and_stays_finite():
+    pipe = DiffusionLMPipeline(*tiny_model(seed=5))
+    out = pipe(["w1 w2"], response_template="w5 w5 [FILL:2]", block_adjacent_repeats=True, num_steps=3)[0]
+    assert out.split()[:2] == ["w5", "w5"] and len(out.split()) >= 2
+
+
 def test_punctuation_mask_marks_punctuation_tokens_only():
     from diffusion_lm.tokenization import punctuation_mask, train_tokenizer
 
-    tok = train_tokenizer(["and he said , behold ; the end . ( yes ) ! why ?"] * 3, kind="wordlevel", vocab_size=64)
+    tok = train_tokenizer(["and he said , behold ; the end : . ( yes ) ! why ? -"] * 3, kind="wordlevel", vocab_size=64)
     marked = {tok.convert_ids_to_tokens(i) for i in punctuation_mask(tok).nonzero().squeeze(-1).tolist()}
-    assert marked == {",", ";", ".", "(", ")", "!", "?"}
+    assert marked == {",", ";", ":", "-"}, "pauses only: a sentence end may be followed by the same word"
 
 
 def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
