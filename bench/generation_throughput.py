@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -77,13 +78,16 @@ def pipeline_and_gpt2(model_path: Path):
     return pipe, ar
 
 
-def text_prompts(pipe, count: int) -> list[str]:
-    """Held-out KJV prompts that fit the model (the bundled test split), repeated to ``count``."""
+def text_prompts(pipe, count: int, task: str) -> list[str]:
+    """Held-out prompts of ``task`` (its bundled test split) that fit the model, repeated to ``count``."""
     from tasks import task_files, test_pairs
 
     cfg = pipe.model.config
-    rows = test_pairs(task_files("bible", ROOT / "runs")[0]["test"], pipe.tokenizer, cfg.max_prompt_length,
+    rows = test_pairs(task_files(task, ROOT / "runs")[0]["test"], pipe.tokenizer, cfg.max_prompt_length,
                       cfg.max_response_length, count)
+    if not rows:
+        raise SystemExit(f"no {task} test pair fits this model's slots ({cfg.max_prompt_length} + {cfg.max_response_length}); "
+                         "pass the --task the model was trained on.")
     return [rows[i % len(rows)]["prompt"] for i in range(count)]
 
 
@@ -101,10 +105,10 @@ def gpt2_generate(pipe, ar, prompts: list[str], n_out: int) -> list[str]:
     return pipe.tokenizer.batch_decode(out[:, width:].clamp(max=sep - 1), skip_special_tokens=True)
 
 
-def peak_memory(model_path: Path, which: str, batch: int, steps: int) -> dict:
+def peak_memory(model_path: Path, which: str, batch: int, steps: int, task: str) -> dict:
     """Peak resident memory (MB) of a fresh process that loads the models and generates one batch with ``which``."""
     code = (f"import sys; sys.argv = ['x', '--model', {str(model_path)!r}, '--memory-child', {which!r}, "
-            f"'--batches', '{batch}', '--steps', '{steps}']; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+            f"'--batches', '{batch}', '--steps', '{steps}', '--task', {task!r}]; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
             "import generation_throughput as g; g.main()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=ROOT)
     if out.returncode != 0:
@@ -112,26 +116,51 @@ def peak_memory(model_path: Path, which: str, batch: int, steps: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+BUFFERS = ("embedding_table",)  # saved with the weights, not parameters (pipeline_and_gpt2 counts parameters())
+
+
+def memory_child(args) -> None:
+    """Load only the model named by ``--memory-child`` (GPT-2: built to our parameter count from the saved config
+    and weights' shapes), generate one batch, print the peak resident memory before and after, as JSON."""
+    from diffusion_lm.modeling import DiffusionLMConfig
+    from diffusion_lm.pipeline import DiffusionLMPipeline
+
+    if args.memory_child == "ours":
+        pipe = DiffusionLMPipeline.from_pretrained(args.model)
+        prompts = text_prompts(pipe, args.batches[0], args.task)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        pipe(prompts, num_steps=args.steps[0], batch_size=len(prompts))
+    else:
+        from safetensors import safe_open
+        from transformers import AutoTokenizer
+
+        cfg = DiffusionLMConfig.from_pretrained(args.model)
+        with safe_open(str(args.model / "model.safetensors"), framework="pt") as f:
+            params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if k not in BUFFERS)
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        ar = gpt2_like(cfg, len(tokenizer) + 1, params).eval()
+
+        class Holder:  # what gpt2_generate and text_prompts read of a pipeline
+            pass
+
+        holder = Holder()
+        holder.tokenizer, holder.model = tokenizer, type("M", (), {"config": cfg})()
+        prompts = text_prompts(holder, args.batches[0], args.task)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        gpt2_generate(holder, ar, prompts, cfg.max_response_length)
+    print(json.dumps({"loaded_mb": before, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def end_to_end(args) -> None:
+    if args.memory_child:
+        return memory_child(args)
     pipe, ar = pipeline_and_gpt2(args.model)
     n_out = pipe.model.config.max_response_length
-    if args.memory_child:
-        prompts = text_prompts(pipe, args.batches[0])
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        if args.memory_child == "ours":
-            del ar
-            pipe(prompts, num_steps=args.steps[0], batch_size=len(prompts))
-        else:
-            pipe.model = None
-            gpt2_generate(pipe, ar, prompts, n_out)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"loaded_mb": before, "peak_mb": peak}))
-        return
     print(f"model {args.model}: generation config {pipe.generation_config.to_dict()}")
     print("| batch | model | output tokens/s | ratio to GPT-2 |")
     print("|---|---|---|---|")
     for batch in args.batches:
-        prompts = text_prompts(pipe, batch)
+        prompts = text_prompts(pipe, batch, args.task)
         ar_rate = batch * n_out / best_time(lambda: gpt2_generate(pipe, ar, prompts, n_out), args.repeats)
         print(f"| {batch} | GPT-2 greedy, KV cache | {ar_rate:.0f} | 1.00 |", flush=True)
         for steps in args.steps:
@@ -140,9 +169,10 @@ def end_to_end(args) -> None:
                   flush=True)
     batch, steps = max(args.batches), min(args.steps)
     for which in ("ours", "gpt2"):
-        mem = peak_memory(args.model, which, batch, steps)
+        mem = peak_memory(args.model, which, batch, steps, args.task)
         print(f"peak memory, {which} generating batch {batch}" + (f" at {steps} steps" if which == "ours" else "")
-              + f": {mem['peak_mb']:.0f} MB (after loading {mem['loaded_mb']:.0f} MB)", flush=True)
+              + f": peak {mem['peak_mb']:.0f} MB, {mem['peak_mb'] - mem['loaded_mb']:.0f} MB over the loaded process "
+              f"({mem['loaded_mb']:.0f} MB)", flush=True)
 
 
 @torch.no_grad()
@@ -153,6 +183,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--task", default="bible", help="with --model: the task whose test prompts are used")
     parser.add_argument("--memory-child", choices=["ours", "gpt2"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core.grids import make_grid
-from .generation import generate_ids, sampling_grid
+from .generation import block_adjacent_repeats, generate_ids, sampling_grid
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 
@@ -58,17 +58,32 @@ class Trajectories:
     target_ids: Tensor  # (B, N) the teacher's response tokens
 
 
-@torch.no_grad()
-def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
-                         student_steps: int, teacher_steps: int, generator: torch.Generator | None = None) -> Trajectories:
-    """Run the teacher for ``teacher_steps`` (a multiple of ``student_steps``) on the refined student grid."""
+# Samplers whose callback reports every grid step, with the x0 estimate its step used (the student's output).
+GRID_SAMPLERS = ("ddim", "ddpm", "dpm_solver++", "unipc")
+
+
+def check_distillable(settings: GenerationConfig, student_steps: int, teacher_steps: int) -> None:
+    """Raise ``ValueError`` unless the teacher's sampler steps on the grid and T is a multiple of K."""
+    if settings.method not in GRID_SAMPLERS:
+        raise ValueError(f"distillation needs a sampler that steps on the grid ({', '.join(GRID_SAMPLERS)}); the "
+                         f"teacher's generation config says {settings.method!r}: pass a generation config with one of them.")
     if teacher_steps % student_steps:
         raise ValueError(f"teacher_steps ({teacher_steps}) must be a multiple of student_steps ({student_steps}).")
+
+
+@torch.no_grad()
+def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
+                         student_steps: int, teacher_steps: int, generator: torch.Generator | None = None,
+                         punctuation: Tensor | None = None, noise: Tensor | None = None) -> Trajectories:
+    """Run the teacher for ``teacher_steps`` (a multiple of ``student_steps``) on the refined student grid, from
+    ``noise`` (drawn from ``generator`` if None); ``punctuation`` as in ``generate_ids``."""
+    check_distillable(settings, student_steps, teacher_steps)
     factor = teacher_steps // student_steps
     coarse = student_grid(teacher, settings, student_steps)
     cfg = teacher.config
     shape = (prompt_ids.shape[0], cfg.max_response_length, cfg.embedding_dim)
-    noise = float(teacher.schedule.sigma(1.0)) * torch.randn(shape, generator=generator).to(prompt_ids.device)
+    if noise is None:
+        noise = float(teacher.schedule.sigma(1.0)) * torch.randn(shape, generator=generator).to(prompt_ids.device)
     states = [noise]
 
     def keep(info: dict) -> None:  # the state after step i sits at time grid[i + 1]
@@ -76,12 +91,20 @@ def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_m
             states.append(info["x"].float().clone())
 
     target = generate_ids(teacher, prompt_ids, prompt_mask, settings.updated(num_steps=teacher_steps),
-                          grid=refined_grid(teacher, coarse, factor), generator=generator, noise=noise, callback=keep)
+                          grid=refined_grid(teacher, coarse, factor), generator=generator, noise=noise, callback=keep,
+                          punctuation=punctuation)
+    if len(states) != student_steps:
+        raise RuntimeError(f"the teacher's sampler reported {len(states) - 1} of the {student_steps - 1} student-time states.")
     return Trajectories(prompt_ids, prompt_mask, torch.stack(states), coarse[:-1].float(), target)
 
 
-def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: GenerationConfig) -> Tensor:
-    """(D1) the mean over the K student times of (124) between f_student(z_{t_k}, t_k) and the teacher's tokens."""
+def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: GenerationConfig,
+                      punctuation: Tensor | None = None) -> Tensor:
+    """(D1) the mean over the K student times of (124) between f_student(z_{t_k}, t_k) and the teacher's tokens.
+
+    The self-conditioning input at t_k is the student's estimate at t_{k-1} as sampling builds it (temperature,
+    adjacent repeats blocked with ``punctuation`` when the settings block them, snapped to the table for
+    ``self_conditioning_source="rounded"``)."""
     cfg, schedule = student.config, student.schedule
     target_rows = student.embed(batch.target_ids).float()
     previous, total = None, 0.0
@@ -92,9 +115,12 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
         x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous)
         if cfg.x0_parameterization == "interpolated":  # the loss reads the plain estimate; the next step, the sampled one
             x0_loss_input = student.interpolate(logits)
-            sampled = student.interpolate(logits / settings.temperature)
+            shown = block_adjacent_repeats(logits.detach(), cfg.pad_token_id, punctuation) if settings.block_adjacent_repeats else logits
+            sampled = student.interpolate(shown.detach() / settings.temperature)
         else:
             x0_loss_input = sampled = x0_pred
+        if cfg.self_conditioning_source == "rounded":
+            sampled = student.clamp_to_table(sampled.detach())
         loss_x0 = (x0_loss_input.float() - target_rows).pow(2).mean()  # (122)
         loss_round = F.cross_entropy(logits.transpose(1, 2).float(), batch.target_ids)  # (123)
         total = total + cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)

@@ -78,7 +78,7 @@ def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight():
     assert before < 0.8 and after > 0.95, (before, after)
 
 
-def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path):
+def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path, monkeypatch):
     from training.distill import main
 
     teacher, tok = tiny_model(seed=4)
@@ -92,11 +92,22 @@ def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path):
     student = DiffusionLMPipeline.from_pretrained(tmp_path / "out" / "model")
     assert student.generation_config.num_steps == 2
     assert student.generation_config.log_snr_offset == SETTINGS.log_snr_offset
+    assert student.generation_config.guidance_scale == 1.0
     assert len(student(["w1 w2"])) == 1
     report = json.loads((tmp_path / "out" / "distillation.json").read_text())
     assert report["prompts"] == 32 and set(report["held_out_same_text_as_teacher"]) == {"1", "2"}
     assert (tmp_path / "out" / "teacher_trajectories.safetensors").exists()
-    assert main(args) == 0, "a second run reuses the stored trajectories"
+    import diffusion_lm.distillation as library
+
+    calls = []
+    original = library.teacher_trajectories
+    monkeypatch.setattr(library, "teacher_trajectories", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert main(args) == 0
+    assert len(calls) == 1, "a second run reuses the stored trajectories (only the held-out comparison runs the teacher)"
+    assert main(args[:-6] + ["--held-out", "4", "--steps", "5", "--batch-size", "8"]) == 0
+    assert len(calls) > 2, "other prompts (a different --held-out split) collect again"
+    (tmp_path / "out" / "teacher_trajectories.safetensors").write_bytes(b"not a safetensors file")
+    assert main(args) == 0, "a damaged store is collected again"
 
 
 def test_distill_cli_names_bad_settings(tmp_path, capsys):
@@ -111,5 +122,9 @@ def test_distill_cli_names_bad_settings(tmp_path, capsys):
     assert "multiple of --student-steps" in capsys.readouterr().err
     assert main(base) == 2
     assert "no field 'prompt'" in capsys.readouterr().err
+    DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="heun")).save_pretrained(tmp_path / "heun")
+    data.write_text(json.dumps({"prompt": "w1"}) + "\n" + json.dumps({"prompt": "w2"}) + "\n")
+    assert main(["--teacher", str(tmp_path / "heun"), "--data", str(data), "--out", str(tmp_path / "o2"), "--held-out", "0"]) == 2
+    assert "steps on the grid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--student-steps", "0"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from diffusion_lm.common.atomic import write_json_atomic
+from diffusion_lm.tokenization import tokenizer_fingerprint
 
 from .threads import run_on_threads
 
@@ -50,39 +52,91 @@ def read_prompts(path: Path, field: str, limit: int) -> list[str]:
     return prompts
 
 
+def trajectory_key(pipe, prompts: list[str], settings, args) -> str:
+    """What the stored trajectories depend on: the teacher's weights and tokenizer, the prompts, the settings."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(pipe.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(tokenizer_fingerprint(pipe.tokenizer).encode())
+    digest.update("\n".join(prompts).encode())
+    return json.dumps({"teacher": digest.hexdigest(), "student": args.student_steps, "teacher_steps": args.teacher_steps,
+                       "seed": args.seed, "batch_size": args.batch_size, "settings": settings.to_dict()}, sort_keys=True)
+
+
+def _stored(cache: Path, key: str):
+    """The trajectories in ``cache`` if it holds them for ``key`` (anything unreadable counts as absent)."""
+    from safetensors import safe_open
+
+    from diffusion_lm.distillation import Trajectories
+
+    try:
+        with safe_open(str(cache), framework="pt") as f:
+            if (f.metadata() or {}).get("key") != key:
+                return None
+            return Trajectories(*(f.get_tensor(n) for n in FIELDS))
+    except Exception:  # a missing, damaged or foreign file: collect again
+        return None
+
+
+FIELDS = ("prompt_ids", "prompt_mask", "states", "times", "target_ids")
+
+
 def collect(pipe, prompts: list[str], settings, args, cache: Path):
-    """The teacher's trajectories for ``prompts`` (read from ``cache`` when it holds these settings)."""
-    from safetensors.torch import load_file, save_file
+    """The teacher's trajectories for ``prompts`` (read from ``cache`` when it holds these exact ones)."""
+    from safetensors.torch import save_file
 
     from diffusion_lm.data.batching import encode_prompts
     from diffusion_lm.distillation import Trajectories, teacher_trajectories
 
-    key = json.dumps({"prompts": len(prompts), "student": args.student_steps, "teacher": args.teacher_steps,
-                      "seed": args.seed, "settings": settings.to_dict()}, sort_keys=True)
-    if cache.exists():
-        stored = load_file(cache)
-        if bytes(stored["key"].tolist()).decode() == key:
-            return Trajectories(*(stored[n] for n in ("prompt_ids", "prompt_mask", "states", "times", "target_ids")))
+    key = trajectory_key(pipe, prompts, settings, args)
+    stored = _stored(cache, key)
+    if stored is not None:
+        print(f"teacher trajectories: reusing {cache}", file=sys.stderr)
+        return stored
     generator = torch.Generator().manual_seed(args.seed)
     parts = []
     cfg = pipe.model.config
     for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
         batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
         parts.append(teacher_trajectories(pipe.model, batch.prompt_ids, batch.prompt_mask.bool(), settings,
-                                          args.student_steps, args.teacher_steps, generator))
-    data = Trajectories(torch.cat([p.prompt_ids for p in parts]), torch.cat([p.prompt_mask for p in parts]),
+                                          args.student_steps, args.teacher_steps, generator, pipe.punctuation))
+    width = cfg.max_prompt_length  # batches are padded to their own longest prompt: bring them to one width
+    widen = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+    data = Trajectories(torch.cat([widen(p.prompt_ids, cfg.pad_token_id) for p in parts]),
+                        torch.cat([widen(p.prompt_mask, False) for p in parts]),
                         torch.cat([p.states for p in parts], dim=1), parts[0].times, torch.cat([p.target_ids for p in parts]))
-    tensors = {n: getattr(data, n).contiguous() for n in ("prompt_ids", "prompt_mask", "states", "times", "target_ids")}
-    tensors["key"] = torch.tensor(list(key.encode()), dtype=torch.uint8)
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_name(cache.name + ".partial")
-    save_file(tensors, partial)
+    save_file({n: getattr(data, n).contiguous() for n in FIELDS}, str(partial), metadata={"key": key})
     partial.replace(cache)
     return data
 
 
+@torch.no_grad()
+def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> dict[str, float]:
+    """The share of held-out prompts on which the student, from the teacher's starting noise, writes the teacher's
+    tokens (the teacher on the refined grid it was distilled on), at 1 step and at the student's K."""
+    from diffusion_lm.data.batching import encode_prompts
+    from diffusion_lm.distillation import teacher_trajectories
+    from diffusion_lm.generation import generate_ids
+
+    cfg = pipe.model.config
+    batch = encode_prompts(pipe.tokenizer, prompts, cfg.max_prompt_length, True)
+    mask = batch.prompt_mask.bool()
+    traj = teacher_trajectories(pipe.model, batch.prompt_ids, mask, settings, args.student_steps, args.teacher_steps,
+                                torch.Generator().manual_seed(args.seed + 2), pipe.punctuation)
+    shares = {}
+    for steps in sorted({1, args.student_steps}):
+        ids = generate_ids(student, batch.prompt_ids, mask, settings.updated(num_steps=steps, guidance_scale=1.0),
+                           noise=traj.states[0],
+                           generator=torch.Generator().manual_seed(args.seed + 3), punctuation=pipe.punctuation)
+        shares[str(steps)] = float((ids == traj.target_ids).all(-1).float().mean())
+    return shares
+
+
 def distill(args: argparse.Namespace) -> dict:
-    from diffusion_lm.distillation import Trajectories, distillation_loss
+    from diffusion_lm.distillation import Trajectories, check_distillable, distillation_loss
     from diffusion_lm.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(args.teacher)
@@ -90,6 +144,7 @@ def distill(args: argparse.Namespace) -> dict:
     settings = pipe.generation_config
     if args.teacher_steps % args.student_steps:
         raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of --student-steps ({args.student_steps}).")
+    check_distillable(settings, args.student_steps, args.teacher_steps)
     prompts = read_prompts(args.data, args.prompt_field, args.prompts + args.held_out)
     if len(prompts) <= args.held_out:
         raise ValueError(f"{args.data} has {len(prompts)} prompts; distillation needs more than --held-out ({args.held_out}).")
@@ -108,7 +163,7 @@ def distill(args: argparse.Namespace) -> dict:
     for _ in bar:
         idx = torch.randint(0, data.target_ids.shape[0], (args.batch_size,), generator=generator)
         batch = Trajectories(data.prompt_ids[idx], data.prompt_mask[idx], data.states[:, idx], data.times, data.target_ids[idx])
-        loss = distillation_loss(student, batch, settings)  # (D1)
+        loss = distillation_loss(student, batch, settings, pipe.punctuation)  # (D1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -117,13 +172,9 @@ def distill(args: argparse.Namespace) -> dict:
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.3f}")
     student.eval()
-    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer, settings.updated(num_steps=args.student_steps))
-    agreement = {}
-    if held:
-        teacher_text = pipe(held, num_steps=args.teacher_steps, seed=args.seed, truncation=True)
-        for steps in sorted({1, args.student_steps}):
-            text = student_pipe(held, num_steps=steps, seed=args.seed, truncation=True)
-            agreement[str(steps)] = sum(a == b for a, b in zip(text, teacher_text)) / len(held)
+    # the student has absorbed the teacher's guidance (if any) and samples in K steps
+    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer, settings.updated(num_steps=args.student_steps, guidance_scale=1.0))
+    agreement = same_text_as_teacher(pipe, student, held, settings, args) if held else {}
     result = {"teacher": str(args.teacher), "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
               "prompts": len(train_prompts), "steps": args.steps, "lr": args.lr,
               "final_loss": sum(losses[-50:]) / len(losses[-50:]),
