@@ -9,7 +9,6 @@ The teacher at its reference step count (20 by default) and at the student's ste
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]")
 KINDS = ("wordlevel", "wordpiece", "bpe", "sentencepiece")
