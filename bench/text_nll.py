@@ -47,6 +47,10 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--samples", type=int, default=64, help="Monte Carlo samples of the diffusion integral")
     parser.add_argument("--gpt2-minutes", type=float, default=None, help="default: ours' logged training minutes")
+    parser.add_argument("--gpt2-steps", type=int, default=None,
+                        help="train GPT-2 exactly this many steps instead (e.g. the count it reached at equal time on an "
+                             "idle machine: a busy machine gives it fewer)")
+    parser.add_argument("--reuse-ours", action="store_true", help="take our bound from an earlier OUT/results.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -60,17 +64,22 @@ def main() -> None:
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
     batch = encode_pairs(pipe.tokenizer, [r["prompt"] for r in rows], [r["response"] for r in rows],
                          cfg.max_prompt_length, cfg.max_response_length)
-    from diffusion_lm.modeling.likelihood import NLLBound
+    earlier = args.out / "results.json"
+    if args.reuse_ours and earlier.exists():
+        ours = json.loads(earlier.read_text())["ours"]
+    else:
+        from diffusion_lm.modeling.likelihood import NLLBound
 
-    generator, parts = torch.Generator().manual_seed(0), []
-    for i in range(0, len(rows), 50):  # memory stays that of a 50-verse batch
-        parts.append(pipe.model.nll(batch.prompt_ids[i : i + 50], batch.prompt_mask[i : i + 50],
-                                    batch.response_ids[i : i + 50], args.samples, generator))
-    bound = NLLBound(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                       ("nats", "stderr", "prior", "diffusion", "reconstruction", "tokens")))
-    ours = {"nats_per_token": bound.nats_per_token, "stderr_per_token": float(bound.stderr.pow(2).sum().sqrt() / bound.tokens.sum()),
-            "prior": float(bound.prior.sum() / bound.tokens.sum()), "diffusion": float(bound.diffusion.sum() / bound.tokens.sum()),
-            "reconstruction": float(bound.reconstruction.sum() / bound.tokens.sum())}
+        generator, parts = torch.Generator().manual_seed(0), []
+        for i in range(0, len(rows), 50):  # memory stays that of a 50-verse batch
+            parts.append(pipe.model.nll(batch.prompt_ids[i : i + 50], batch.prompt_mask[i : i + 50],
+                                        batch.response_ids[i : i + 50], args.samples, generator))
+        bound = NLLBound(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                           ("nats", "stderr", "prior", "diffusion", "reconstruction", "tokens")))
+        ours = {"nats_per_token": bound.nats_per_token,
+                "stderr_per_token": float(bound.stderr.pow(2).sum().sqrt() / bound.tokens.sum()),
+                "prior": float(bound.prior.sum() / bound.tokens.sum()), "diffusion": float(bound.diffusion.sum() / bound.tokens.sum()),
+                "reconstruction": float(bound.reconstruction.sum() / bound.tokens.sum())}
     print("ours (bound)", ours, flush=True)
 
     logged = [json.loads(line) for line in open(args.model.parent / "metrics.jsonl")]
@@ -81,8 +90,9 @@ def main() -> None:
     torch.manual_seed(0)
     gpt2 = gpt2_like(cfg, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters()))
     sep = len(pipe.tokenizer)
-    gpt2, steps, seconds, _ = train_gpt2(gpt2, pairs, sep, cfg.pad_token_id, steps=ours_steps, batch_size=64, lr=1e-3,
-                                        warmup=50, seconds=60 * minutes, seed=0)
+    gpt2, steps, seconds, _ = train_gpt2(gpt2, pairs, sep, cfg.pad_token_id, steps=args.gpt2_steps or ours_steps,
+                                        batch_size=64, lr=1e-3, warmup=50,
+                                        seconds=None if args.gpt2_steps else 60 * minutes, seed=0)
     held = token_pairs(pipe.tokenizer, rows, cfg.max_prompt_length, cfg.max_response_length)
     total, count = gpt2_nats(gpt2, held, sep, cfg.pad_token_id)
     result = {"verses": len(rows), "ours": ours, "gpt2": {"nats_per_token": total / count, "train_steps": steps,
