@@ -5,7 +5,9 @@ Two controls, each with labels derived by a rule from the training pairs and a c
   - length: "short" (<= 12 words), "medium" (13-24), "long" (>= 25); each test prompt asks for the class
     its reference is NOT in (the shortest one it is furthest from), success = the output's word count lands in it;
   - content: "yahweh" / "other" (does the response contain "Yahweh"); test prompts whose reference lacks it ask for
-    "yahweh", success = the output contains it.
+    "yahweh", success = the output contains it. The prompt predicts this label (KJV's "LORD" becomes "Yahweh"), so a
+    classifier that reads the prompt is sure from it alone and gives guidance no gradient: this one is prompt-blind,
+    p(c | z_t, t) (``train_classifier --no-prompt``).
 For each scale: success rate, BLEU and chrF against the references. Writes results.json and guidance.png.
 
     python bench/guidance_text.py --model runs/bench_bible/ours/model --out runs/guidance_bible
@@ -38,9 +40,9 @@ def content_class(text: str) -> str:
     return "yahweh" if "yahweh" in text.lower() else "other"
 
 
-CONTROLS = {
-    "length": (length_class, lambda ref: {"short": "long", "medium": "short", "long": "short"}[length_class(ref)]),
-    "content": (content_class, lambda ref: "yahweh"),
+CONTROLS = {  # name: (rule, the class each test prompt asks for, classifier options)
+    "length": (length_class, lambda ref: {"short": "long", "medium": "short", "long": "short"}[length_class(ref)], []),
+    "content": (content_class, lambda ref: "yahweh", ["--no-prompt"]),
 }
 
 
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=150)
     parser.add_argument("--classifier-steps", type=int, default=1500)
     parser.add_argument("--scales", type=float, nargs="+", default=SCALES)
+    parser.add_argument("--controls", nargs="+", choices=list(CONTROLS), default=list(CONTROLS))
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -65,14 +68,16 @@ def main() -> None:
     paths, _, _ = task_files("bible", args.out)
     train_rows = [json.loads(line) for line in open(paths["train"], encoding="utf-8")]
     test = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, 10 * args.test_size)
-    results = {"model": str(args.model), "controls": {}}
-    for name, (rule, target_of) in CONTROLS.items():
+    earlier = args.out / "results.json"
+    results = json.loads(earlier.read_text()) if earlier.exists() else {"model": str(args.model), "controls": {}}
+    for name in args.controls:
+        rule, target_of, options = CONTROLS[name]
         data = args.out / f"{name}.jsonl"
         write_jsonl_atomic(data, [{**r, "label": rule(r["response"])} for r in train_rows])
-        folder = args.out / f"classifier_{name}"
+        folder = args.out / f"classifier_{name}{'_blind' if '--no-prompt' in options else ''}"
         if not (folder / "config.json").exists():
             assert train_classifier(["--model", str(args.model), "--data", str(data), "--out", str(folder),
-                                     "--steps", str(args.classifier_steps), "--threads", "1"]) == 0
+                                     "--steps", str(args.classifier_steps), "--threads", "1", *options]) == 0
         clf = ResponseClassifier.from_pretrained(folder)
         rows = [r for r in test if rule(r["response"]) != target_of(r["response"])][: args.test_size]
         prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]

@@ -59,3 +59,21 @@ def test_guidance_input_errors(trained, tmp_path):
     with pytest.raises(ValueError, match="trained with another diffusion model"):
         other(PROMPTS[:1], classifier=clf, classes="w5", classifier_scale=1.0)
     assert train_classifier_main(["--model", str(tmp_path / "missing"), "--data", str(tmp_path / "x.jsonl"), "--out", str(tmp_path / "c")]) != 0
+
+
+def test_a_prompt_blind_classifier_ignores_the_prompt_and_round_trips(tmp_path):
+    import torch
+
+    from diffusion_lm.modeling.classifier import ResponseClassifierConfig
+
+    clf = ResponseClassifier(ResponseClassifierConfig(class_names=["a", "b"], embedding_dim=16, max_prompt_length=8,
+                                                      max_response_length=8, hidden_size=32, num_heads=2, use_prompt=False))
+    z, t = torch.randn(3, 8, 16), torch.rand(3)
+    mask = torch.ones(3, 8, dtype=torch.bool)
+    out = clf(torch.randn(3, 8, 16), mask, z, t)
+    torch.testing.assert_close(out, clf(torch.randn(3, 8, 16), mask, z, t))
+    clf.save_pretrained(tmp_path / "blind")
+    assert ResponseClassifier.from_pretrained(tmp_path / "blind").config.use_prompt is False
+    seeing = ResponseClassifier(ResponseClassifierConfig(class_names=["a", "b"], embedding_dim=16, max_prompt_length=8,
+                                                         max_response_length=8, hidden_size=32, num_heads=2))
+    assert not torch.allclose(seeing(torch.randn(3, 8, 16), mask, z, t), seeing(torch.randn(3, 8, 16), mask, z, t))

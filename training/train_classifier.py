@@ -78,7 +78,7 @@ def train_classifier(args: argparse.Namespace) -> dict:
     clf = ResponseClassifier(ResponseClassifierConfig(
         class_names=classes, embedding_dim=cfg.embedding_dim, max_prompt_length=cfg.max_prompt_length,
         max_response_length=cfg.max_response_length, hidden_size=args.hidden_size, num_layers=args.num_layers,
-        num_heads=args.num_heads, base_fingerprint=base_fingerprint(model)))
+        num_heads=args.num_heads, base_fingerprint=base_fingerprint(model), use_prompt=not args.no_prompt))
     opt = torch.optim.AdamW(clf.parameters(), lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     encode = lambda part: encode_pairs(tok, [r[0] for r in part], [r[1] for r in part], cfg.max_prompt_length, cfg.max_response_length)
@@ -128,6 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--num-layers", type=int, default=2)
     p.add_argument("--num-heads", type=int, default=4)
+    p.add_argument("--no-prompt", action="store_true",
+                   help="a classifier blind to the prompt, p(c | z_t, t): for attributes the prompt already predicts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = p.parse_args(argv)

@@ -36,18 +36,21 @@ class ResponseClassifierConfig(PretrainedConfig):
         embedding_dim, max_prompt_length, max_response_length: the diffusion model's (its table width and slots).
         hidden_size, num_layers, num_heads: the classifier's transformer.
         base_fingerprint: ``base_fingerprint(diffusion_model)`` of the model it was trained with.
+        use_prompt: False for p(c | z_t, t), blind to the prompt: for an attribute the prompt already predicts
+            (a word the source verse implies), a classifier that reads the prompt is sure from it alone, and its
+            gradient in z_t, which guidance follows, vanishes.
     """
 
     model_type = "diffusion-lm-classifier"
 
     def __init__(self, class_names: list[str] | None = None, embedding_dim: int = 64, max_prompt_length: int = 32,
                  max_response_length: int = 32, hidden_size: int = 128, num_layers: int = 2, num_heads: int = 4,
-                 base_fingerprint: str | None = None, **kwargs: Any):
+                 base_fingerprint: str | None = None, use_prompt: bool = True, **kwargs: Any):
         self.class_names = list(class_names or ["0", "1"])
         self.embedding_dim, self.hidden_size = embedding_dim, hidden_size
         self.max_prompt_length, self.max_response_length = max_prompt_length, max_response_length
         self.num_layers, self.num_heads = num_layers, num_heads
-        self.base_fingerprint = base_fingerprint
+        self.base_fingerprint, self.use_prompt = base_fingerprint, bool(use_prompt)
         super().__init__(**kwargs)
         if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
             raise ValueError(f"class_names must be at least two distinct names, got {self.class_names}.")
@@ -74,6 +77,8 @@ class ResponseClassifier(SmallPreTrainedModel):
         self.post_init()
 
     def forward(self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor) -> Tensor:
+        if not self.config.use_prompt:
+            prompt, prompt_mask = prompt[:, :0], prompt_mask[:, :0]
         p, n = prompt.shape[1], z.shape[1]
         x = self.inp(torch.cat([prompt, z], 1).to(self.inp.weight.dtype))  # (B, P + N, H)
         positions = torch.arange(p + n, device=z.device)
