@@ -2,7 +2,7 @@
 
 Two controls, each with labels derived by a rule from the training pairs and a classifier trained by
 ``training.train_classifier`` on the model's noisy response embeddings:
-  - length: "short" (<= 12 words), "medium" (13-24), "long" (>= 25); each test prompt asks for the class
+  - length: "short" (1-12 words), "medium" (13-24), "long" (>= 25); each test prompt asks for the class
     its reference is NOT in (the shortest one it is furthest from), success = the output's word count lands in it;
   - content: "yahweh" / "other" (does the response contain "Yahweh"); test prompts whose reference lacks it ask for
     "yahweh", success = the output contains it. The prompt predicts this label (KJV's "LORD" becomes "Yahweh"), so a
@@ -32,8 +32,9 @@ SCALES = [0.0, 1.0, 2.0, 4.0, 8.0, 16.0]
 
 
 def length_class(text: str) -> str:
+    """short 1-12 words, medium 13-24, long 25+; an empty output is in no class (it never counts as short)."""
     n = len(text.split())
-    return "short" if n <= 12 else "medium" if n <= 24 else "long"
+    return "empty" if n == 0 else "short" if n <= 12 else "medium" if n <= 24 else "long"
 
 
 def content_class(text: str) -> str:
@@ -86,8 +87,9 @@ def main() -> None:
         for scale in args.scales:
             texts = pipe(prompts, batch_size=50, seed=0, classifier=clf, classes=targets, classifier_scale=scale)
             success = sum(rule(t) == c for t, c in zip(texts, targets)) / len(texts)
-            curve.append({"scale": scale, "success": success, **text_metrics(texts, refs), "examples": texts[:3]})
-            print(name, scale, {k: round(v, 3) for k, v in curve[-1].items() if k in ("success", "bleu", "chrf")}, flush=True)
+            empty = sum(not t.strip() for t in texts) / len(texts)
+            curve.append({"scale": scale, "success": success, "empty": empty, **text_metrics(texts, refs), "examples": texts[:3]})
+            print(name, scale, {k: round(v, 3) for k, v in curve[-1].items() if k in ("success", "empty", "bleu", "chrf")}, flush=True)
         results["controls"][name] = {"verses": len(rows), "classifier": json.loads((folder / "training.json").read_text()),
                                      "curve": curve}
     write_json_atomic(args.out / "results.json", results)
@@ -101,6 +103,7 @@ def main() -> None:
         scales = [c["scale"] for c in res["curve"]]
         ax.plot(scales, [100 * c["success"] for c in res["curve"]], "o-", label="control success %")
         ax.plot(scales, [c["bleu"] for c in res["curve"]], "s--", label="BLEU vs reference")
+        ax.plot(scales, [100 * c.get("empty", 0.0) for c in res["curve"]], ":", color="grey", label="empty outputs %")
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("classifier scale w")
         ax.set_title(f"{name} control ({res['verses']} verses)")
