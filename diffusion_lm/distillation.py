@@ -74,9 +74,9 @@ def check_distillable(settings: GenerationConfig, student_steps: int, teacher_st
 @torch.no_grad()
 def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
                          student_steps: int, teacher_steps: int, generator: torch.Generator | None = None,
-                         punctuation: Tensor | None = None, noise: Tensor | None = None) -> Trajectories:
+                         noise: Tensor | None = None, **repeat_block: Tensor) -> Trajectories:
     """Run the teacher for ``teacher_steps`` (a multiple of ``student_steps``) on the refined student grid, from
-    ``noise`` (drawn from ``generator`` if None); ``punctuation`` as in ``generate_ids``."""
+    ``noise`` (drawn from ``generator`` if None); ``repeat_block`` (``punctuation``, ``same_word``) as in ``generate_ids``."""
     check_distillable(settings, student_steps, teacher_steps)
     factor = teacher_steps // student_steps
     coarse = student_grid(teacher, settings, student_steps)
@@ -92,18 +92,18 @@ def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_m
 
     target = generate_ids(teacher, prompt_ids, prompt_mask, settings.updated(num_steps=teacher_steps),
                           grid=refined_grid(teacher, coarse, factor), generator=generator, noise=noise, callback=keep,
-                          punctuation=punctuation)
+                          **repeat_block)
     if len(states) != student_steps:
         raise RuntimeError(f"the teacher's sampler reported {len(states) - 1} of the {student_steps - 1} student-time states.")
     return Trajectories(prompt_ids, prompt_mask, torch.stack(states), coarse[:-1].float(), target)
 
 
 def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: GenerationConfig,
-                      punctuation: Tensor | None = None) -> Tensor:
+                      **repeat_block: Tensor) -> Tensor:
     """(D1) the mean over the K student times of (124) between f_student(z_{t_k}, t_k) and the teacher's tokens.
 
     The self-conditioning input at t_k is the student's estimate at t_{k-1} as sampling builds it (temperature,
-    adjacent repeats blocked with ``punctuation`` when the settings block them, snapped to the table for
+    adjacent repeats blocked (with ``repeat_block``: ``punctuation``, ``same_word``) when the settings block them, snapped to the table for
     ``self_conditioning_source="rounded"``)."""
     cfg, schedule = student.config, student.schedule
     target_rows = student.embed(batch.target_ids).float()
@@ -115,7 +115,7 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
         x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous)
         if cfg.x0_parameterization == "interpolated":  # the loss reads the plain estimate; the next step, the sampled one
             x0_loss_input = student.interpolate(logits)
-            shown = block_adjacent_repeats(logits.detach(), cfg.pad_token_id, punctuation) if settings.block_adjacent_repeats else logits
+            shown = block_adjacent_repeats(logits.detach(), cfg.pad_token_id, **repeat_block) if settings.block_adjacent_repeats else logits
             sampled = student.interpolate(shown.detach() / settings.temperature)
         else:
             x0_loss_input = sampled = x0_pred

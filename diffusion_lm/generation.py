@@ -17,37 +17,42 @@ from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 
 
-def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None) -> Tensor:
+def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None,
+                           same_word: Tensor | None = None) -> Tensor:
     """Logits (B, N, V) in which no slot's most likely token is its left neighbour's (pad may repeat).
 
     Scanning left to right, where slot j would round to the token slot j - 1 rounds to, that token is
     barred at j, so j falls to its next choice. A model unsure whether a word belongs at slot j - 1 or j
     puts it at both ("and and"); barring the second copy lets the next word take that slot (the
     non-autoregressive decoders' de-duplication, applied inside the rollout rather than to the final text).
+
     ``punctuation`` (V,) True at the tokens the scan looks past (``DiffusionLMPipeline`` passes its tokenizer's
     commas, semicolons, colons and dashes): a word may then not repeat the last word before them either
-    ("that, that"). Where a slot clashes, both its neighbour's token and that last word are barred, so its
-    next choice is neither. A slot whose only finite choice would be barred (a given slot of an infilling
-    template) keeps it.
+    ("that, that"). ``same_word`` (V,) maps each token to a class of tokens that count as one word (the pipeline:
+    the same token text up to case, so "He he" is a repeat). Where a slot clashes, every token of its neighbour's
+    class and of that last word's class is barred, so its next choice is none of them. A slot whose only finite
+    choice would be barred (a given slot of an infilling template) keeps it.
     """
     logits = logits.clone()
+    vocab = logits.shape[-1]
+    word_of = same_word.to(logits.device) if same_word is not None else torch.arange(vocab, device=logits.device)
     if punctuation is not None:
         punctuation = punctuation.to(logits.device)
     previous = logits[:, 0].argmax(-1)
     word = previous.clone()
-    pad = torch.full_like(previous, pad_token_id)
     for j in range(1, logits.shape[1]):
         current = logits[:, j].argmax(-1)
-        clash = current == previous
+        clash = word_of[current] == word_of[previous]
         if punctuation is not None:
-            clash |= (current == word) & ~punctuation[current]
+            clash |= (word_of[current] == word_of[word]) & ~punctuation[current]
         clash &= current != pad_token_id
         rows = clash.nonzero().squeeze(-1)
         if len(rows):
-            barred = logits[rows, j].clone()
-            barred[torch.arange(len(rows)), torch.where(previous[rows] == pad[rows], current[rows], previous[rows])] = float("-inf")
+            bar = (word_of[None] == word_of[previous[rows]][:, None]) & (previous[rows] != pad_token_id)[:, None]
             if punctuation is not None:
-                barred[torch.arange(len(rows)), torch.where(word[rows] == pad[rows], current[rows], word[rows])] = float("-inf")
+                bar |= (word_of[None] == word_of[word[rows]][:, None]) & (word[rows] != pad_token_id)[:, None]
+            bar[torch.arange(len(rows)), current[rows]] = True
+            barred = logits[rows, j].masked_fill(bar, float("-inf"))
             open_rows = torch.isfinite(barred).any(-1)  # a slot with nothing left keeps its token
             logits[rows[open_rows], j] = barred[open_rows]
         previous = logits[:, j].argmax(-1)
@@ -79,7 +84,7 @@ def _hold_known(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
 def _x0_model(
     model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
     pad_slots: dict[str, Tensor | None] | None, self_cond: SelfConditioning,
-    known: tuple[Tensor, Tensor] | None = None, punctuation: Tensor | None = None,
+    known: tuple[Tensor, Tensor] | None = None, punctuation: Tensor | None = None, same_word: Tensor | None = None,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """f_theta as a core model callable. With self-conditioning it feeds each call ``self_cond.previous``
     and records its x0_hat as ``self_cond.latest``.
@@ -116,7 +121,7 @@ def _x0_model(
             if not interpolated:
                 out = torch.where(known[1][..., None], model.embed(known[0]).to(out.dtype), out)
         if settings.block_adjacent_repeats and interpolated:
-            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation)
+            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word)
         if interpolated and (known is not None or settings.block_adjacent_repeats):
             out = model.interpolate(logits / settings.temperature).to(out.dtype)  # (I1)
         if pad_slots is not None:
@@ -163,6 +168,7 @@ def generate_ids(
     classifier_scale: float = 0.0,
     noise: Tensor | None = None,
     punctuation: Tensor | None = None,
+    same_word: Tensor | None = None,
     **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
@@ -182,7 +188,8 @@ def generate_ids(
 
     ``noise`` (B, N, D) is the starting state z_1 (unit scale, (125)) instead of a draw from ``generator``: the
     same noise gives the same rollout (distillation pairs a teacher's and a student's rollouts this way).
-    ``punctuation`` (V,) bool: the tokens ``block_adjacent_repeats`` looks past (see that function).
+    ``punctuation`` (V,) bool and ``same_word`` (V,) long: the tokens ``block_adjacent_repeats`` looks past and the
+    classes of tokens it counts as one word (see that function; the pipeline passes its tokenizer's).
     """
     s = (config or GenerationConfig()).updated(**settings)
     if s.guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
@@ -200,11 +207,11 @@ def generate_ids(
     states = [SelfConditioning()]
     if punctuation is not None:
         punctuation = punctuation.to(device=device, dtype=torch.bool)
-    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known, punctuation)
+    x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known, punctuation, same_word)
     if s.guidance_scale != 1.0:
         states.append(SelfConditioning())
         unconditional = _x0_model(model, prompt_ids, torch.zeros_like(prompt_mask), s, pad_slots, states[1], known,
-                                  punctuation)
+                                  punctuation, same_word)
         x0_fn = classifier_free(x0_fn, unconditional, guidance_weight(s.guidance_scale))  # (62)
     if classifier is not None and classifier_scale != 0.0:
         x0_fn = _classifier_guided(model, x0_fn, prompt_ids, prompt_mask, classifier, classes, classifier_scale)
@@ -241,7 +248,7 @@ def generate_ids(
     if known is not None:
         logits = _hold_known(logits, *known)
     if s.block_adjacent_repeats:
-        logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation)
+        logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word)
     return logits.argmax(-1)
 
 

@@ -18,7 +18,7 @@ from .hub import write_model_card
 from .loading import HUB_KWARGS, load_model
 from .mbr import mbr_select
 from .modeling import DiffusionLMModel
-from .tokenization import punctuation_mask, tokenizer_fingerprint
+from .tokenization import punctuation_mask, same_word_classes, tokenizer_fingerprint
 
 
 class DiffusionLMPipeline:
@@ -46,6 +46,7 @@ class DiffusionLMPipeline:
         self.tokenizer = tokenizer
         self.generation_config = generation_config or GenerationConfig()
         self._punctuation: torch.Tensor | None = None
+        self._same_word: torch.Tensor | None = None
 
     @property
     def punctuation(self) -> torch.Tensor:
@@ -53,6 +54,18 @@ class DiffusionLMPipeline:
         if self._punctuation is None:
             self._punctuation = punctuation_mask(self.tokenizer)
         return self._punctuation
+
+    @property
+    def same_word(self) -> torch.Tensor:
+        """(V,) long: the tokenizer's tokens grouped by text up to case, which ``block_adjacent_repeats`` counts as one word."""
+        if self._same_word is None:
+            self._same_word = same_word_classes(self.tokenizer)
+        return self._same_word
+
+    @property
+    def repeat_block(self) -> dict[str, torch.Tensor]:
+        """The tokenizer's ``punctuation`` and ``same_word``, as ``generate_ids`` takes them."""
+        return {"punctuation": self.punctuation, "same_word": self.same_word}
 
     @property
     def device(self) -> torch.device:
@@ -176,7 +189,7 @@ class DiffusionLMPipeline:
                 known.update(classifier=classifier, classifier_scale=classifier_scale,
                              classes=torch.stack([targets[(start + j) // num_samples] for j in range(len(chunk))]))
             if settings.block_adjacent_repeats:
-                known["punctuation"] = self.punctuation
+                known.update(self.repeat_block)
             if callback is not None:
                 known["callback"] = lambda info, start=start: callback({**info, "start": start})
             ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,

@@ -35,6 +35,19 @@ def punctuation_mask(tokenizer: Any) -> "torch.Tensor":
     return mask
 
 
+def same_word_classes(tokenizer: Any) -> "torch.Tensor":
+    """(V,) long: for each token the smallest id of the tokens with the same text up to case ("He" and "he"; a
+    sub-word piece such as "##he" stays apart from the word "he"), the classes ``block_adjacent_repeats`` compares."""
+    import torch
+
+    classes = torch.arange(len(tokenizer))
+    first: dict[str, int] = {}
+    for token, index in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]):
+        key = token.lower()
+        classes[index] = first.setdefault(key, index)
+    return classes
+
+
 def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: int = 8000, lowercase: bool = True):
     """Train a ``PreTrainedTokenizerFast`` on ``texts`` with [PAD] = 0 and [UNK] = 1.
 

@@ -68,7 +68,7 @@ def _step_viewer(pipe, settings: dict, emit) -> Any:
         with torch.no_grad():
             logits = model.rounding_logits(info["x0"][:1].to(next(model.parameters()).dtype))
             if block:
-                logits = block_adjacent_repeats(logits, model.config.pad_token_id, pipe.punctuation)
+                logits = block_adjacent_repeats(logits, model.config.pad_token_id, **pipe.repeat_block)
             ids = logits.argmax(-1)[0].tolist()
         changed = [previous is None or a != b for a, b in zip(ids, previous or ids)]
         previous = ids

@@ -301,6 +301,27 @@ def test_block_adjacent_repeats_fallback_is_neither_the_neighbour_nor_the_last_w
         assert block_adjacent_repeats(logits, 0, punctuation).argmax(-1).tolist() == [want]
 
 
+def test_block_adjacent_repeats_counts_tokens_of_one_word_class_as_a_repeat():
+    from diffusion_lm.generation import block_adjacent_repeats
+
+    same_word = torch.tensor([0, 1, 2, 3, 3, 5])  # tokens 3 and 4 are one word ("He", "he")
+    logits = torch.full((1, 2, 6), -5.0)
+    logits[0, 0, 3] = 2.0
+    logits[0, 1, 4], logits[0, 1, 3], logits[0, 1, 2] = 3.0, 2.0, 1.0  # "he", then "He", then another word
+    assert block_adjacent_repeats(logits, 0, same_word=same_word).argmax(-1).tolist() == [[3, 2]]
+    assert block_adjacent_repeats(logits, 0).argmax(-1).tolist() == [[3, 4]], "without classes, only the same id"
+
+
+def test_same_word_classes_group_case_but_not_subword_pieces():
+    from diffusion_lm.tokenization import same_word_classes, train_tokenizer
+
+    tok = train_tokenizer(["He said he would . The the"] * 20, kind="wordlevel", vocab_size=64, lowercase=False)
+    classes = same_word_classes(tok)
+    ids = tok.convert_tokens_to_ids
+    assert classes[ids("He")] == classes[ids("he")] and classes[ids("The")] == classes[ids("the")]
+    assert classes[ids("said")] != classes[ids("he")] and classes[ids("said")] == ids("said")
+
+
 def test_block_adjacent_repeats_keeps_a_slot_whose_only_choice_is_barred():
     from diffusion_lm.generation import block_adjacent_repeats
 

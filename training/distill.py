@@ -100,7 +100,7 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
         batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
         parts.append(teacher_trajectories(pipe.model, batch.prompt_ids, batch.prompt_mask.bool(), settings,
-                                          args.student_steps, args.teacher_steps, generator, pipe.punctuation))
+                                          args.student_steps, args.teacher_steps, generator, **pipe.repeat_block))
     width = cfg.max_prompt_length  # batches are padded to their own longest prompt: bring them to one width
     widen = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
     data = Trajectories(torch.cat([widen(p.prompt_ids, cfg.pad_token_id) for p in parts]),
@@ -125,12 +125,12 @@ def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> d
     batch = encode_prompts(pipe.tokenizer, prompts, cfg.max_prompt_length, True)
     mask = batch.prompt_mask.bool()
     traj = teacher_trajectories(pipe.model, batch.prompt_ids, mask, settings, args.student_steps, args.teacher_steps,
-                                torch.Generator().manual_seed(args.seed + 2), pipe.punctuation)
+                                torch.Generator().manual_seed(args.seed + 2), **pipe.repeat_block)
     shares = {}
     for steps in sorted({1, args.student_steps}):
         ids = generate_ids(student, batch.prompt_ids, mask, settings.updated(num_steps=steps, guidance_scale=1.0),
                            noise=traj.states[0],
-                           generator=torch.Generator().manual_seed(args.seed + 3), punctuation=pipe.punctuation)
+                           generator=torch.Generator().manual_seed(args.seed + 3), **pipe.repeat_block)
         shares[str(steps)] = float((ids == traj.target_ids).all(-1).float().mean())
     return shares
 
@@ -163,7 +163,7 @@ def distill(args: argparse.Namespace) -> dict:
     for _ in bar:
         idx = torch.randint(0, data.target_ids.shape[0], (args.batch_size,), generator=generator)
         batch = Trajectories(data.prompt_ids[idx], data.prompt_mask[idx], data.states[:, idx], data.times, data.target_ids[idx])
-        loss = distillation_loss(student, batch, settings, pipe.punctuation)  # (D1)
+        loss = distillation_loss(student, batch, settings, **pipe.repeat_block)  # (D1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
