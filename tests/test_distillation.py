@@ -108,6 +108,15 @@ def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path, monkeypat
     assert len(calls) > 2, "other prompts (a different --held-out split) collect again"
     (tmp_path / "out" / "teacher_trajectories.safetensors").write_bytes(b"not a safetensors file")
     assert main(args) == 0, "a damaged store is collected again"
+    first = DiffusionLMPipeline.from_pretrained(tmp_path / "out" / "model").model
+    more = [str(tmp_path / "more") if a == str(tmp_path / "out") else a for a in args]
+    assert main(more + ["--student-init", str(tmp_path / "out" / "model")]) == 0
+    report = json.loads((tmp_path / "more" / "distillation.json").read_text())
+    assert report["student_init"] == str(tmp_path / "out" / "model")
+    import torch as _torch
+
+    continued = DiffusionLMPipeline.from_pretrained(tmp_path / "more" / "model").model
+    assert not all(_torch.equal(a, b) for a, b in zip(first.parameters(), continued.parameters())), "it trained on"
 
 
 def test_distill_cli_names_bad_settings(tmp_path, capsys):

@@ -151,7 +151,16 @@ def distill(args: argparse.Namespace) -> dict:
     held, train_prompts = prompts[: args.held_out], prompts[args.held_out :]
     data = collect(pipe, train_prompts, settings, args, args.out / "teacher_trajectories.safetensors")
 
-    student = copy.deepcopy(teacher).train()
+    if args.student_init is not None:  # continue an earlier distillation
+        from diffusion_lm.loading import load_model
+        from diffusion_lm.modeling import DiffusionLMModel
+
+        student = load_model(DiffusionLMModel, args.student_init).train()
+        fields = lambda cfg: {k: v for k, v in cfg.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+        if fields(student.config) != fields(teacher.config):
+            raise ValueError(f"--student-init {args.student_init} is not a model of the teacher's configuration.")
+    else:
+        student = copy.deepcopy(teacher).train()
     for p in student.parameters():
         p.requires_grad_(p is not student.embedding_table)
     trainable = [p for p in student.parameters() if p.requires_grad]
@@ -175,7 +184,7 @@ def distill(args: argparse.Namespace) -> dict:
     # the student has absorbed the teacher's guidance (if any) and samples in K steps
     student_pipe = DiffusionLMPipeline(student, pipe.tokenizer, settings.updated(num_steps=args.student_steps, guidance_scale=1.0))
     agreement = same_text_as_teacher(pipe, student, held, settings, args) if held else {}
-    result = {"teacher": str(args.teacher), "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
+    result = {"teacher": str(args.teacher), "student_init": args.student_init, "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
               "prompts": len(train_prompts), "steps": args.steps, "lr": args.lr,
               "final_loss": sum(losses[-50:]) / len(losses[-50:]),
               "held_out_same_text_as_teacher": agreement}
@@ -193,6 +202,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--prompt_field", default="prompt")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--student-steps", type=int, default=2)
+    p.add_argument("--student-init", default=None, help="start from this student (an earlier OUT/model) instead of the teacher")
     p.add_argument("--teacher-steps", type=int, default=20)
     p.add_argument("--prompts", type=int, default=4096, help="training prompts the teacher answers")
     p.add_argument("--held-out", type=int, default=64, help="prompts kept back to compare student and teacher")
