@@ -24,29 +24,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from diffusion_lm.common.atomic import write_json_atomic
 from diffusion_lm.tokenization import tokenizer_fingerprint
 
-from .threads import run_on_threads
+from .jsonl import read_fields, report
+from .threads import require_positive, run_command
 
 
 def read_prompts(path: Path, field: str, limit: int) -> list[str]:
     """Up to ``limit`` prompts of a JSON-lines file, with errors that name the file, line and field."""
-    if not path.exists():
-        raise ValueError(f"{path}: no such file.")
-    prompts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg}).") from err
-        if field not in row:
-            raise ValueError(f"{path}, line {number}: no field {field!r} (fields: {sorted(row)}); set --prompt_field.")
-        prompts.append(str(row[field]))
-        if len(prompts) == limit:
-            break
+    prompts = [row[0] for row in read_fields(path, (field,), "--prompt_field", limit)]
     if not prompts:
         raise ValueError(f"{path}: no prompts.")
     return prompts
@@ -190,9 +176,7 @@ def distill(args: argparse.Namespace) -> dict:
               "held_out_same_text_as_teacher": agreement}
     student_pipe.save_pretrained(args.out / "model", training={"distilled_from": str(args.teacher), **{
         k: result[k] for k in ("teacher_steps", "student_steps", "prompts", "steps")}})
-    write_json_atomic(args.out / "distillation.json", result)
-    print(json.dumps(result, indent=2))
-    return result
+    return report(args.out / "distillation.json", result)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -211,23 +195,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    args = p.parse_args(argv)
-    for name in ("student_steps", "teacher_steps", "prompts", "steps", "batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    args = require_positive(p, p.parse_args(argv), "student_steps", "teacher_steps", "prompts", "steps", "batch_size")
     if args.held_out < 0:
         p.error("--held-out must be >= 0")
     return args
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        run_on_threads(distill, args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(distill, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,36 +13,20 @@ written atomically) that ``pipe(..., classifier=..., classes=..., classifier_sca
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from diffusion_lm.common.atomic import write_json_atomic
 
-from .threads import run_on_threads
+from .jsonl import read_fields, report
+from .threads import require_positive, run_command
 
 
 def read_labelled(path: Path, prompt_field: str, response_field: str, label_field: str) -> list[tuple[str, str, str]]:
     """(prompt, response, label) rows of a JSON-lines file, with errors that name the file, line and field."""
-    if not path.exists():
-        raise ValueError(f"{path}: no such file.")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg}).") from err
-        missing = [f for f in (prompt_field, response_field, label_field) if f not in row]
-        if missing:
-            raise ValueError(f"{path}, line {number}: no field {missing[0]!r} (fields: {sorted(row)}); "
-                             "set --prompt_field / --response_field / --label_field.")
-        rows.append((str(row[prompt_field]), str(row[response_field]), str(row[label_field])))
-    return rows
+    return read_fields(path, (prompt_field, response_field, label_field), "--prompt_field / --response_field / --label_field")
 
 
 def noisy_batch(model, batch, generator: torch.Generator):
@@ -109,9 +93,7 @@ def train_classifier(args: argparse.Namespace) -> dict:
             accuracy[str(t)] = float((clf(prompt, mask, z, tt).argmax(-1) == target).float().mean())
     clf.save_pretrained(args.out)
     result = {"classes": classes, "train_rows": len(train), "held_out_rows": len(held), "held_out_accuracy_by_t": accuracy}
-    write_json_atomic(Path(args.out) / "training.json", result)
-    print(json.dumps(result, indent=2))
-    return result
+    return report(Path(args.out) / "training.json", result)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -132,20 +114,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a classifier blind to the prompt, p(c | z_t, t): for attributes the prompt already predicts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    args = p.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1:
-        p.error("--steps and --batch-size must be >= 1")
-    return args
+    return require_positive(p, p.parse_args(argv), "steps", "batch_size")
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        run_on_threads(train_classifier, args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(train_classifier, parse_args(argv))
 
 
 if __name__ == "__main__":
