@@ -202,6 +202,7 @@ def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):
     assert resumed["loss"] == pytest.approx(full["loss"], abs=1e-6)
 
 
+@pytest.mark.slow  # a minute of launching and killing; test_sigterm_checkpoints_and_exits keeps a kill in the default run
 def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--checkpoint.every", "4")]
