@@ -38,10 +38,11 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     word_of = same_word.to(logits.device) if same_word is not None else torch.arange(vocab, device=logits.device)
     if punctuation is not None:
         punctuation = punctuation.to(logits.device)
-    previous = logits[:, 0].argmax(-1)
+    top = logits.argmax(-1)  # (B, N) each slot's first choice: it changes only where a slot is barred
+    previous = top[:, 0]
     word = previous.clone()
     for j in range(1, logits.shape[1]):
-        current = logits[:, j].argmax(-1)
+        current = top[:, j]
         clash = word_of[current] == word_of[previous]
         if punctuation is not None:
             clash |= (word_of[current] == word_of[word]) & ~punctuation[current]
@@ -55,7 +56,8 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
             barred = logits[rows, j].masked_fill(bar, float("-inf"))
             open_rows = torch.isfinite(barred).any(-1)  # a slot with nothing left keeps its token
             logits[rows[open_rows], j] = barred[open_rows]
-        previous = logits[:, j].argmax(-1)
+            top[rows, j] = logits[rows, j].argmax(-1)
+        previous = top[:, j]
         if punctuation is not None:
             word = torch.where(punctuation[previous], word, previous)
     return logits
