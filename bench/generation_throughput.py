@@ -78,12 +78,11 @@ def pipeline_and_gpt2(model_path: Path):
     return pipe, ar
 
 
-def text_prompts(pipe, count: int, task: str) -> list[str]:
-    """Held-out prompts of ``task`` (its bundled test split) that fit the model, repeated to ``count``."""
+def text_prompts(tokenizer, cfg, count: int, task: str) -> list[str]:
+    """Held-out prompts of ``task`` (its bundled test split) that fit the model ``cfg``, repeated to ``count``."""
     from tasks import task_files, test_pairs
 
-    cfg = pipe.model.config
-    rows = test_pairs(task_files(task, ROOT / "runs")[0]["test"], pipe.tokenizer, cfg.max_prompt_length,
+    rows = test_pairs(task_files(task, ROOT / "runs")[0]["test"], tokenizer, cfg.max_prompt_length,
                       cfg.max_response_length, count)
     if not rows:
         raise SystemExit(f"no {task} test pair fits this model's slots ({cfg.max_prompt_length} + {cfg.max_response_length}); "
@@ -91,10 +90,10 @@ def text_prompts(pipe, count: int, task: str) -> list[str]:
     return [rows[i % len(rows)]["prompt"] for i in range(count)]
 
 
-def gpt2_generate(pipe, ar, prompts: list[str], n_out: int) -> list[str]:
+def gpt2_generate(tokenizer, ar, prompts: list[str], n_out: int) -> list[str]:
     """Tokenise (left-padded), decode exactly ``n_out`` tokens greedily with the KV cache, detokenise."""
-    ids = pipe.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    sep, width = len(pipe.tokenizer), max(map(len, ids)) + 1
+    ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    sep, width = len(tokenizer), max(map(len, ids)) + 1
     batch = torch.zeros((len(ids), width), dtype=torch.long)
     mask = torch.zeros_like(batch)
     for row, tokens in enumerate(ids):
@@ -102,7 +101,7 @@ def gpt2_generate(pipe, ar, prompts: list[str], n_out: int) -> list[str]:
         mask[row, width - len(tokens) - 1 :] = 1
     out = ar.generate(input_ids=batch, attention_mask=mask, do_sample=False, max_new_tokens=n_out, min_new_tokens=n_out,
                       pad_token_id=0)
-    return pipe.tokenizer.batch_decode(out[:, width:].clamp(max=sep - 1), skip_special_tokens=True)
+    return tokenizer.batch_decode(out[:, width:].clamp(max=sep - 1), skip_special_tokens=True)
 
 
 def peak_memory(model_path: Path, which: str, batch: int, steps: int, task: str) -> dict:
@@ -135,7 +134,7 @@ def memory_child(args) -> None:
 
     if args.memory_child == "ours":
         pipe = DiffusionLMPipeline.from_pretrained(args.model)
-        prompts = text_prompts(pipe, args.batches[0], args.task)
+        prompts = text_prompts(pipe.tokenizer, pipe.model.config, args.batches[0], args.task)
         before = high_water_mb()
         pipe(prompts, num_steps=args.steps[0], batch_size=len(prompts))
     else:
@@ -147,15 +146,9 @@ def memory_child(args) -> None:
             params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if k not in BUFFERS)
         tokenizer = AutoTokenizer.from_pretrained(args.model)
         ar = gpt2_like(cfg, len(tokenizer) + 1, params).eval()
-
-        class Holder:  # what gpt2_generate and text_prompts read of a pipeline
-            pass
-
-        holder = Holder()
-        holder.tokenizer, holder.model = tokenizer, type("M", (), {"config": cfg})()
-        prompts = text_prompts(holder, args.batches[0], args.task)
+        prompts = text_prompts(tokenizer, cfg, args.batches[0], args.task)
         before = high_water_mb()
-        gpt2_generate(holder, ar, prompts, cfg.max_response_length)
+        gpt2_generate(tokenizer, ar, prompts, cfg.max_response_length)
     print(json.dumps({"loaded_mb": before, "peak_mb": high_water_mb()}))
 
 
@@ -168,8 +161,8 @@ def end_to_end(args) -> None:
     print("| batch | model | output tokens/s | ratio to GPT-2 |")
     print("|---|---|---|---|")
     for batch in args.batches:
-        prompts = text_prompts(pipe, batch, args.task)
-        ar_rate = batch * n_out / best_time(lambda: gpt2_generate(pipe, ar, prompts, n_out), args.repeats)
+        prompts = text_prompts(pipe.tokenizer, pipe.model.config, batch, args.task)
+        ar_rate = batch * n_out / best_time(lambda: gpt2_generate(pipe.tokenizer, ar, prompts, n_out), args.repeats)
         print(f"| {batch} | GPT-2 greedy, KV cache | {ar_rate:.0f} | 1.00 |", flush=True)
         for steps in args.steps:
             rate = batch * n_out / best_time(lambda: pipe(prompts, num_steps=steps, batch_size=batch), args.repeats)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core.grids import make_grid
-from .generation import block_adjacent_repeats, generate_ids, sampling_grid
+from .generation import block_adjacent_repeats, condition_enhanced_time, generate_ids, sampling_grid
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 
@@ -109,9 +109,8 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
     target_rows = student.embed(batch.target_ids).float()
     previous, total = None, 0.0
     for z, t in zip(batch.states, batch.times):
-        t_model = torch.full((z.shape[0],), float(t), device=z.device)
-        if settings.log_snr_offset > 0:  # (C1), as at sampling
-            t_model = schedule.t_from_log_snr(schedule.log_snr(t_model.double()) - settings.log_snr_offset).float()
+        t_model = condition_enhanced_time(schedule, torch.full((z.shape[0],), float(t), device=z.device),
+                                          settings.log_snr_offset)  # (C1), as at sampling
         x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous)
         if cfg.x0_parameterization == "interpolated":  # the loss reads the plain estimate; the next step, the sampled one
             x0_loss_input = student.interpolate(logits)

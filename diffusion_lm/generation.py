@@ -37,7 +37,7 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     vocab = logits.shape[-1]
     word_of = same_word.to(logits.device) if same_word is not None else torch.arange(vocab, device=logits.device)
     if punctuation is not None:
-        punctuation = punctuation.to(logits.device)
+        punctuation = punctuation.to(logits.device, torch.bool)
     top = logits.argmax(-1)  # (B, N) each slot's first choice: it changes only where a slot is barred
     previous = top[:, 0]
     word = previous.clone()
@@ -61,6 +61,24 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
         if punctuation is not None:
             word = torch.where(punctuation[previous], word, previous)
     return logits
+
+
+def condition_enhanced_time(schedule, t: Tensor, log_snr_offset: float) -> Tensor:
+    """(C1) the time, float32, at which the denoiser reads a state at ``t``: log-SNR lowered by ``log_snr_offset``."""
+    if log_snr_offset <= 0:
+        return t.float()
+    return schedule.t_from_log_snr(schedule.log_snr(t.double()) - log_snr_offset).float()
+
+
+def round_estimate(model: DiffusionLMModel, x0: Tensor, block: bool, known: tuple[Tensor, Tensor] | None = None,
+                   punctuation: Tensor | None = None, same_word: Tensor | None = None) -> Tensor:
+    """Token ids (B, N) of an x0 estimate at unit scale: rounding (121), given slots held, repeats blocked (B1)."""
+    logits = model.rounding_logits(x0)
+    if known is not None:
+        logits = _hold_known(logits, *known)
+    if block:
+        logits = block_adjacent_repeats(logits, model.config.pad_token_id, punctuation, same_word)
+    return logits.argmax(-1)
 
 
 class SelfConditioning:
@@ -112,9 +130,7 @@ def _x0_model(
     cached = {"prompt_cache": cache} if cache is not None else {}
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:
-        t_model = t.float()
-        if settings.log_snr_offset > 0:  # (C1)
-            t_model = schedule.t_from_log_snr(schedule.log_snr(t.double()) - settings.log_snr_offset).float()
+        t_model = condition_enhanced_time(schedule, t, settings.log_snr_offset)
         out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, self_cond.previous, settings.temperature,
                                     **cached)  # (126)
         interpolated = cfg.x0_parameterization == "interpolated"
@@ -207,8 +223,6 @@ def generate_ids(
     known = _check_known(response_ids, given, prompt_ids.shape[0], cfg)
     pad_slots = {} if s.pad_boundary else None
     states = [SelfConditioning()]
-    if punctuation is not None:
-        punctuation = punctuation.to(device=device, dtype=torch.bool)
     x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known, punctuation, same_word)
     if s.guidance_scale != 1.0:
         states.append(SelfConditioning())
@@ -246,12 +260,7 @@ def generate_ids(
     x0 = last.get("x0")
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
-    logits = model.rounding_logits(x0)  # (121)
-    if known is not None:
-        logits = _hold_known(logits, *known)
-    if s.block_adjacent_repeats:
-        logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word)
-    return logits.argmax(-1)
+    return round_estimate(model, x0, s.block_adjacent_repeats, known, punctuation, same_word)  # (121)
 
 
 def _classifier_guided(model: DiffusionLMModel, x0_fn, prompt_ids: Tensor, prompt_mask: Tensor, classifier,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import cached_property
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,27 +46,13 @@ class DiffusionLMPipeline:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.generation_config = generation_config or GenerationConfig()
-        self._punctuation: torch.Tensor | None = None
-        self._same_word: torch.Tensor | None = None
 
-    @property
-    def punctuation(self) -> torch.Tensor:
-        """(V,) bool: the tokenizer's pausing punctuation (``,;:`` and dashes), which ``block_adjacent_repeats`` looks past."""
-        if self._punctuation is None:
-            self._punctuation = punctuation_mask(self.tokenizer)
-        return self._punctuation
-
-    @property
-    def same_word(self) -> torch.Tensor:
-        """(V,) long: the tokenizer's tokens grouped by text up to case, which ``block_adjacent_repeats`` counts as one word."""
-        if self._same_word is None:
-            self._same_word = same_word_classes(self.tokenizer)
-        return self._same_word
-
-    @property
+    @cached_property
     def repeat_block(self) -> dict[str, torch.Tensor]:
-        """The tokenizer's ``punctuation`` and ``same_word``, as ``generate_ids`` takes them."""
-        return {"punctuation": self.punctuation, "same_word": self.same_word}
+        """What ``block_adjacent_repeats`` reads of the tokenizer, as ``generate_ids`` takes it: ``punctuation`` (V,)
+        bool, the pauses (``,;:`` and dashes) it looks past, and ``same_word`` (V,) long, tokens grouped by text up
+        to case, which count as one word."""
+        return {"punctuation": punctuation_mask(self.tokenizer), "same_word": same_word_classes(self.tokenizer)}
 
     @property
     def device(self) -> torch.device:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from diffusion_lm.core.sampling import METHODS
-from diffusion_lm.generation import block_adjacent_repeats
+from diffusion_lm.generation import round_estimate
 
 
 @dataclass
@@ -66,10 +66,7 @@ def _step_viewer(pipe, settings: dict, emit) -> Any:
         if info["x0"] is None or info.get("start", 0) != 0:
             return
         with torch.no_grad():
-            logits = model.rounding_logits(info["x0"][:1].to(next(model.parameters()).dtype))
-            if block:
-                logits = block_adjacent_repeats(logits, model.config.pad_token_id, **pipe.repeat_block)
-            ids = logits.argmax(-1)[0].tolist()
+            ids = round_estimate(model, info["x0"][:1], block, **pipe.repeat_block)[0].tolist()
         changed = [previous is None or a != b for a, b in zip(ids, previous or ids)]
         previous = ids
         emit(StepView(int(info["i"]), float(info["t"]), _token_strings(pipe, ids), changed))
