@@ -112,15 +112,13 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
         t_model = condition_enhanced_time(schedule, torch.full((z.shape[0],), float(t), device=z.device),
                                           settings.log_snr_offset)  # (C1), as at sampling
         x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous)
-        if cfg.x0_parameterization == "interpolated":  # the loss reads the plain estimate; the next step, the sampled one
-            x0_loss_input = student.interpolate(logits)
+        sampled = x0_pred  # the loss reads the plain estimate; the next step, the one sampling forms
+        if cfg.x0_parameterization == "interpolated":
             shown = block_adjacent_repeats(logits.detach(), cfg.pad_token_id, **repeat_block) if settings.block_adjacent_repeats else logits
-            sampled = student.interpolate(shown.detach() / settings.temperature)
-        else:
-            x0_loss_input = sampled = x0_pred
+            sampled = student.interpolate(shown.detach(), settings.temperature)
         if cfg.self_conditioning_source == "rounded":
             sampled = student.clamp_to_table(sampled.detach())
-        loss_x0 = (x0_loss_input.float() - target_rows).pow(2).mean()  # (122)
+        loss_x0 = (x0_pred.float() - target_rows).pow(2).mean()  # (122)
         loss_round = F.cross_entropy(logits.transpose(1, 2).float(), batch.target_ids)  # (123)
         total = total + cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
         previous = sampled.detach() if cfg.self_conditioning else None

@@ -18,7 +18,7 @@ from .modeling import DiffusionLMModel
 
 
 def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None,
-                           same_word: Tensor | None = None) -> Tensor:
+                           same_word: Tensor | None = None, inplace: bool = False) -> Tensor:
     """Logits (B, N, V) in which no slot's most likely token is its left neighbour's (pad may repeat).
 
     Scanning left to right, where slot j would round to the token slot j - 1 rounds to, that token is
@@ -31,9 +31,11 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     ("that, that"). ``same_word`` (V,) maps each token to a class of tokens that count as one word (the pipeline:
     the same token text up to case, so "He he" is a repeat). Where a slot clashes, every token of its neighbour's
     class and of that last word's class is barred, so its next choice is none of them. A slot whose only finite
-    choice would be barred (a given slot of an infilling template) keeps it.
+    choice would be barred (a given slot of an infilling template) keeps it. ``inplace`` edits ``logits`` itself
+    (the sampler's own fresh logits) instead of a copy.
     """
-    logits = logits.clone()
+    if not inplace:
+        logits = logits.clone()
     vocab = logits.shape[-1]
     word_of = same_word.to(logits.device) if same_word is not None else torch.arange(vocab, device=logits.device)
     if punctuation is not None:
@@ -77,7 +79,7 @@ def round_estimate(model: DiffusionLMModel, x0: Tensor, block: bool, known: tupl
     if known is not None:
         logits = _hold_known(logits, *known)
     if block:
-        logits = block_adjacent_repeats(logits, model.config.pad_token_id, punctuation, same_word)
+        logits = block_adjacent_repeats(logits, model.config.pad_token_id, punctuation, same_word, inplace=True)
     return logits.argmax(-1)
 
 
@@ -127,21 +129,27 @@ def _x0_model(
     """
     cfg, schedule = model.config, model.schedule
     cache = model.encode_prompt(prompt_ids, prompt_mask)  # once per generation (prompt_attention="cached")
-    cached = {"prompt_cache": cache} if cache is not None else {}
+    extra: dict = {"prompt_cache": cache} if cache is not None else {}
+
+    interpolated = cfg.x0_parameterization == "interpolated"
+    block = settings.block_adjacent_repeats and interpolated
+
+    def edit(logits: Tensor) -> Tensor:  # before an interpolated x0_hat is formed from them (I1)
+        if known is not None:
+            logits = _hold_known(logits, *known)
+        if block:
+            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word, inplace=True)
+        return logits
+
+    if known is not None or block:
+        extra["edit_logits"] = edit
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:
         t_model = condition_enhanced_time(schedule, t, settings.log_snr_offset)
         out, logits = model.predict(prompt_ids, prompt_mask, z, t_model, self_cond.previous, settings.temperature,
-                                    **cached)  # (126)
-        interpolated = cfg.x0_parameterization == "interpolated"
-        if known is not None:
-            logits = _hold_known(logits, *known)
-            if not interpolated:
-                out = torch.where(known[1][..., None], model.embed(known[0]).to(out.dtype), out)
-        if settings.block_adjacent_repeats and interpolated:
-            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word)
-        if interpolated and (known is not None or settings.block_adjacent_repeats):
-            out = model.interpolate(logits / settings.temperature).to(out.dtype)  # (I1)
+                                    **extra)  # (126)
+        if known is not None and not interpolated:
+            out = torch.where(known[1][..., None], model.embed(known[0]).to(out.dtype), out)
         if pad_slots is not None:
             if pad_slots.get("mask") is None:
                 length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)

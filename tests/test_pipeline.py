@@ -103,8 +103,8 @@ def _recording_predict(model, seen: list):
     """model.predict that appends (self_cond, x0_hat) of every call to ``seen``."""
     original = model.predict
 
-    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0):
-        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0, **kwargs):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature, **kwargs)
         seen.append((self_cond, out[0].detach()))
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -85,8 +86,11 @@ class DiffusionLMModel(PreTrainedModel):
         if self.config.rounding == "dot":
             logits = x0 @ table.T
         else:  # -||x0 - e||^2 = 2 x0.e - ||e||^2 - ||x0||^2; the last term does not change the argmax or the CE
-            logits = 2 * x0 @ table.T - table.pow(2).sum(-1) - x0.pow(2).sum(-1, keepdim=True)
-        return logits / self.config.rounding_temperature
+            logits = (2 * x0) @ table.T
+            logits = logits.sub_(table.pow(2).sum(-1)).sub_(x0.pow(2).sum(-1, keepdim=True))
+        if self.config.rounding_temperature == 1.0:
+            return logits
+        return logits.div_(self.config.rounding_temperature)  # in place: (B, N, V) is a step's largest tensor
 
     def round(self, x0: Tensor) -> Tensor:
         """Token ids of the rows nearest to x0 under the rounding logits: (B, N, D) -> (B, N)."""
@@ -98,10 +102,11 @@ class DiffusionLMModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ the denoiser and the loss
 
-    def interpolate(self, logits: Tensor) -> Tensor:
-        """(I1) x0_hat = softmax(logits) @ E: the expected embedding under the rounding distribution, (B, N, D)."""
+    def interpolate(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
+        """(I1) x0_hat = softmax(logits / T) @ E: the expected embedding under the rounding distribution, (B, N, D)."""
         table = self.embedding_table / self.config.embedding_scale
-        return torch.softmax(logits.float(), -1) @ table
+        logits = logits.float()
+        return torch.softmax(logits if temperature == 1.0 else logits / temperature, -1) @ table
 
     def encode_prompt(self, prompt_ids: Tensor, prompt_mask: Tensor):
         """The prompt's keys and values for every layer, computed once per generation (a ``PromptCache``), or None
@@ -112,21 +117,24 @@ class DiffusionLMModel(PreTrainedModel):
 
     def predict(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
-        temperature: float = 1.0, prompt_cache=None,
+        temperature: float = 1.0, prompt_cache=None, edit_logits: Callable[[Tensor], Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """f_theta (120) and its rounding logits (121): x0_hat (B, N, D) and logits (B, N, V).
 
         ``temperature`` < 1 sharpens an interpolated x0_hat towards its most likely rows (I1) at sampling
         time (it does not change the logits, or a direct x0_hat). ``prompt_cache`` (from ``encode_prompt``)
-        skips the prompt slots' layers.
+        skips the prompt slots' layers. ``edit_logits`` (sampling: given slots held, repeats blocked) rewrites the
+        logits, which it may change in place, before an interpolated x0_hat is formed from them.
         """
         if prompt_cache is not None:
             out = self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache)
         else:
             out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
         logits = self.rounding_logits(out.float())
+        if edit_logits is not None:
+            logits = edit_logits(logits)
         if self.config.x0_parameterization == "interpolated":
-            return self.interpolate(logits / temperature).to(out.dtype), logits
+            return self.interpolate(logits, temperature).to(out.dtype), logits
         return out, logits
 
     @torch.no_grad()
