@@ -73,11 +73,14 @@ def condition_enhanced_time(schedule, t: Tensor, log_snr_offset: float) -> Tenso
 
 
 def round_estimate(model: DiffusionLMModel, x0: Tensor, block: bool, known: tuple[Tensor, Tensor] | None = None,
-                   punctuation: Tensor | None = None, same_word: Tensor | None = None) -> Tensor:
-    """Token ids (B, N) of an x0 estimate at unit scale: rounding (121), given slots held, repeats blocked (B1)."""
+                   punctuation: Tensor | None = None, same_word: Tensor | None = None, past: Tensor | None = None) -> Tensor:
+    """Token ids (B, N) of an x0 estimate at unit scale: rounding (121), given slots held, the predicted length
+    held (``past``, (B, N) True past it: L1), repeats blocked (B1)."""
     logits = model.rounding_logits(x0)
     if known is not None:
         logits = _hold_known(logits, *known)
+    if past is not None:
+        logits = _hold_length(logits, past, model.config.pad_token_id)
     if block:
         logits = block_adjacent_repeats(logits, model.config.pad_token_id, punctuation, same_word, inplace=True)
     return logits.argmax(-1)
@@ -103,6 +106,14 @@ def _hold_known(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
     return torch.where(given[..., None], one_hot, logits)
 
 
+def _hold_length(logits: Tensor, past: Tensor, pad_token_id: int) -> Tensor:
+    """(L1) logits (B, N, V) that are one-hot pad at the slots ``past`` the predicted length. (Also barring pad
+    before it, so the response has exactly that length, scored lower on g2p: 16.5 -> 10.5% exact match.)"""
+    one_hot = torch.full_like(logits[0, 0], float("-inf"))
+    one_hot[pad_token_id] = 0.0
+    return torch.where(past[..., None], one_hot, logits)
+
+
 def _x0_model(
     model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
     pad_slots: dict[str, Tensor | None] | None, self_cond: SelfConditioning,
@@ -125,7 +136,7 @@ def _x0_model(
     ``pad_slots`` (a dict shared by the conditional and unconditional calls) turns on the pad boundary
     (L1): the first call, at t = 1, predicts each response's length from the prompt as the expected
     number of non-pad slots, sum_j (1 - p(pad at j | prompt)); from then on the slots past it are held
-    at the pad embedding, so the rollout never fills them.
+    at the pad embedding (for an interpolated x0, through one-hot logits), so the rollout never fills them.
     """
     cfg, schedule = model.config, model.schedule
     cache = model.encode_prompt(prompt_ids, prompt_mask)  # once per generation (prompt_attention="cached")
@@ -137,11 +148,19 @@ def _x0_model(
     def edit(logits: Tensor) -> Tensor:  # before an interpolated x0_hat is formed from them (I1)
         if known is not None:
             logits = _hold_known(logits, *known)
+        if pad_slots is not None:
+            if pad_slots.get("mask") is None:
+                length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
+                pad_slots["mask"] = torch.arange(logits.shape[1], device=logits.device)[None] >= length[:, None]
+                if known is not None:  # a template's given slots stay as given
+                    pad_slots["mask"] &= ~known[1]
+            if interpolated:
+                logits = _hold_length(logits, pad_slots["mask"], cfg.pad_token_id)
         if block:
             logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word, inplace=True)
         return logits
 
-    if known is not None or block:
+    if known is not None or block or pad_slots is not None:
         extra["edit_logits"] = edit
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:
@@ -150,12 +169,7 @@ def _x0_model(
                                     **extra)  # (126)
         if known is not None and not interpolated:
             out = torch.where(known[1][..., None], model.embed(known[0]).to(out.dtype), out)
-        if pad_slots is not None:
-            if pad_slots.get("mask") is None:
-                length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
-                pad_slots["mask"] = torch.arange(z.shape[1], device=z.device)[None] >= length[:, None]
-                if known is not None:  # a template's given slots stay as given
-                    pad_slots["mask"] &= ~known[1]
+        if pad_slots is not None and not interpolated:  # an interpolated x0_hat has it from the edited logits
             pad = model.embed(torch.tensor([cfg.pad_token_id], device=z.device)).to(out.dtype)
             out = torch.where(pad_slots["mask"][..., None], pad, out)
         if cfg.self_conditioning:
@@ -268,7 +282,8 @@ def generate_ids(
     x0 = last.get("x0")
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
-    return round_estimate(model, x0, s.block_adjacent_repeats, known, punctuation, same_word)  # (121)
+    past = pad_slots.get("mask") if pad_slots is not None else None
+    return round_estimate(model, x0, s.block_adjacent_repeats, known, punctuation, same_word, past)  # (121)
 
 
 def _classifier_guided(model: DiffusionLMModel, x0_fn, prompt_ids: Tensor, prompt_mask: Tensor, classifier,

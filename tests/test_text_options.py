@@ -81,22 +81,30 @@ def test_pad_boundary_holds_the_slots_past_the_predicted_length_at_pad():
     model, tok = tiny_model(x0_parameterization="interpolated")
     batch = _batch(tok)
     pad = model.config.pad_token_id
+    pad_row = model.embed(torch.tensor([pad]))[0]
+    with torch.no_grad():  # p(pad) near 1/2 at every slot, so predicted lengths fall inside the response
+        vocab = model.embedding_table.shape[0]
+        model.denoiser.out.bias.copy_(pad_row * math.log(vocab - 1) / pad_row.pow(2).sum())
     calls = []
     original = model.predict
 
     def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0, **kwargs):
+        raw = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)[1]  # the model's own, before any edit
         out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature, **kwargs)
-        calls.append((float(t[0]), out[1].detach().clone()))
+        calls.append((float(t[0]), raw.detach().clone(), out[0].detach().clone()))
         return out
 
     model.predict = spy
     ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=4, method="ddim", pad_boundary=True,
                        generator=torch.Generator().manual_seed(0))
-    first_t, first_logits = calls[0]
+    first_t, first_logits, _ = calls[0]
     assert first_t == 1.0
     length = (1 - first_logits.softmax(-1)[..., pad]).sum(-1).round().long()
-    for row, n in zip(ids.tolist(), length.tolist()):
-        assert all(token == pad for token in row[n:])
+    assert 0 < length.min() and length.max() < ids.shape[1], "the check needs lengths inside the response"
+    for i, n in enumerate(length.tolist()):
+        assert all(token == pad for token in ids[i, n:].tolist())
+        for _, _, x0 in calls:  # every estimate of the rollout holds those slots at the pad row
+            torch.testing.assert_close(x0[i, n:], pad_row.expand(ids.shape[1] - n, -1))
 
 
 def _spy_predict(model):
