@@ -16,6 +16,7 @@ Writes ``<out>/results.json``, ``report.md`` and ``quality_vs_nfe.png``.
     python bench/text_vs_ar.py --task bible --out runs/bench_bible     # ~50 min on 2 CPU cores
     python bench/text_vs_ar.py --task sort --out runs/bench_sort
     python bench/text_vs_ar.py --report-only --out runs/bench_bible    # redraw tables and plot
+    python bench/text_vs_ar.py --task bible --ours runs/abl/bible/defaults/run/model --ours-seconds 1297   # score a trained one
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="config overrides for ours, key=value")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one run, one measurement)")
     parser.add_argument("--report-only", action="store_true", help="redraw the tables and plot from <out>/results.json")
+    parser.add_argument("--ours", type=Path, default=None,
+                        help="a model already trained with this task's config (and --set): score it instead of training ours")
+    parser.add_argument("--ours-seconds", type=float, default=None, help="with --ours: its optimisation seconds (GPT-2's equal time)")
     args = parser.parse_args()
     out = args.out or ROOT / "runs" / f"bench_{args.task}"
     if args.report_only:
@@ -109,7 +113,14 @@ def main() -> None:
     extra = [x for item in args.set for x in ("--" + item.partition("=")[0], item.partition("=")[2])]
     if args.train_steps:
         extra += ["--optim.max_steps", str(args.train_steps), "--optim.warmup_steps", "2"]
-    folder, seconds, config = train_ours(out, paths, config_path, overrides, extra)
+    if args.ours is not None:
+        if args.ours_seconds is None:
+            parser.error("--ours needs --ours-seconds (its training time, which GPT-2's equal-time run gets)")
+        from training.config import load_config
+
+        folder, seconds, config = args.ours, args.ours_seconds, load_config(config_path, list(overrides) + extra)
+    else:
+        folder, seconds, config = train_ours(out, paths, config_path, overrides, extra)
     pipe = DiffusionLMPipeline.from_pretrained(folder)
     m = pipe.model.config
     results: dict = {"task": args.task, "ours": [], "ar": [], "throughput": [], "ours_train_seconds": round(seconds, 1),
