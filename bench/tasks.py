@@ -2,6 +2,7 @@
 
 - ``bible``: KJV -> WEB verse modernisation (configs/demo.yaml, the README demo), BLEU/chrF.
 - ``g2p``: spelling -> pronunciation from the CMU Pronouncing Dictionary (configs/g2p.yaml), exact match.
+- ``simplify``: longer KJV verses -> the Bible in Basic English, 4000 training pairs (configs/demo.yaml), BLEU/chrF.
 - ``sort``: sort 4-12 words over a 50-word vocabulary (synthetic; command-line overrides), exact match.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("bible", "g2p", "sort")
+TASKS = ("bible", "g2p", "simplify", "sort")
 
 SORT_OVERRIDES = ["--model.embedding_dim", "16", "--model.hidden_size", "64", "--model.num_layers", "4", "--model.num_heads", "4",
                   "--model.mlp_ratio", "2.0", "--model.max_prompt_length", "16", "--model.max_response_length", "16",
@@ -23,9 +24,9 @@ def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list
     """Data files (train/validation/test), the config file and the overrides that define ``task``'s model and training."""
     from training.build_data import ensure, write_jsonl
 
-    if task in ("bible", "g2p"):
+    if task in ("bible", "g2p", "simplify"):
         paths = ensure(task)
-        config = ROOT / "configs" / ("demo.yaml" if task == "bible" else "g2p.yaml")
+        config = ROOT / "configs" / ("g2p.yaml" if task == "g2p" else "demo.yaml")
         return paths, config, []
     if task != "sort":
         raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}.")
