@@ -137,3 +137,18 @@ def test_distill_cli_names_bad_settings(tmp_path, capsys):
     assert "steps on the grid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--student-steps", "0"])
+
+
+def test_skip_reads_the_prompts_after_the_first_rows(tmp_path):
+    """A later distillation round takes prompts the student has not seen: ``--skip N`` starts after row N."""
+    from training.distill import main, read_prompts
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"w{i}"}) + "\n" for i in range(6)))
+    assert read_prompts(data, "prompt", 3) == ["w0", "w1", "w2"]
+    assert read_prompts(data, "prompt", 3, skip=2) == ["w2", "w3", "w4"]
+    assert read_prompts(data, "prompt", 10, skip=4) == ["w4", "w5"]
+    with pytest.raises(ValueError, match="after the first 6 rows"):
+        read_prompts(data, "prompt", 3, skip=6)
+    with pytest.raises(SystemExit):
+        main(["--teacher", "x", "--data", str(data), "--out", str(tmp_path / "o"), "--skip", "-1"])

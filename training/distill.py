@@ -30,11 +30,12 @@ from .jsonl import read_fields, report
 from .threads import require_positive, run_command
 
 
-def read_prompts(path: Path, field: str, limit: int) -> list[str]:
-    """Up to ``limit`` prompts of a JSON-lines file, with errors that name the file, line and field."""
-    prompts = [row[0] for row in read_fields(path, (field,), "--prompt_field", limit)]
+def read_prompts(path: Path, field: str, limit: int, skip: int = 0) -> list[str]:
+    """Up to ``limit`` prompts of a JSON-lines file after its first ``skip`` rows, with errors that name the file,
+    line and field."""
+    prompts = [row[0] for row in read_fields(path, (field,), "--prompt_field", limit + skip)][skip:]
     if not prompts:
-        raise ValueError(f"{path}: no prompts.")
+        raise ValueError(f"{path}: no prompts" + (f" after the first {skip} rows (--skip)." if skip else "."))
     return prompts
 
 
@@ -131,7 +132,7 @@ def distill(args: argparse.Namespace) -> dict:
     if args.teacher_steps % args.student_steps:
         raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of --student-steps ({args.student_steps}).")
     check_distillable(settings, args.student_steps, args.teacher_steps)
-    prompts = read_prompts(args.data, args.prompt_field, args.prompts + args.held_out)
+    prompts = read_prompts(args.data, args.prompt_field, args.prompts + args.held_out, args.skip)
     if len(prompts) <= args.held_out:
         raise ValueError(f"{args.data} has {len(prompts)} prompts; distillation needs more than --held-out ({args.held_out}).")
     held, train_prompts = prompts[: args.held_out], prompts[args.held_out :]
@@ -190,14 +191,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher-steps", type=int, default=20)
     p.add_argument("--prompts", type=int, default=4096, help="training prompts the teacher answers")
     p.add_argument("--held-out", type=int, default=64, help="prompts kept back to compare student and teacher")
+    p.add_argument("--skip", type=int, default=0,
+                   help="start after this many rows of --data: a later round (--student-init) on prompts the student has not seen")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = require_positive(p, p.parse_args(argv), "student_steps", "teacher_steps", "prompts", "steps", "batch_size")
-    if args.held_out < 0:
-        p.error("--held-out must be >= 0")
+    for name in ("held_out", "skip"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
     return args
 
 
