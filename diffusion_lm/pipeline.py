@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from functools import cached_property
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 

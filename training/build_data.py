@@ -51,13 +51,13 @@ def bible_pairs(target: str = "WORLD_ENGLISH") -> list[dict]:
                 vid = bible.get_verse_id(book, chapter, verse)
                 try:
                     kjv = bible.get_verse_text(vid, version=Version.KING_JAMES)
-                    web = bible.get_verse_text(vid, version=Version[target])
+                    response = bible.get_verse_text(vid, version=Version[target])
                 except Exception:  # a verse one translation omits (e.g. the apocrypha)
                     continue
                 kjv = re.sub(r"\s+", " ", re.sub(r"[\[\]]", "", kjv)).strip()
-                web = re.sub(r"\s+", " ", web.replace("`", "'")).strip()
-                if kjv and web:
-                    pairs.append({"prompt": kjv, "response": web, "ref": f"{book.name.title()} {chapter}:{verse}"})
+                response = re.sub(r"\s+", " ", response.replace("`", "'")).strip()
+                if kjv and response:
+                    pairs.append({"prompt": kjv, "response": response, "ref": f"{book.name.title()} {chapter}:{verse}"})
     return pairs
 
 
