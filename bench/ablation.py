@@ -43,6 +43,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "min_noise": {"model.t_eps": "0.2"},
     "prompt_cached": {"model.prompt_attention": "cached"},
     "before": {"model.x0_parameterization": "direct", "model.time_warping": "false"},
+    "length_prediction": {"model.length_prediction": "true"},
 }
 # Generation settings measured on every run: (name, overrides of the saved generation config).
 SETTINGS = [("1 step", {"num_steps": 1}), ("ddim eta=1, 10", {"num_steps": 10}), ("ddim eta=1, 20", {"num_steps": 20}),
@@ -54,7 +55,8 @@ INFERENCE_VARIANTS = [("offset 0 (plain sampler)", {"log_snr_offset": 0.0}), ("o
                       ("offset 6", {"log_snr_offset": 6.0}), ("temperature 0.3", {"temperature": 0.3}),
                       ("pad boundary", {"pad_boundary": True}),
                       ("adjacent repeats blocked", {"block_adjacent_repeats": True}), ("clamped", {"clamp": True}),
-                      ("log-SNR grid", {"grid": "logsnr"}), ("time grid", {"grid": "time"})]
+                      ("log-SNR grid", {"grid": "logsnr"}), ("time grid", {"grid": "time"}),
+                      ("3 length candidates", {"length_candidates": 3}), ("5 length candidates", {"length_candidates": 5})]
 DIAG_TIMES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0]
 
 
@@ -79,8 +81,12 @@ def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: i
     for key, value in overrides.items():
         args += [f"--{key}", value]
     config = load_config(config_path, args)
-    if eval_only:
+    if eval_only and (folder / "results.json").exists():
         result = json.loads((folder / "results.json").read_text())
+    elif eval_only:  # a run whose measurement was cut short: what training logged
+        last = [r for r in map(json.loads, open(folder / "run" / "metrics.jsonl")) if "train_minutes" in r][-1]
+        result = {"task": task, "name": name, "overrides": overrides, "train_seconds": 60 * last["train_minutes"],
+                  "max_steps": last["step"], "val_loss": last.get("val_loss")}
     else:
         start = time.time()
         trained = train(config)

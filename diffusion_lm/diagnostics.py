@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .modeling import DiffusionLMModel
+from .modeling.length import past_the_end
 
 
 @dataclass
@@ -40,12 +41,14 @@ def token_accuracy_by_time(
 ) -> list[AccuracyAtTime]:
     """Accuracy of one rounded x0 prediction from the true noised response at each of ``times``.
 
-    A self-conditioning model is fed its own estimate at the same z_t (a second pass), as in training.
+    A self-conditioning model is fed its own estimate at the same z_t (a second pass), as in training; a
+    length-conditioned one (L2) the true length.
     """
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     x0 = model.embed(response_ids)  # (117)
     content = response_ids != model.config.pad_token_id
+    past = past_the_end(content.sum(-1), response_ids.shape[1])  # a length-conditioned model is told the true n (L2)
     rows = []
     for t in times:
         tt = torch.full((x0.shape[0],), float(t), dtype=torch.float64)
@@ -53,9 +56,9 @@ def token_accuracy_by_time(
         eps = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)
         z = alpha * x0 + sigma * eps  # (118)
         t_model = tt.to(torch.float32).to(x0.device)
-        x0_hat = model.denoise(prompt_ids, prompt_mask, z, t_model)
+        x0_hat = model.denoise(prompt_ids, prompt_mask, z, t_model, past=past)
         if model.config.self_conditioning:
-            x0_hat = model.denoise(prompt_ids, prompt_mask, z, t_model, x0_hat)
+            x0_hat = model.denoise(prompt_ids, prompt_mask, z, t_model, x0_hat, past=past)
         right = model.round(x0_hat) == response_ids
         rows.append(AccuracyAtTime(
             t=float(t), log_snr=float(model.schedule.log_snr(tt)[0]), accuracy=float(right.float().mean()),

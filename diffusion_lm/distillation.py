@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core.grids import make_grid
-from .generation import block_adjacent_repeats, condition_enhanced_time, generate_ids, sampling_grid
+from .generation import hold_length, block_adjacent_repeats, condition_enhanced_time, generate_ids, sampling_grid
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
+from .modeling.length import past_the_end, response_lengths
 
 
 def student_grid(model: DiffusionLMModel, settings: GenerationConfig, student_steps: int) -> Tensor:
@@ -107,14 +108,19 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
     ``self_conditioning_source="rounded"``)."""
     cfg, schedule = student.config, student.schedule
     target_rows = student.embed(batch.target_ids).float()
+    past = None  # a length-conditioned student is told the length the teacher wrote (L2)
+    if student.length_predictor is not None:
+        past = past_the_end(response_lengths(batch.target_ids, cfg.pad_token_id), batch.target_ids.shape[1])
     previous, total = None, 0.0
     for z, t in zip(batch.states, batch.times):
         t_model = condition_enhanced_time(schedule, torch.full((z.shape[0],), float(t), device=z.device),
                                           settings.log_snr_offset)  # (C1), as at sampling
-        x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous)
+        x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous, past=past)
         sampled = x0_pred  # the loss reads the plain estimate; the next step, the one sampling forms
         if cfg.x0_parameterization == "interpolated":
-            shown = block_adjacent_repeats(logits.detach(), cfg.pad_token_id, **repeat_block) if settings.block_adjacent_repeats else logits
+            shown = logits.detach() if past is None else hold_length(logits.detach().clone(), past, cfg.pad_token_id, exact=True)
+            if settings.block_adjacent_repeats:
+                shown = block_adjacent_repeats(shown, cfg.pad_token_id, **repeat_block)
             sampled = student.interpolate(shown.detach(), settings.temperature)
         if cfg.self_conditioning_source == "rounded":
             sampled = student.clamp_to_table(sampled.detach())

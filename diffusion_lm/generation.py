@@ -15,6 +15,7 @@ from torch import Tensor
 from .core import classifier_free, classifier_guidance, guidance_weight, sample
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
+from .modeling.length import past_the_end
 
 
 def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None,
@@ -73,14 +74,15 @@ def condition_enhanced_time(schedule, t: Tensor, log_snr_offset: float) -> Tenso
 
 
 def round_estimate(model: DiffusionLMModel, x0: Tensor, block: bool, known: tuple[Tensor, Tensor] | None = None,
-                   punctuation: Tensor | None = None, same_word: Tensor | None = None, past: Tensor | None = None) -> Tensor:
+                   punctuation: Tensor | None = None, same_word: Tensor | None = None, past: Tensor | None = None,
+                   exact: bool = False) -> Tensor:
     """Token ids (B, N) of an x0 estimate at unit scale: rounding (121), given slots held, the predicted length
-    held (``past``, (B, N) True past it: L1), repeats blocked (B1)."""
+    held (``past``, (B, N) True past it: L1, and ``exact``: no pad before it, L2), repeats blocked (B1)."""
     logits = model.rounding_logits(x0)
     if known is not None:
         logits = _hold_known(logits, *known)
     if past is not None:
-        logits = _hold_length(logits, past, model.config.pad_token_id)
+        logits = hold_length(logits, past, model.config.pad_token_id, exact)
     if block:
         logits = block_adjacent_repeats(logits, model.config.pad_token_id, punctuation, same_word, inplace=True)
     return logits.argmax(-1)
@@ -106,11 +108,15 @@ def _hold_known(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
     return torch.where(given[..., None], one_hot, logits)
 
 
-def _hold_length(logits: Tensor, past: Tensor, pad_token_id: int) -> Tensor:
-    """(L1) logits (B, N, V) that are one-hot pad at the slots ``past`` the predicted length. (Also barring pad
-    before it, so the response has exactly that length, scored lower on g2p: 16.5 -> 10.5% exact match.)"""
+def hold_length(logits: Tensor, past: Tensor, pad_token_id: int, exact: bool = False) -> Tensor:
+    """(L1) logits (B, N, V) that are one-hot pad at the slots ``past`` the predicted length; ``exact`` also bars pad
+    before it, so the response has exactly that length: right for a length-conditioned model (L2), which was
+    trained never to write pad there. (For an unconditioned model's L1 estimate, barring pad before the boundary
+    scored lower on g2p: 16.5 -> 10.5% exact match, so L1 leaves it open.)"""
     one_hot = torch.full_like(logits[0, 0], float("-inf"))
     one_hot[pad_token_id] = 0.0
+    if exact:
+        logits[..., pad_token_id] = torch.where(past, logits[..., pad_token_id], float("-inf"))
     return torch.where(past[..., None], one_hot, logits)
 
 
@@ -137,10 +143,14 @@ def _x0_model(
     (L1): the first call, at t = 1, predicts each response's length from the prompt as the expected
     number of non-pad slots, sum_j (1 - p(pad at j | prompt)); from then on the slots past it are held
     at the pad embedding (for an interpolated x0, through one-hot logits), so the rollout never fills them.
+    For a length-conditioned model (L2) ``pad_slots`` arrives filled: ``mask`` from the chosen length, which the
+    denoiser is also told, and ``exact`` (no pad before the length).
     """
     cfg, schedule = model.config, model.schedule
     cache = model.encode_prompt(prompt_ids, prompt_mask)  # once per generation (prompt_attention="cached")
     extra: dict = {"prompt_cache": cache} if cache is not None else {}
+    if model.length_predictor is not None:
+        extra["past"] = pad_slots["mask"]  # (L2)
 
     interpolated = cfg.x0_parameterization == "interpolated"
     block = settings.block_adjacent_repeats and interpolated
@@ -155,7 +165,7 @@ def _x0_model(
                 if known is not None:  # a template's given slots stay as given
                     pad_slots["mask"] &= ~known[1]
             if interpolated:
-                logits = _hold_length(logits, pad_slots["mask"], cfg.pad_token_id)
+                logits = hold_length(logits, pad_slots["mask"], cfg.pad_token_id, pad_slots.get("exact", False))
         if block:
             logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word, inplace=True)
         return logits
@@ -209,6 +219,7 @@ def generate_ids(
     noise: Tensor | None = None,
     punctuation: Tensor | None = None,
     same_word: Tensor | None = None,
+    lengths: Tensor | None = None,
     **settings,
 ) -> Tensor:
     """Response token ids (B, N) for prompts (B, P): sample the response embeddings, then round (121).
@@ -230,6 +241,11 @@ def generate_ids(
     same noise gives the same rollout (distillation pairs a teacher's and a student's rollouts this way).
     ``punctuation`` (V,) bool and ``same_word`` (V,) long: the tokens ``block_adjacent_repeats`` looks past and the
     classes of tokens it counts as one word (see that function; the pipeline passes its tokenizer's).
+
+    A length-conditioned model (``length_prediction``, L2) writes exactly n tokens per response: ``lengths`` (B,)
+    if given, else an infilling template's own length, else the length classifier's most likely n; with
+    ``length_candidates`` k > 1, a rollout for each of its k most likely lengths (k times the work), keeping the
+    one the model rates most likely (``length_candidate_score``: Mask-Predict's length beam, scored at t = 1).
     """
     s = (config or GenerationConfig()).updated(**settings)
     if s.guidance_scale != 1.0 and model.config.prompt_dropout <= 0:
@@ -237,13 +253,61 @@ def generate_ids(
             f"guidance_scale={s.guidance_scale} needs classifier-free guidance, but this model was trained "
             "without prompt dropout (config.prompt_dropout = 0); use guidance_scale=1.0 or train with prompt_dropout > 0."
         )
+    known = _check_known(response_ids, given, prompt_ids.shape[0], model.config)
+    run = dict(t_end=t_end, generator=generator, callback=callback, progress=progress, classifier=classifier,
+               classifier_scale=classifier_scale, punctuation=punctuation, same_word=same_word)
+    if model.length_predictor is None:
+        if lengths is not None:
+            raise ValueError("lengths is for a length-conditioned model (length_prediction=True); this one is not.")
+        return _rollout(model, prompt_ids, prompt_mask, s, known=known, classes=classes, noise=noise, **run)
+    b, k = prompt_ids.shape[0], s.length_candidates
+    if lengths is not None or known is not None or k == 1:
+        lengths = _lengths(model, prompt_ids, prompt_mask, lengths, known)
+        return _rollout(model, prompt_ids, prompt_mask, s, known=known, classes=classes, noise=noise, lengths=lengths, **run)
+    k = min(k, model.config.max_response_length + 1)
+    top = model.length_logits(prompt_ids, prompt_mask).topk(k, -1).indices  # (B, k)
+    repeat = lambda x: None if x is None else x.repeat_interleave(k, 0)  # noqa: E731
+    prompt_ids, prompt_mask, lengths = repeat(prompt_ids), repeat(prompt_mask), top.reshape(-1)
+    ids = _rollout(model, prompt_ids, prompt_mask, s, known=None, classes=repeat(classes), noise=repeat(noise),
+                   lengths=lengths, **run)
+    best = length_candidate_score(model, prompt_ids, prompt_mask, ids, lengths, generator).view(b, k).argmax(-1)
+    return ids.view(b, k, -1)[torch.arange(b, device=ids.device), best]
+
+
+def _lengths(model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, lengths: Tensor | None,
+             known: tuple[Tensor, Tensor] | None) -> Tensor:
+    """(B,) the n each response of a length-conditioned model gets (L2): as given, an infilling template's own (its
+    slots before the given pad that ends it), or the length classifier's most likely."""
+    n = model.config.max_response_length
+    if lengths is not None:
+        lengths = torch.as_tensor(lengths, device=prompt_ids.device).long()
+        if tuple(lengths.shape) != (prompt_ids.shape[0],) or lengths.min() < 0 or lengths.max() > n:
+            raise ValueError(f"lengths must be one integer in [0, {n}] per prompt, shape ({prompt_ids.shape[0]},); "
+                             f"got shape {tuple(lengths.shape)}.")
+        return lengths
+    if known is not None:
+        ids, given = known
+        open_or_word = ~(given & (ids == model.config.pad_token_id))  # (B, N)
+        slots = torch.arange(1, n + 1, device=ids.device)
+        return (open_or_word * slots).amax(-1)
+    return model.length_logits(prompt_ids, prompt_mask).argmax(-1)
+
+
+def _rollout(
+    model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, s: GenerationConfig, *, t_end, generator,
+    callback, progress, known, classifier, classes, classifier_scale, noise, punctuation, same_word,
+    lengths: Tensor | None = None,
+) -> Tensor:
+    """One sampler run: the response ids (B, N); with ``lengths`` (B,), of exactly those lengths (L2)."""
     cfg, schedule = model.config, model.schedule
     t_end = cfg.t_eps if t_end is None else t_end
     b = prompt_ids.shape[0]
     device = prompt_ids.device
     dtype = next(model.parameters()).dtype
-    known = _check_known(response_ids, given, prompt_ids.shape[0], cfg)
     pad_slots = {} if s.pad_boundary else None
+    if lengths is not None:
+        past = past_the_end(lengths, cfg.max_response_length)
+        pad_slots = {"mask": past, "exact": True}
     states = [SelfConditioning()]
     x0_fn = _x0_model(model, prompt_ids, prompt_mask, s, pad_slots, states[0], known, punctuation, same_word)
     if s.guidance_scale != 1.0:
@@ -283,7 +347,26 @@ def generate_ids(
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
     past = pad_slots.get("mask") if pad_slots is not None else None
-    return round_estimate(model, x0, s.block_adjacent_repeats, known, punctuation, same_word, past)  # (121)
+    exact = pad_slots is not None and pad_slots.get("exact", False)
+    return round_estimate(model, x0, s.block_adjacent_repeats, known, punctuation, same_word, past, exact)  # (121)
+
+
+def length_candidate_score(model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, ids: Tensor,
+                           lengths: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """(L2) how likely a length-conditioned model rates each response (B,): log p(n | x_p) plus the sum over the
+    slots j < n of log p(y_j | x_p, n) read from the denoiser at t = 1, where the state is pure noise and tells it
+    nothing of y (its self-conditioning pass fed its own first estimate, as in sampling)."""
+    past = past_the_end(lengths, ids.shape[1])
+    shape = (*ids.shape, model.config.embedding_dim)
+    gen_device = generator.device if generator is not None else ids.device
+    z = float(model.schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(ids.device)
+    t = torch.ones(ids.shape[0], device=ids.device)
+    first, logits = model.predict(prompt_ids, prompt_mask, z, t, past=past)
+    if model.config.self_conditioning:
+        logits = model.predict(prompt_ids, prompt_mask, z, t, first, past=past)[1]
+    log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)  # (B, N)
+    log_n = model.length_logits(prompt_ids, prompt_mask).float().log_softmax(-1).gather(-1, lengths[:, None]).squeeze(-1)
+    return log_n + log_p.masked_fill(past, 0.0).sum(-1)
 
 
 def _classifier_guided(model: DiffusionLMModel, x0_fn, prompt_ids: Tensor, prompt_mask: Tensor, classifier,

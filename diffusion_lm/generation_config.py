@@ -37,6 +37,8 @@ class GenerationConfig:
         grid: the time grid (``logsnr``, ``time``, ``karras``, ``warped``); ``None`` picks ``warped`` for a
             time-warped model and ``logsnr`` otherwise.
         order: solver order for ``dpm_solver``, ``dpm_solver++`` and ``unipc``.
+        length_candidates: for a length-conditioned model (L2), roll out this many of the most likely lengths and
+            keep the response the model rates most likely per token (k times the work); 1 takes the most likely length.
     """
 
     num_steps: int = 10
@@ -50,6 +52,7 @@ class GenerationConfig:
     block_adjacent_repeats: bool = False
     grid: str | None = None
     order: int | None = None
+    length_candidates: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -70,6 +73,8 @@ class GenerationConfig:
             raise ValueError(f"log_snr_offset must be >= 0 (0 = the plain denoiser), got {self.log_snr_offset}.")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 (1 = the model's own x0 estimate), got {self.temperature}.")
+        if isinstance(self.length_candidates, bool) or not isinstance(self.length_candidates, int) or self.length_candidates < 1:
+            raise ValueError(f"length_candidates must be an integer >= 1 (1 = the most likely length), got {self.length_candidates!r}.")
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0 (1 = no guidance), got {self.guidance_scale}.")
 

@@ -120,6 +120,7 @@ class DiffusionLMPipeline:
         log_snr_offset: float | None = None,
         grid: str | None = None,
         order: int | None = None,
+        length_candidates: int | None = None,
         progress: bool = False,
         response_template: str | Sequence[str] | None = None,
         classifier: Any = None,
@@ -146,14 +147,16 @@ class DiffusionLMPipeline:
             classifier, classes, classifier_scale: classifier guidance (61) with a ``ResponseClassifier`` trained on
                 this model (``python -m training.train_classifier``) towards ``classes`` (one name for every
                 prompt, or one per prompt) at weight ``classifier_scale`` (0 = off).
-            clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order: see :class:`GenerationConfig`.
+            clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order, length_candidates:
+                see :class:`GenerationConfig`.
             callback: called after every sampler step with ``{"i", "t", "x", "x0", "start"}`` (x0, the current
                 estimate at unit scale (what ``model.rounding_logits`` takes), or None for samplers that report none; ``start``, the batch's first row
                 among the expanded prompts); ``diffusion_lm.inference.app`` uses it to show the text settling.
         """
         settings = self.generation_config.updated(
             num_steps=num_steps, method=method, eta=eta, guidance_scale=guidance_scale, clamp=clamp, pad_boundary=pad_boundary,
-            block_adjacent_repeats=block_adjacent_repeats, temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order)
+            block_adjacent_repeats=block_adjacent_repeats, temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order,
+            length_candidates=length_candidates)
         prompts = self._check_call(prompts, num_samples, batch_size)
         templates = self._templates(response_template, len(prompts))
         targets = self._classes(classifier, classes, len(prompts)) if classifier is not None else None

@@ -49,9 +49,10 @@ def test_teacher_states_lie_on_the_teachers_own_rollout():
     assert torch.equal(again, traj.target_ids)
 
 
-def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight():
+@pytest.mark.parametrize("length_prediction", [False, True])
+def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight(length_prediction):
     torch.manual_seed(0)
-    teacher, tok = tiny_model(seed=3)
+    teacher, tok = tiny_model(seed=3, length_prediction=length_prediction)
     prompts = _prompts(64, 1)
     batch = encode_prompts(tok, prompts, teacher.config.max_prompt_length)
     mask = batch.prompt_mask.bool()

@@ -23,8 +23,15 @@ def validation_loss(model, rows, pad_id: int, batches: int, batch_size: int, dev
         batch = collate(rows[start : min(n, start + batch_size)], pad_id, model.config.max_response_length).to(device)
         out = model(**batch.as_kwargs(), generator=gen)
         size = batch.prompt_ids.shape[0]
-        for k in totals:
-            totals[k] += float(getattr(out, k)) * size
+        scores = {k: float(getattr(out, k)) for k in ("loss", "loss_x0", "loss_round")}
+        if out.loss_length is not None:  # a length-conditioned model's length classifier (L2)
+            from diffusion_lm.modeling.length import response_lengths
+
+            lengths = response_lengths(batch.response_ids, pad_id)
+            scores["loss_length"] = float(out.loss_length)
+            scores["length_accuracy"] = float((model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1) == lengths).float().mean())
+        for k, v in scores.items():
+            totals[k] = totals.get(k, 0.0) + v * size
         seen += size
     model.train(was_training)
     return {f"val_{k}": v / max(seen, 1) for k, v in totals.items()}

@@ -29,7 +29,7 @@ CHOICES = {  # the fields that take one of a few values, and those values
 }
 POSITIVE = (  # the fields that must be numbers > 0
     "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads", "mlp_ratio",
-    "max_prompt_length", "max_response_length", "rounding_temperature", "rollout_temperature",
+    "max_prompt_length", "max_response_length", "rounding_temperature", "rollout_temperature", "length_layers",
 )
 
 
@@ -82,6 +82,11 @@ class DiffusionLMConfig(PretrainedConfig):
             noisier self-conditioning use it, and generation uses it unless told otherwise. Below 1 the estimate
             leans to its most likely rows, so rollout states look like the (118) states the denoiser was trained on.
         prompt_dropout: probability of dropping the prompt in training; > 0 enables classifier-free guidance.
+        length_prediction: predict the response length n from the prompt and condition the denoiser on it (L2):
+            a classifier of its own (``length_layers`` transformer layers over the prompt) is trained with
+            cross-entropy on the true n, and every response slot j >= n carries a learned "past the end" marker, so
+            the denoiser fills exactly n slots (Mask-Predict, Difformer, DINOISER). Sampling gives it the predicted n.
+        length_layers: the length classifier's transformer layers.
         tokenizer_fingerprint: hash of the tokenizer's vocabulary, checked when model and tokenizer meet.
     """
 
@@ -100,6 +105,7 @@ class DiffusionLMConfig(PretrainedConfig):
         rounding: str = "dot", rounding_temperature: float = 1.0, x0_parameterization: str = "interpolated",
         time_warping: bool = True, self_conditioning: bool = True, self_conditioning_source: str = "same_t",
         rollout_training: float = 0.0, rollout_temperature: float = 1.0, prompt_dropout: float = 0.0,
+        length_prediction: bool = False, length_layers: int = 2,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
     ):
@@ -110,6 +116,7 @@ class DiffusionLMConfig(PretrainedConfig):
             encoder_config=dict(encoder_config) if encoder_config is not None else None,
             schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
             time_warping=bool(time_warping),
+            length_prediction=bool(length_prediction),
         )
         for name, value in fields.items():
             setattr(self, name, value)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .configuration import DiffusionLMConfig
-from .transformer import TimestepEmbedder, init_linear
+from .transformer import TimestepEmbedder, check_past, init_linear
 
 
 def encoder_from_config(encoder_config: dict):
@@ -40,17 +40,21 @@ class EncoderDenoiser(nn.Module):
                              f"{self.encoder.config.max_position_embeddings} positions.")
         self.response_in = nn.Linear(dim * (2 if config.self_conditioning else 1), hidden)
         self.time = TimestepEmbedder(hidden)
+        self.end_marker = nn.Embedding(2, hidden) if config.length_prediction else None  # (L2) 1: past the length
         self.norm_out = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, dim)
 
-    def forward(self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None) -> Tensor:
-        """prompt (B, P, D) unit scale, prompt_mask (B, P), z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D)."""
+    def forward(self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
+                past: Tensor | None = None) -> Tensor:
+        """prompt (B, P, D) unit scale, prompt_mask (B, P), z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D);
+        ``past`` (B, N) as ``DiffusionTransformer`` takes it (L2)."""
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
+        marker = 0.0 if self.end_marker is None else self.end_marker(check_past(past, z).long())
         if self.config.self_conditioning:
             z = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond], -1)  # (B, N, 2D)
         dtype = self.response_in.weight.dtype
         prompt_in = (prompt * self.config.embedding_scale).to(dtype)  # the encoder's own input embeddings
-        response_in = self.response_in(z.to(dtype)) + self.time(t)[:, None]  # (B, N, H)
+        response_in = self.response_in(z.to(dtype)) + self.time(t)[:, None] + marker  # (B, N, H)
         device = prompt.device
         offset = self.config.max_prompt_length if self.config.response_positions == "after_prompt" else 0
         positions = torch.cat([torch.arange(p), offset + torch.arange(n)]).to(device)[None].expand(b, -1)
@@ -67,6 +71,8 @@ class EncoderDenoiser(nn.Module):
             return
         if isinstance(module, nn.Linear):
             init_linear(module, [self.out], self.time.mlp)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
 
 
 def load_pretrained_encoder(denoiser: EncoderDenoiser, source) -> None:

@@ -25,7 +25,7 @@ from ..core.steps import noise_like
 
 @dataclass
 class NLLBound:
-    """The bound per example (nats, mean over Monte Carlo samples), its standard error and its three parts."""
+    """The bound per example (nats, mean over Monte Carlo samples), its standard error and its parts."""
 
     nats: Tensor  # (B,)
     stderr: Tensor  # (B,)
@@ -33,6 +33,7 @@ class NLLBound:
     diffusion: Tensor  # (B,)
     reconstruction: Tensor  # (B,)
     tokens: Tensor  # (B,) what a per-token figure divides by
+    length: Tensor | None = None  # (B,) -log p(n | prompt) of a length-predicting model (L2), included in ``nats``
 
     @property
     def nats_per_token(self) -> float:

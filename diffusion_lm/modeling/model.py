@@ -15,17 +15,20 @@ from ..core.losses import sample_time
 from .configuration import DiffusionLMConfig
 from .transformer import DiffusionTransformer
 from .encoder_denoiser import EncoderDenoiser
+from .length import LengthPredictor, past_the_end, response_lengths
 from .likelihood import NLLBound
 from .time_warp import TimeWarp
 
 
 @dataclass
 class DiffusionLMOutput(ModelOutput):
-    """Losses of one training step: ``loss`` (124) = lambda_x0 ``loss_x0`` (122) + lambda_round ``loss_round`` (123)."""
+    """Losses of one training step: ``loss`` (124) = lambda_x0 ``loss_x0`` (122) + lambda_round ``loss_round`` (123)
+    (+ ``loss_length``, the length classifier's cross-entropy (L2), for a ``length_prediction`` model)."""
 
     loss: Tensor | None = None
     loss_x0: Tensor | None = None
     loss_round: Tensor | None = None
+    loss_length: Tensor | None = None
     x0_pred: Tensor | None = None
     logits: Tensor | None = None
     t: Tensor | None = None
@@ -59,6 +62,7 @@ class DiffusionLMModel(PreTrainedModel):
         self.register_buffer("embedding_table", table, persistent=True)
         self.denoiser = EncoderDenoiser(config) if config.encoder_init else DiffusionTransformer(config)
         self.time_warp = TimeWarp(config.t_eps) if config.time_warping else None
+        self.length_predictor = LengthPredictor(config) if config.length_prediction else None
         self._schedule = None
         self.post_init()
 
@@ -72,6 +76,12 @@ class DiffusionLMModel(PreTrainedModel):
     def _init_weights(self, module) -> None:
         if hasattr(self, "denoiser"):
             self.denoiser.init_module(module)
+
+    def length_logits(self, prompt_ids: Tensor, prompt_mask: Tensor) -> Tensor:
+        """(L2) logits of the response length n = 0..max_response_length given the prompt: (B, N + 1)."""
+        if self.length_predictor is None:
+            raise ValueError("this model does not predict lengths; build it with length_prediction=True.")
+        return self.length_predictor(self.embed(prompt_ids), prompt_mask)
 
     # ------------------------------------------------------------------ embeddings and rounding
 
@@ -118,18 +128,21 @@ class DiffusionLMModel(PreTrainedModel):
     def predict(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
         temperature: float = 1.0, prompt_cache=None, edit_logits: Callable[[Tensor], Tensor] | None = None,
+        past: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """f_theta (120) and its rounding logits (121): x0_hat (B, N, D) and logits (B, N, V).
 
         ``temperature`` < 1 sharpens an interpolated x0_hat towards its most likely rows (I1) at sampling
         time (it does not change the logits, or a direct x0_hat). ``prompt_cache`` (from ``encode_prompt``)
         skips the prompt slots' layers. ``edit_logits`` (sampling: given slots held, repeats blocked) rewrites the
-        logits, which it may change in place, before an interpolated x0_hat is formed from them.
+        logits, which it may change in place, before an interpolated x0_hat is formed from them. ``past`` (B, N):
+        the slots past each response's length, which a ``length_prediction`` model needs (L2).
         """
+        own = {"past": past} if self.length_predictor is not None else {}
         if prompt_cache is not None:
-            out = self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache)
+            out = self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache, **own)
         else:
-            out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond)
+            out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond, **own)
         logits = self.rounding_logits(out.float())
         if edit_logits is not None:
             logits = edit_logits(logits)
@@ -149,21 +162,29 @@ class DiffusionLMModel(PreTrainedModel):
         from .likelihood import embedding_nll_bound
 
         self._check_batch(prompt_ids, prompt_mask, response_ids)
+        lengths = response_lengths(response_ids, self.config.pad_token_id)
+        past = past_the_end(lengths, response_ids.shape[1])
 
         def x0_fn(z: Tensor, t: Tensor) -> Tensor:
-            first = self.predict(prompt_ids, prompt_mask, z, t)[0]
-            return self.predict(prompt_ids, prompt_mask, z, t, first)[0] if self.config.self_conditioning else first
+            first = self.predict(prompt_ids, prompt_mask, z, t, past=past)[0]
+            return self.predict(prompt_ids, prompt_mask, z, t, first, past=past)[0] if self.config.self_conditioning else first
 
         table = self.embedding_table / self.config.embedding_scale
-        tokens = (response_ids != self.config.pad_token_id).sum(-1) + 1
-        return embedding_nll_bound(x0_fn, response_ids, table, self.schedule, self.config.t_eps, num_samples,
-                                   generator, tokens)
+        bound = embedding_nll_bound(x0_fn, response_ids, table, self.schedule, self.config.t_eps, num_samples,
+                                    generator, lengths + 1)
+        if self.length_predictor is not None:  # -log p(y | x_p) = -log p(n | x_p) - log p(y | x_p, n) (L2)
+            log_p = self.length_logits(prompt_ids, prompt_mask).double().log_softmax(-1)
+            bound.length = -log_p.gather(-1, lengths[:, None]).squeeze(-1)
+            bound.nats = bound.nats + bound.length
+        return bound
 
     def denoise(
-        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None
+        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
+        past: Tensor | None = None,
     ) -> Tensor:
-        """f_theta (120): x0_hat (B, N, D) from the prompt (B, P), the noisy response z (B, N, D) and t (B,), unit scale."""
-        return self.predict(prompt_ids, prompt_mask, z, t, self_cond)[0]
+        """f_theta (120): x0_hat (B, N, D) from the prompt (B, P), the noisy response z (B, N, D) and t (B,), unit scale
+        (``past`` as ``predict`` takes it)."""
+        return self.predict(prompt_ids, prompt_mask, z, t, self_cond, past=past)[0]
 
     def forward(
         self,
@@ -185,6 +206,11 @@ class DiffusionLMModel(PreTrainedModel):
         b, device = response_ids.shape[0], response_ids.device
         x0 = self.embed(response_ids)  # (117), (B, N, D)
         prompt_mask = prompt_mask.bool()
+        lengths, past, loss_length = None, None, None
+        if self.length_predictor is not None:  # (L2) from the whole prompt, before any prompt dropout
+            lengths = response_lengths(response_ids, cfg.pad_token_id)
+            past = past_the_end(lengths, response_ids.shape[1])
+            loss_length = F.cross_entropy(self.length_logits(prompt_ids, prompt_mask).float(), lengths, reduction="none")
         if self.training and cfg.prompt_dropout > 0:  # drop the prompt: the same weights learn p(response)
             keep = _uniform((b,), generator, device) >= cfg.prompt_dropout
             prompt_mask = prompt_mask & keep[:, None]
@@ -201,7 +227,7 @@ class DiffusionLMModel(PreTrainedModel):
         if self.training and cfg.rollout_training > 0:
             # (R1): the state one DDIM step (127)-(130) from the model's own estimate at a noisier t' gives
             with torch.no_grad():
-                t_prev, z_prev, previous = self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator)
+                t_prev, z_prev, previous = self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator, past)
                 a_prev = self.schedule.alpha(t_prev).to(x0.dtype)[:, None, None]
                 s_prev = self.schedule.sigma(t_prev).to(x0.dtype)[:, None, None]
                 z_roll = alpha * previous + sigma * (z_prev - a_prev * previous) / s_prev
@@ -211,37 +237,41 @@ class DiffusionLMModel(PreTrainedModel):
             # half the time, condition on the model's own (detached) estimate, as at sampling time
             with torch.no_grad():
                 estimate = previous if previous is not None else self._self_conditioning_estimate(
-                    prompt_ids, prompt_mask, x0, eps, z, t, generator)
+                    prompt_ids, prompt_mask, x0, eps, z, t, generator, past)
             use = (_uniform((b,), generator, device) < 0.5)[:, None, None]
             self_cond = torch.where(use, estimate, torch.zeros_like(estimate))
-        x0_pred, logits = self.predict(prompt_ids, prompt_mask, z, t_model, self_cond)  # (120), (121)
+        x0_pred, logits = self.predict(prompt_ids, prompt_mask, z, t_model, self_cond, past=past)  # (120), (121)
         loss_x0 = (x0_pred.float() - x0.float()).pow(2).mean(-1).mean(-1)  # (122), per example
         loss_round = F.cross_entropy(logits.transpose(1, 2), response_ids, reduction="none").mean(-1)  # (123)
         per_example = cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
         if cfg.t_sampling == "importance" and pi is not None:  # the same objective as uniform t, estimated with t ~ pi
             per_example = per_example * (1.0 / ((1 - cfg.t_eps) * pi)).to(per_example.dtype)
+        if loss_length is not None:
+            per_example = per_example + loss_length
         if self.time_warp is not None and self.training:
             self.time_warp.update(t, loss_round)
-        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(), x0_pred, logits, t)
+        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(),
+                                None if loss_length is None else loss_length.mean(), x0_pred, logits, t)
         return out if return_dict else out.to_tuple()
 
-    def _noisier_estimate(self, prompt_ids, prompt_mask, x0, eps, t, generator) -> tuple[Tensor, Tensor, Tensor]:
+    def _noisier_estimate(self, prompt_ids, prompt_mask, x0, eps, t, generator, past) -> tuple[Tensor, Tensor, Tensor]:
         """t' = t + U(0, 0.1) (at most 1), z_t' on the same noise (118), and the model's estimate there (no
         self-conditioning) at the rollout temperature, as a sampler would compute it."""
         t_prev = (t + 0.1 * _uniform(t.shape, generator, t.device).to(t.dtype)).clamp(max=1.0)
         alpha = self.schedule.alpha(t_prev).to(x0.dtype)[:, None, None]
         sigma = self.schedule.sigma(t_prev).to(x0.dtype)[:, None, None]
         z_prev = alpha * x0 + sigma * eps
-        estimate = self.predict(prompt_ids, prompt_mask, z_prev, t_prev.to(torch.float32), temperature=self.config.rollout_temperature)[0]
+        estimate = self.predict(prompt_ids, prompt_mask, z_prev, t_prev.to(torch.float32),
+                                temperature=self.config.rollout_temperature, past=past)[0]
         return t_prev, z_prev, estimate
 
-    def _self_conditioning_estimate(self, prompt_ids, prompt_mask, x0, eps, z, t, generator) -> Tensor:
+    def _self_conditioning_estimate(self, prompt_ids, prompt_mask, x0, eps, z, t, generator, past) -> Tensor:
         """The estimate training feeds back (``self_conditioning_source``): at z_t, at a noisier z_t' on the same
         noise (the sampler's previous step), or the rounded estimate at z_t."""
         source = self.config.self_conditioning_source
         if source == "noisier":
-            return self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator)[2]
-        estimate = self.denoise(prompt_ids, prompt_mask, z, t.to(torch.float32))
+            return self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator, past)[2]
+        estimate = self.denoise(prompt_ids, prompt_mask, z, t.to(torch.float32), past=past)
         if source == "glancing":
             return self._glance(estimate, x0, generator)
         return self.clamp_to_table(estimate) if source == "rounded" else estimate

@@ -114,6 +114,16 @@ class Block(nn.Module):
         return x + gate2 * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2))), (k, v)
 
 
+def check_past(past: Tensor | None, z: Tensor) -> Tensor:
+    """``past`` (B, N) of a length-conditioned denoiser (L2), checked against the state z (B, N, D)."""
+    if past is None:
+        raise ValueError("this model is conditioned on the response length (length_prediction=True): pass past, (B, N) "
+                         "True at the slots past each response's length (diffusion_lm.modeling.length.past_the_end).")
+    if tuple(past.shape) != tuple(z.shape[:2]):
+        raise ValueError(f"past must have shape {tuple(z.shape[:2])} (batch, response slots), got {tuple(past.shape)}.")
+    return past
+
+
 @dataclass
 class PromptCache:
     """Each layer's keys and values of the prompt slots ((B, heads, P, hd) each), for ``prompt_attention="cached"``."""
@@ -137,6 +147,7 @@ class DiffusionTransformer(nn.Module):
         self.prompt_in = nn.Linear(dim, hidden)
         self.response_in = nn.Linear(dim * (2 if config.self_conditioning else 1), hidden)
         self.segment = nn.Embedding(2, hidden)  # 0: prompt, 1: response
+        self.end_marker = nn.Embedding(2, hidden) if config.length_prediction else None  # (L2) 1: past the length
         self.position = None
         if config.position_embedding == "learned":
             self.position = nn.Embedding(config.max_prompt_length + config.max_response_length, hidden)
@@ -163,10 +174,11 @@ class DiffusionTransformer(nn.Module):
         offset = self.config.max_prompt_length if self.config.response_positions == "after_prompt" else 0
         return torch.arange(p, device=device), offset + torch.arange(n, device=device)
 
-    def _response_inputs(self, z: Tensor, self_cond: Tensor | None) -> Tensor:
+    def _response_inputs(self, z: Tensor, self_cond: Tensor | None, past: Tensor | None) -> Tensor:
         if self.config.self_conditioning:
             z = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond], -1)  # (B, N, 2D)
-        return self.response_in(z.to(self.response_in.weight.dtype))
+        h = self.response_in(z.to(self.response_in.weight.dtype))
+        return h if self.end_marker is None else h + self.end_marker(check_past(past, z).long())  # (L2)
 
     def _prompt_mask(self, prompt_mask: Tensor) -> Tensor:
         """(B, 1, P, P) for cached mode: each prompt slot sees the real prompt slots, and always itself."""
@@ -175,15 +187,17 @@ class DiffusionTransformer(nn.Module):
 
     def forward(
         self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
-        prompt_cache: PromptCache | None = None,
+        prompt_cache: PromptCache | None = None, past: Tensor | None = None,
     ) -> Tensor:
-        """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D)."""
+        """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D).
+
+        ``past`` (B, N) True at the slots past the response's length: required by a ``length_prediction`` model (L2)."""
         if prompt_cache is not None:
-            return self._with_cache(prompt_cache, z, t, self_cond)
+            return self._with_cache(prompt_cache, z, t, self_cond, past)
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
         pos_p, pos_r = self._positions(p, n, z.device)
         h, rotary = self._embed(torch.cat([self.prompt_in(prompt.to(self.prompt_in.weight.dtype)),
-                                           self._response_inputs(z, self_cond)], 1), 0, torch.cat([pos_p, pos_r]), split=p)
+                                           self._response_inputs(z, self_cond, past)], 1), 0, torch.cat([pos_p, pos_r]), split=p)
         keys = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)  # (B, L)
         c = self.time(t)  # (B, H)
         if self.prompt_condition is None:
@@ -215,10 +229,10 @@ class DiffusionTransformer(nn.Module):
             layers.append(kv)
         return PromptCache(layers, prompt_mask.bool())
 
-    def _with_cache(self, cache: PromptCache, z: Tensor, t: Tensor, self_cond: Tensor | None) -> Tensor:
+    def _with_cache(self, cache: PromptCache, z: Tensor, t: Tensor, self_cond: Tensor | None, past: Tensor | None) -> Tensor:
         b, p, n = z.shape[0], cache.prompt_mask.shape[1], z.shape[1]
         _, pos_r = self._positions(p, n, z.device)
-        h, rotary = self._embed(self._response_inputs(z, self_cond), 1, pos_r)
+        h, rotary = self._embed(self._response_inputs(z, self_cond, past), 1, pos_r)
         keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
         c = self.time(t)
         for block, past in zip(self.blocks, cache.layers):

@@ -1,0 +1,156 @@
+"""Length prediction and the length-conditioned denoiser (L2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffusion_lm import DiffusionLMModel
+from diffusion_lm.generation_config import GenerationConfig
+from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.data import encode_pairs
+from diffusion_lm.generation import generate_ids, length_candidate_score
+from diffusion_lm.modeling.length import past_the_end, response_lengths
+from diffusion_lm.templates import encode_template
+
+from .text_helpers import reverse_pairs, tiny_model, train_steps
+
+
+def _batch(tok, model, pairs):
+    cfg = model.config
+    return encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], cfg.max_prompt_length, cfg.max_response_length)
+
+
+def test_lengths_and_the_slots_past_them():
+    ids = torch.tensor([[5, 6, 0, 0], [5, 0, 0, 0], [5, 6, 7, 8]])
+    lengths = response_lengths(ids, pad_token_id=0)
+    assert lengths.tolist() == [2, 1, 4]
+    assert past_the_end(lengths, 4).tolist() == [[False, False, True, True], [False, True, True, True], [False] * 4]
+
+
+def test_length_loss_is_the_cross_entropy_of_the_true_length():
+    model, tok = tiny_model(length_prediction=True)
+    batch = _batch(tok, model, reverse_pairs(6, seed=1))
+    out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
+    lengths = (batch.response_ids != model.config.pad_token_id).sum(-1)
+    expected = F.cross_entropy(model.length_logits(batch.prompt_ids, batch.prompt_mask), lengths)
+    assert torch.allclose(out.loss_length, expected, atol=1e-6)
+    plain = tiny_model()[0](**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
+    assert plain.loss_length is None
+
+
+def test_length_classifier_reads_the_prompt_only_and_the_denoiser_reads_the_length():
+    model, tok = tiny_model(length_prediction=True)
+    batch = _batch(tok, model, reverse_pairs(4, seed=2))
+    logits = model.length_logits(batch.prompt_ids, batch.prompt_mask)
+    assert logits.shape == (4, model.config.max_response_length + 1)
+    z, t = torch.randn(4, 8, 16), torch.full((4,), 0.5)
+    short = past_the_end(torch.full((4,), 2), 8)
+    longer = past_the_end(torch.full((4,), 5), 8)
+    a = model.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=short)
+    b = model.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=longer)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="pass past"):
+        model.denoise(batch.prompt_ids, batch.prompt_mask, z, t)
+
+
+def test_a_length_conditioned_rollout_writes_exactly_the_given_length():
+    model, tok = tiny_model(length_prediction=True)
+    batch = _batch(tok, model, reverse_pairs(5, seed=3))
+    lengths = torch.tensor([0, 1, 3, 5, 8])
+    for method in ("ddim", "dpm_solver++"):
+        ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=3, method=method, lengths=lengths,
+                           generator=torch.Generator().manual_seed(0))
+        assert ((ids != model.config.pad_token_id).sum(-1) == lengths).all()
+        assert (ids[past_the_end(lengths, 8)] == model.config.pad_token_id).all()
+    predicted = model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1)
+    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2)
+    assert ((ids != model.config.pad_token_id).sum(-1) == predicted).all()
+
+
+def test_length_beam_keeps_the_candidate_the_model_rates_most_likely():
+    model, tok = tiny_model(length_prediction=True, seed=4)
+    batch = _batch(tok, model, reverse_pairs(3, seed=4))
+    k, settings = 3, GenerationConfig(num_steps=3, eta=0.0)
+    noise = torch.randn(3, 8, 16, generator=torch.Generator().manual_seed(1))
+    chosen = generate_ids(model, batch.prompt_ids, batch.prompt_mask, settings, noise=noise, length_candidates=k,
+                          generator=torch.Generator().manual_seed(2))
+    top = model.length_logits(batch.prompt_ids, batch.prompt_mask).topk(k, -1).indices  # (3, k)
+    repeat = lambda x: x.repeat_interleave(k, 0)  # noqa: E731
+    candidates = torch.stack([generate_ids(model, batch.prompt_ids, batch.prompt_mask, settings, noise=noise, lengths=top[:, j])
+                              for j in range(k)], 1)  # (3, k, N): each length's own rollout from the same noise
+    scores = length_candidate_score(model, repeat(batch.prompt_ids), repeat(batch.prompt_mask), candidates.flatten(0, 1),
+                                    top.reshape(-1), torch.Generator().manual_seed(2)).view(3, k)
+    assert torch.equal(chosen, candidates[torch.arange(3), scores.argmax(-1)])
+    assert ((chosen != model.config.pad_token_id).sum(-1)[:, None] == top).any(-1).all()
+
+
+def test_length_candidate_score_is_the_factorised_likelihood_at_t_one():
+    model, tok = tiny_model(length_prediction=True, seed=5)
+    batch = _batch(tok, model, reverse_pairs(4, seed=5))
+    lengths = torch.tensor([2, 3, 4, 5])
+    past = past_the_end(lengths, 8)
+
+    def score(ids):
+        return length_candidate_score(model, batch.prompt_ids, batch.prompt_mask, ids, lengths, torch.Generator().manual_seed(0))
+
+    # the per-slot argmax at t = 1 (the same noise): a factorised likelihood rates nothing of that length higher
+    z = float(model.schedule.sigma(1.0)) * torch.randn(4, 8, 16, generator=torch.Generator().manual_seed(0))
+    t = torch.ones(4)
+    first, _ = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, past=past)
+    best = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, first, past=past)[1].argmax(-1).masked_fill(past, 0)
+    top = score(best)
+    for seed in range(5):
+        other = torch.randint(2, 22, (4, 8), generator=torch.Generator().manual_seed(seed)).masked_fill(past, 0)
+        assert (score(other) <= top + 1e-5).all()
+    assert torch.allclose(score(best.masked_fill(past, 7)), top)  # what lies past the length does not count
+
+
+def test_a_template_sets_the_length_of_a_length_conditioned_rollout():
+    model, tok = tiny_model(length_prediction=True)
+    ids, given = encode_template(tok, "w3 [FILL:2] w5", 8, model.config.pad_token_id)
+    batch = _batch(tok, model, [("w1 w2", "w1")])
+    out = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2, response_ids=ids[None], given=given[None])
+    assert (out[0, :4] != model.config.pad_token_id).all() and (out[0, 4:] == model.config.pad_token_id).all()
+    assert out[0, 0] == ids[0] and out[0, 3] == ids[3]
+
+
+def test_nll_of_a_length_model_adds_minus_log_p_of_the_length():
+    model, tok = tiny_model(length_prediction=True)
+    batch = _batch(tok, model, reverse_pairs(3, seed=5))
+    bound = model.nll(batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=4,
+                      generator=torch.Generator().manual_seed(0))
+    lengths = (batch.response_ids != model.config.pad_token_id).sum(-1)
+    log_p = model.length_logits(batch.prompt_ids, batch.prompt_mask).double().log_softmax(-1)
+    assert torch.allclose(bound.length, -log_p[torch.arange(3), lengths])
+    assert torch.allclose(bound.nats, bound.prior + bound.diffusion + bound.reconstruction + bound.length)
+
+
+def test_lengths_are_checked():
+    model, tok = tiny_model(length_prediction=True)
+    batch = _batch(tok, model, reverse_pairs(2, seed=6))
+    with pytest.raises(ValueError, match="lengths must be one integer"):
+        generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=1, lengths=torch.tensor([1, 9]))
+    plain, _ = tiny_model()
+    with pytest.raises(ValueError, match="length-conditioned"):
+        generate_ids(plain, batch.prompt_ids, batch.prompt_mask, num_steps=1, lengths=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="length_candidates"):
+        generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=1, length_candidates=0)
+
+
+def test_length_model_learns_lengths_and_saves_them(tmp_path):
+    model, tok = tiny_model(length_prediction=True, max_response_length=8)
+    pairs = reverse_pairs(400, seed=7)
+    train_steps(model, tok, pairs, steps=150)
+    held_out = reverse_pairs(100, seed=8)
+    batch = _batch(tok, model, held_out)
+    predicted = model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1)
+    truth = (batch.response_ids != model.config.pad_token_id).sum(-1)
+    assert (predicted == truth).float().mean() > 0.95  # a reversed prompt is as long as the prompt
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again = DiffusionLMModel.from_pretrained(tmp_path)
+    assert torch.equal(again.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1), predicted)
+    texts = DiffusionLMPipeline.from_pretrained(tmp_path)([p for p, _ in held_out[:10]], num_steps=2)
+    assert [len(t.split()) for t in texts] == [len(p.split()) for p, _ in held_out[:10]]
