@@ -91,7 +91,7 @@ def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_m
         if (info["i"] + 1) % factor == 0 and len(states) < student_steps:
             states.append(info["x"].float().clone())
 
-    target = generate_ids(teacher, prompt_ids, prompt_mask, settings.updated(num_steps=teacher_steps),
+    target = generate_ids(teacher, prompt_ids, prompt_mask, settings.updated(num_steps=teacher_steps, length_candidates=1),
                           grid=refined_grid(teacher, coarse, factor), generator=generator, noise=noise, callback=keep,
                           **repeat_block)
     if len(states) != student_steps:

@@ -38,7 +38,9 @@ class GenerationConfig:
             time-warped model and ``logsnr`` otherwise.
         order: solver order for ``dpm_solver``, ``dpm_solver++`` and ``unipc``.
         length_candidates: for a length-conditioned model (L2), roll out this many of the most likely lengths and
-            keep the response the model rates most likely per token (k times the work); 1 takes the most likely length.
+            keep the response the model rates most likely (k times the work; 1 takes the most likely length and is
+            the fast choice). 3 (the default): KJV -> WEB 33.8 -> 36.6 BLEU, g2p 16.5 -> 23.0% exact match at 10
+            steps; 5 is within noise of 3 on both.
     """
 
     num_steps: int = 10
@@ -52,7 +54,7 @@ class GenerationConfig:
     block_adjacent_repeats: bool = False
     grid: str | None = None
     order: int | None = None
-    length_candidates: int = 1
+    length_candidates: int = 3
 
     def __post_init__(self) -> None:
         self.validate()

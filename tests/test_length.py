@@ -36,7 +36,7 @@ def test_length_loss_is_the_cross_entropy_of_the_true_length():
     lengths = (batch.response_ids != model.config.pad_token_id).sum(-1)
     expected = F.cross_entropy(model.length_logits(batch.prompt_ids, batch.prompt_mask), lengths)
     assert torch.allclose(out.loss_length, expected, atol=1e-6)
-    plain = tiny_model()[0](**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
+    plain = tiny_model(length_prediction=False)[0](**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
     assert plain.loss_length is None
 
 
@@ -132,7 +132,7 @@ def test_lengths_are_checked():
     batch = _batch(tok, model, reverse_pairs(2, seed=6))
     with pytest.raises(ValueError, match="lengths must be one integer"):
         generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=1, lengths=torch.tensor([1, 9]))
-    plain, _ = tiny_model()
+    plain, _ = tiny_model(length_prediction=False)
     with pytest.raises(ValueError, match="length-conditioned"):
         generate_ids(plain, batch.prompt_ids, batch.prompt_mask, num_steps=1, lengths=torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="length_candidates"):

@@ -91,11 +91,13 @@ def test_guidance_combines_cond_and_uncond_as_62(pipe):
     ids = torch.tensor([[3, 4, 5]])
     mask = torch.ones_like(ids, dtype=torch.bool)
     z, t = torch.randn(1, 8, 16), torch.full((1,), 0.5)
-    cond = pipe.model.denoise(ids, mask, z, t)
-    uncond = pipe.model.denoise(ids, torch.zeros_like(mask), z, t)
+    full = torch.zeros(1, 8, dtype=torch.bool)  # the length-conditioned default model (L2), told all 8 slots are used
+    cond = pipe.model.denoise(ids, mask, z, t, past=full)
+    uncond = pipe.model.denoise(ids, torch.zeros_like(mask), z, t, past=full)
     plain = GenerationConfig(log_snr_offset=0.0)
-    guided = classifier_free(_x0_model(pipe.model, ids, mask, plain, None, SelfConditioning()),
-                             _x0_model(pipe.model, ids, torch.zeros_like(mask), plain, None, SelfConditioning()), 2.0)
+    slots = {"mask": full}
+    guided = classifier_free(_x0_model(pipe.model, ids, mask, plain, slots, SelfConditioning()),
+                             _x0_model(pipe.model, ids, torch.zeros_like(mask), plain, slots, SelfConditioning()), 2.0)
     torch.testing.assert_close(guided(z, t), 3.0 * cond - 2.0 * uncond)
 
 
@@ -152,8 +154,8 @@ def test_clamping_hands_the_sampler_embedding_rows(pipe):
     from diffusion_lm.generation import SelfConditioning, _x0_model
 
     model = pipe.model
-    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), GenerationConfig(clamp=True), None,
-                   SelfConditioning())
+    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), GenerationConfig(clamp=True),
+                   {"mask": torch.tensor([[False] * 5 + [True] * 3]), "exact": True}, SelfConditioning())
     out = fn(torch.randn(1, 8, 16), torch.full((1,), 0.7))
     table = model.embedding_table / model.config.embedding_scale
     assert torch.cdist(out[0], table).min(-1).values.max() < 1e-5

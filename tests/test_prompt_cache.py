@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from diffusion_lm.generation import generate_ids
+from diffusion_lm.modeling.length import past_the_end
 
 from .text_helpers import tiny_model
 
@@ -15,12 +16,13 @@ def test_cached_prompt_gives_the_joint_pass_output(position_embedding):
     prompt = torch.randn(3, 8, 16, generator=gen)
     mask = torch.tensor([[True] * 8, [True] * 3 + [False] * 5, [False] * 8])  # full, partial, none (unconditional)
     z, sc, t = torch.randn(3, 8, 16, generator=gen), torch.randn(3, 8, 16, generator=gen), torch.rand(3, generator=gen)
-    den = model.denoiser
-    joint = den(prompt, mask, z, t, sc)
+    den, past = model.denoiser, past_the_end(torch.tensor([8, 5, 0]), 8)  # the length marker (L2) reaches both paths
+    joint = den(prompt, mask, z, t, sc, past=past)
     cache = den.encode_prompt(prompt, mask)
-    torch.testing.assert_close(den(None, mask, z, t, sc, prompt_cache=cache), joint, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(den(None, mask, z, t, sc, prompt_cache=cache, past=past), joint, rtol=1e-5, atol=1e-5)
     assert torch.isfinite(joint).all()
-    other = den(prompt, mask, torch.randn(3, 8, 16, generator=gen), t, sc)
+    assert not torch.allclose(den(None, mask, z, t, sc, prompt_cache=cache, past=past_the_end(torch.tensor([2, 2, 2]), 8)), joint)
+    other = den(prompt, mask, torch.randn(3, 8, 16, generator=gen), t, sc, past=past)
     assert not torch.allclose(other, joint), "the response must matter"
 
 
@@ -30,8 +32,8 @@ def test_prompt_slots_ignore_the_response_and_the_time():
     prompt, mask = torch.randn(2, 8, 16), torch.ones(2, 8, dtype=torch.bool)
     captured = []
     hook = model.denoiser.blocks[-1].register_forward_hook(lambda m, i, o: captured.append(o[:, :8].clone()))
-    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.9))
-    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.1))
+    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.9), past=past_the_end(torch.tensor([8, 3]), 8))
+    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.1), past=past_the_end(torch.tensor([1, 6]), 8))
     hook.remove()
     torch.testing.assert_close(captured[0], captured[1], rtol=0, atol=0)
 

@@ -46,7 +46,8 @@ def test_model_nll_on_a_one_token_vocabulary_is_the_prior_kl():
     from diffusion_lm import DiffusionLMConfig, DiffusionLMModel
 
     config = DiffusionLMConfig(vocab_size=1, embedding_dim=4, hidden_size=16, num_layers=1, num_heads=2,
-                               max_prompt_length=3, max_response_length=5, pad_token_id=0, self_conditioning=True)
+                               max_prompt_length=3, max_response_length=5, pad_token_id=0, self_conditioning=True,
+                               length_prediction=False)  # (N1) alone
     row = torch.tensor([[0.5, -1.0, 1.5, 0.2]])
     config.embedding_scale = float(row.pow(2).mean().sqrt())
     model = DiffusionLMModel(config, row).eval()

@@ -6,7 +6,14 @@ import torch
 from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
 from diffusion_lm.data import encode_pairs
 
+from diffusion_lm.modeling.length import past_the_end
+
 from .text_helpers import reverse_pairs, tiny_model
+
+
+def _past(b: int):
+    """The slots past a length of 5: the default model is length-conditioned (L2) and is told it."""
+    return past_the_end(torch.full((b,), 5), 8)
 
 
 def _batch(tok, n=6, seed=0):
@@ -19,7 +26,7 @@ def test_shapes():
     batch = _batch(tok)
     b, n, d = 6, 8, 16
     z = torch.randn(b, n, d)
-    x0 = model.denoise(batch.prompt_ids, batch.prompt_mask, z, torch.rand(b))
+    x0 = model.denoise(batch.prompt_ids, batch.prompt_mask, z, torch.rand(b), past=_past(b))
     assert x0.shape == (b, n, d)
     assert model.rounding_logits(x0).shape == (b, n, model.config.vocab_size)
     out = model(**batch.as_kwargs())
@@ -31,13 +38,13 @@ def test_prompt_padding_does_not_leak():
     model, tok = tiny_model()
     batch = _batch(tok)
     z, t = torch.randn(6, 8, 16, generator=torch.Generator().manual_seed(0)), torch.rand(6)
-    ref = model.denoise(batch.prompt_ids, batch.prompt_mask, z, t)
+    ref = model.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=_past(6))
     garbage = batch.prompt_ids.clone()
     garbage[~batch.prompt_mask] = torch.randint(2, 20, (int((~batch.prompt_mask).sum()),))
-    torch.testing.assert_close(model.denoise(garbage, batch.prompt_mask, z, t), ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.denoise(garbage, batch.prompt_mask, z, t, past=_past(6)), ref, rtol=0, atol=1e-6)
     wider_ids = torch.cat([batch.prompt_ids, torch.full((6, 2), 7)], 1)
     wider_mask = torch.cat([batch.prompt_mask, torch.zeros(6, 2, dtype=torch.bool)], 1)
-    torch.testing.assert_close(model.denoise(wider_ids, wider_mask, z, t), ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.denoise(wider_ids, wider_mask, z, t, past=_past(6)), ref, rtol=0, atol=1e-6)
     loss = lambda ids: model(ids, batch.prompt_mask, batch.response_ids, generator=torch.Generator().manual_seed(1)).loss
     torch.testing.assert_close(loss(garbage), loss(batch.prompt_ids), rtol=0, atol=1e-6)
 
@@ -48,7 +55,8 @@ def test_the_prompt_does_condition_the_output():
     z, t = torch.randn(6, 8, 16), torch.rand(6)
     other = batch.prompt_ids.clone()
     other[batch.prompt_mask] = (other[batch.prompt_mask] + 1 - 2) % 20 + 2
-    assert (model.denoise(other, batch.prompt_mask, z, t) - model.denoise(batch.prompt_ids, batch.prompt_mask, z, t)).abs().max() > 1e-3
+    assert (model.denoise(other, batch.prompt_mask, z, t, past=_past(6))
+            - model.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=_past(6))).abs().max() > 1e-3
 
 
 def test_losses_are_the_equations():
@@ -62,7 +70,7 @@ def test_losses_are_the_equations():
     loss_round = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.response_ids.reshape(-1))
     torch.testing.assert_close(out.loss_x0, loss_x0, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length, rtol=1e-5, atol=1e-6)  # (124) + (L2)
 
 
 def test_losses_of_the_interpolated_estimate_are_the_equations():
@@ -75,7 +83,7 @@ def test_losses_of_the_interpolated_estimate_are_the_equations():
     loss_round = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), batch.response_ids.reshape(-1))
     loss_x0 = (out.x0_pred - table[batch.response_ids]).pow(2).mean()
     torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length, rtol=1e-5, atol=1e-6)  # (124) + (L2)
 
 
 def test_negative_squared_distance_rounding_finds_the_nearest_row():
@@ -145,8 +153,8 @@ def test_both_position_embeddings_distinguish_order(position_embedding):
     ids = torch.tensor([[2, 3, 4]])
     mask = torch.ones_like(ids, dtype=torch.bool)
     z, t = torch.randn(1, 8, 16), torch.rand(1)
-    flipped = model.denoise(ids.flip(1), mask, z, t)
-    assert (model.denoise(ids, mask, z, t) - flipped).abs().max() > 1e-4
+    flipped = model.denoise(ids.flip(1), mask, z, t, past=_past(1))
+    assert (model.denoise(ids, mask, z, t, past=_past(1)) - flipped).abs().max() > 1e-4
 
 
 def test_config_rejects_impossible_values():

@@ -9,6 +9,7 @@ import torch
 from diffusion_lm.core import VPSchedule, schedule_from_config
 from diffusion_lm.data import encode_pairs
 from diffusion_lm.generation import generate_ids
+from diffusion_lm.modeling.length import past_the_end
 from diffusion_lm.pipeline import DiffusionLMPipeline
 
 from .text_helpers import reverse_pairs, tiny_model
@@ -21,7 +22,7 @@ def _batch(tok, n=6, seed=0):
 
 def test_interpolated_x0_is_the_softmax_average_of_the_table():
     """(I1): x0_hat = softmax(logits) @ E, so it lies in the table's convex hull, and its logits are the network's."""
-    model, tok = tiny_model(x0_parameterization="interpolated", rounding_temperature=0.5)
+    model, tok = tiny_model(x0_parameterization="interpolated", rounding_temperature=0.5, length_prediction=False)
     batch = _batch(tok)
     z, t = torch.randn(6, 8, 16), torch.rand(6)
     x0, logits = model.predict(batch.prompt_ids, batch.prompt_mask, z, t)
@@ -63,22 +64,23 @@ def test_shifted_schedule_moves_the_log_snr_and_keeps_variance(shift):
 
 def test_aligned_positions_put_response_slot_j_on_prompt_position_j():
     """With learned positions, an aligned model's response slot j reads position embedding j, the prompt's own."""
-    model, tok = tiny_model(position_embedding="learned", response_positions="aligned")
+    model, tok = tiny_model(position_embedding="learned", response_positions="aligned", length_prediction=False)
     seen = []
     model.denoiser.position.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
     batch = _batch(tok)
     model.denoise(batch.prompt_ids, batch.prompt_mask, torch.randn(6, 8, 16), torch.rand(6))
     p = batch.prompt_ids.shape[1]
     assert seen[0][p:].tolist() == list(range(8)) and seen[0][:p].tolist() == list(range(p))
-    after, _ = tiny_model(position_embedding="learned")
+    after, _ = tiny_model(position_embedding="learned", length_prediction=False)
     after.denoiser.position.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
     after.denoise(batch.prompt_ids, batch.prompt_mask, torch.randn(6, 8, 16), torch.rand(6))
     assert seen[1][p:].tolist() == [8 + j for j in range(8)]
 
 
 def test_pad_boundary_holds_the_slots_past_the_predicted_length_at_pad():
-    """(L1): the length is sum_j (1 - p(pad at j)) of the first (t = 1) prediction; slots past it come out as pad."""
-    model, tok = tiny_model(x0_parameterization="interpolated")
+    """(L1): the length is sum_j (1 - p(pad at j)) of the first (t = 1) prediction; slots past it come out as pad.
+    (L1 is for a model without a length classifier; a length-conditioned one (L2) is told its length instead.)"""
+    model, tok = tiny_model(x0_parameterization="interpolated", length_prediction=False)
     batch = _batch(tok)
     pad = model.config.pad_token_id
     pad_row = model.embed(torch.tensor([pad]))[0]
@@ -242,8 +244,9 @@ def test_encoder_init_makes_the_encoders_own_layers_the_denoiser(tmp_path):
     model.save_pretrained(tmp_path)
     back = DiffusionLMModel.from_pretrained(tmp_path).eval()
     z, t = torch.randn(2, 8, model.config.embedding_dim), torch.rand(2)
-    torch.testing.assert_close(back.denoise(batch.prompt_ids, batch.prompt_mask, z, t),
-                               model.eval().denoise(batch.prompt_ids, batch.prompt_mask, z, t), rtol=1e-5, atol=1e-5)
+    past = past_the_end(torch.tensor([3, 5]), 8)  # the length marker (L2) of the default model, saved with it
+    torch.testing.assert_close(back.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=past),
+                               model.eval().denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=past), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("how", ["l2", "layernorm"])

@@ -128,7 +128,7 @@ def distill(args: argparse.Namespace) -> dict:
 
     pipe = DiffusionLMPipeline.from_pretrained(args.teacher)
     teacher = pipe.model.eval()
-    settings = pipe.generation_config
+    settings = pipe.generation_config.updated(length_candidates=1)  # one rollout per prompt: the one the student learns
     if args.teacher_steps % args.student_steps:
         raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of --student-steps ({args.student_steps}).")
     check_distillable(settings, args.student_steps, args.teacher_steps)

@@ -105,7 +105,7 @@ class DiffusionLMConfig(PretrainedConfig):
         rounding: str = "dot", rounding_temperature: float = 1.0, x0_parameterization: str = "interpolated",
         time_warping: bool = True, self_conditioning: bool = True, self_conditioning_source: str = "same_t",
         rollout_training: float = 0.0, rollout_temperature: float = 1.0, prompt_dropout: float = 0.0,
-        length_prediction: bool = False, length_layers: int = 2,
+        length_prediction: bool = True, length_layers: int = 2,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
     ):
