@@ -363,6 +363,8 @@ def length_candidate_score(model: DiffusionLMModel, prompt_ids: Tensor, prompt_m
     t = torch.ones(ids.shape[0], device=ids.device)
     first, logits = model.predict(prompt_ids, prompt_mask, z, t, past=past)
     if model.config.self_conditioning:
+        if model.config.self_conditioning_source == "rounded":
+            first = model.clamp_to_table(first)
         logits = model.predict(prompt_ids, prompt_mask, z, t, first, past=past)[1]
     log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)  # (B, N)
     log_n = model.length_logits(prompt_ids, prompt_mask).float().log_softmax(-1).gather(-1, lengths[:, None]).squeeze(-1)

@@ -13,7 +13,7 @@ from diffusion_lm.pipeline import DiffusionLMPipeline
 
 from .text_helpers import WORDS, tiny_model
 
-SETTINGS = GenerationConfig(num_steps=8, method="ddim", eta=0.0, log_snr_offset=1.0, temperature=0.7)
+SETTINGS = GenerationConfig(num_steps=8, method="ddim", eta=0.0, log_snr_offset=1.0, temperature=0.7, length_candidates=1)
 
 
 def _prompts(n: int, seed: int) -> list[str]:

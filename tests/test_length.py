@@ -64,9 +64,11 @@ def test_a_length_conditioned_rollout_writes_exactly_the_given_length():
                            generator=torch.Generator().manual_seed(0))
         assert ((ids != model.config.pad_token_id).sum(-1) == lengths).all()
         assert (ids[past_the_end(lengths, 8)] == model.config.pad_token_id).all()
-    predicted = model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1)
-    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2)
-    assert ((ids != model.config.pad_token_id).sum(-1) == predicted).all()
+    logits = model.length_logits(batch.prompt_ids, batch.prompt_mask)
+    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2, length_candidates=1)
+    assert ((ids != model.config.pad_token_id).sum(-1) == logits.argmax(-1)).all()
+    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2)  # the default: one of the 3 likeliest
+    assert ((ids != model.config.pad_token_id).sum(-1)[:, None] == logits.topk(3, -1).indices).any(-1).all()
 
 
 def test_length_beam_keeps_the_candidate_the_model_rates_most_likely():
@@ -152,5 +154,5 @@ def test_length_model_learns_lengths_and_saves_them(tmp_path):
     tok.save_pretrained(tmp_path)
     again = DiffusionLMModel.from_pretrained(tmp_path)
     assert torch.equal(again.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1), predicted)
-    texts = DiffusionLMPipeline.from_pretrained(tmp_path)([p for p, _ in held_out[:10]], num_steps=2)
+    texts = DiffusionLMPipeline.from_pretrained(tmp_path)([p for p, _ in held_out[:10]], num_steps=2, length_candidates=1)
     assert [len(t.split()) for t in texts] == [len(p.split()) for p, _ in held_out[:10]]

@@ -118,7 +118,7 @@ def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
     seen = []
     pipe.model.predict = _recording_predict(pipe.model, seen)
     try:
-        pipe(["w1 w2"], num_steps=3, method="ddim")
+        pipe(["w1 w2"], num_steps=3, method="ddim", length_candidates=1)  # one rollout, no scoring passes
     finally:
         del pipe.model.predict
     assert seen[0][0] is None and len(seen) == 3
@@ -137,7 +137,7 @@ def test_self_conditioning_reads_only_accepted_steps(pipe, method):
     try:
         ids = pipe.tokenizer(["w1 w2", "w3"], padding=True, return_tensors="pt")
         generate_ids(pipe.model, ids["input_ids"], ids["attention_mask"].bool(), method=method, num_steps=3, eta=0.0,
-                     log_snr_offset=0.0, callback=lambda info: accepted.append(len(seen)))
+                     log_snr_offset=0.0, length_candidates=1, callback=lambda info: accepted.append(len(seen)))
     finally:
         del pipe.model.predict
     for k, (self_cond, _) in enumerate(seen):

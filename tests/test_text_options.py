@@ -376,5 +376,5 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     assert repeats(plain) > 0, "the check needs a model that repeats"
     seen.clear()
     ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=4, block_adjacent_repeats=True,
-                       generator=torch.Generator().manual_seed(0))
+                       length_candidates=1, generator=torch.Generator().manual_seed(0))
     assert repeats(ids) == 0 and len(seen) == 4 and all(repeats(s) == 0 for s in seen)  # one interpolation per step, blocked
