@@ -121,6 +121,7 @@ class DiffusionLMPipeline:
         grid: str | None = None,
         order: int | None = None,
         length_candidates: int | None = None,
+        length: int | Sequence[int] | None = None,
         progress: bool = False,
         response_template: str | Sequence[str] | None = None,
         classifier: Any = None,
@@ -149,6 +150,8 @@ class DiffusionLMPipeline:
                 prompt, or one per prompt) at weight ``classifier_scale`` (0 = off).
             clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order, length_candidates:
                 see :class:`GenerationConfig`.
+            length: for a length-conditioned model (L2), write exactly this many tokens (one number for every prompt,
+                or one per prompt) instead of the length the model predicts.
             callback: called after every sampler step with ``{"i", "t", "x", "x0", "start"}`` (x0, the current
                 estimate at unit scale (what ``model.rounding_logits`` takes), or None for samplers that report none; ``start``, the batch's first row
                 among the expanded prompts); ``diffusion_lm.inference.app`` uses it to show the text settling.
@@ -160,6 +163,7 @@ class DiffusionLMPipeline:
         prompts = self._check_call(prompts, num_samples, batch_size)
         templates = self._templates(response_template, len(prompts))
         targets = self._classes(classifier, classes, len(prompts)) if classifier is not None else None
+        lengths = self._lengths(length, len(prompts)) if length is not None else None
         texts = []
         expanded = [p for p in prompts for _ in range(num_samples)]
         batches = range(0, len(expanded), batch_size)
@@ -180,6 +184,8 @@ class DiffusionLMPipeline:
                              classes=torch.stack([targets[(start + j) // num_samples] for j in range(len(chunk))]))
             if settings.block_adjacent_repeats:
                 known.update(self.repeat_block)
+            if lengths is not None:
+                known["lengths"] = torch.tensor([lengths[(start + j) // num_samples] for j in range(len(chunk))], device=self.device)
             if callback is not None:
                 known["callback"] = lambda info, start=start: callback({**info, "start": start})
             ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,
@@ -217,6 +223,18 @@ class DiffusionLMPipeline:
         if len(names) != count:
             raise ValueError(f"{len(names)} classes for {count} prompts; give one class, or one per prompt.")
         return classifier.to(self.device).eval().class_index(names)
+
+    def _lengths(self, length, count: int) -> list[int]:
+        """One response length per prompt from ``length`` (an int, or one per prompt), checked."""
+        if not self.model.config.length_prediction:
+            raise ValueError("length= needs a length-conditioned model (length_prediction=True); this one decides its "
+                             "length in the rollout.")
+        lengths = [length] * count if isinstance(length, int) else list(length)
+        n = self.model.config.max_response_length
+        if len(lengths) != count or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= n for v in lengths):
+            raise ValueError(f"length must be an integer in [0, {n}] (max_response_length) or one per prompt ({count}); "
+                             f"got {length!r}.")
+        return lengths
 
     def _check_call(self, prompts, num_samples, batch_size) -> list[str]:
         if isinstance(prompts, str):

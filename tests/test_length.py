@@ -156,3 +156,15 @@ def test_length_model_learns_lengths_and_saves_them(tmp_path):
     assert torch.equal(again.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1), predicted)
     texts = DiffusionLMPipeline.from_pretrained(tmp_path)([p for p, _ in held_out[:10]], num_steps=2, length_candidates=1)
     assert [len(t.split()) for t in texts] == [len(p.split()) for p, _ in held_out[:10]]
+
+
+def test_the_pipeline_writes_the_asked_length():
+    model, tok = tiny_model(length_prediction=True)
+    pipe = DiffusionLMPipeline(model, tok)
+    texts = pipe(["w1 w2", "w3", "w4 w5 w6"], num_steps=2, length=[1, 4, 6])
+    assert [len(t.split()) for t in texts] == [1, 4, 6]
+    assert [len(t.split()) for t in pipe(["w1 w2", "w3"], num_steps=2, length=3, num_samples=2, return_all=True)[1]] == [3, 3]
+    with pytest.raises(ValueError, match="length must be an integer"):
+        pipe(["w1"], length=[1, 2])
+    with pytest.raises(ValueError, match="needs a length-conditioned model"):
+        DiffusionLMPipeline(*tiny_model(length_prediction=False))(["w1"], length=2)
