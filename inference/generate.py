@@ -39,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="no token twice in a row (text; default: the model's generation config)")
     p.add_argument("--clamp", action=argparse.BooleanOptionalAction, default=None,
                    help="clamp x0 predictions to embedding rows (default: the model's generation config)")
+    p.add_argument("--length-candidates", type=int, default=None,
+                   help="response lengths to try per prompt (length-conditioned models; default: the generation config's)")
+    p.add_argument("--length", type=int, default=None, help="write exactly this many tokens (length-conditioned models)")
     p.add_argument("--truncation", action="store_true", help="cut over-long prompts instead of failing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -80,6 +83,7 @@ def main(argv=None) -> int:
                       log_snr_offset=args.log_snr_offset, temperature=args.temperature,
                       num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
                       truncation=args.truncation, clamp=args.clamp, block_adjacent_repeats=args.block_adjacent_repeats,
+                      length_candidates=args.length_candidates, length=args.length,
                       progress=len(prompts) > args.batch_size)
         samples = pipe(prompts, return_all=True, **common)
         from diffusion_lm.mbr import mbr_select

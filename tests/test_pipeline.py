@@ -262,3 +262,5 @@ def test_generate_command_line(pipe, tmp_path):
     assert single.returncode == 0 and single.stdout.strip() == pipe(["w1 w2 w3"], num_steps=3, seed=4)[0]
     bad = run("--prompt", "", "--num-steps", "3")
     assert bad.returncode != 0 and "prompt 0 is empty" in bad.stderr
+    sized = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--length", "5", "--length-candidates", "1")
+    assert sized.returncode == 0 and len(sized.stdout.split()) == 5
