@@ -75,7 +75,10 @@ def _step_viewer(pipe, settings: dict, emit) -> Any:
 
 
 def rollout_trace(pipe, prompt: str, **call: Any) -> Trace:
-    """Generate one response to ``prompt`` with ``pipe(prompt, **call)`` and record every step's rounded estimate."""
+    """Generate one response to ``prompt`` with ``pipe(prompt, **call)`` and record every step's rounded estimate
+    (one rollout: a length-conditioned model is watched at its most likely length unless ``length_candidates`` is
+    given, since with several the response is the best of several rollouts)."""
+    call = {"length_candidates": 1, **call}
     trace = Trace()
     trace.text = pipe(prompt, callback=_step_viewer(pipe, call, trace.steps.append), **call)[0]
     return trace
@@ -83,6 +86,7 @@ def rollout_trace(pipe, prompt: str, **call: Any) -> Trace:
 
 def watch(pipe, prompt: str, **call: Any) -> Iterator[Trace]:
     """Like :func:`rollout_trace`, yielding the growing trace after every step (the rollout runs in a thread)."""
+    call = {"length_candidates": 1, **call}
     updates: queue.Queue = queue.Queue()
     outcome: dict[str, Any] = {}
 

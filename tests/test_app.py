@@ -34,6 +34,13 @@ def test_trace_has_a_view_per_step_and_ends_at_the_returned_text(pipe):
     assert times == sorted(times, reverse=True) and times[0] < 1.0
 
 
+def test_a_length_conditioned_trace_ends_at_the_returned_text():
+    pipe = DiffusionLMPipeline(*tiny_model(seed=3))
+    trace = rollout_trace(pipe, PROMPT, num_steps=5, seed=2)
+    assert trace.text == pipe(PROMPT, num_steps=5, seed=2, length_candidates=1)[0]
+    assert " ".join(tok for tok in trace.steps[-1].tokens if tok) == trace.text
+
+
 def test_changed_marks_exactly_the_tokens_that_differ_from_the_step_before(pipe):
     trace = rollout_trace(pipe, PROMPT, num_steps=8, method="ddim", eta=1.0, seed=1)
     assert all(trace.steps[0].changed)
