@@ -15,7 +15,7 @@ from torch import Tensor
 from .core import classifier_free, classifier_guidance, guidance_weight, sample
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
-from .modeling.length import past_the_end
+from .modeling.length import length_candidate_score, past_the_end
 
 
 def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None,
@@ -350,25 +350,6 @@ def _rollout(
     exact = pad_slots is not None and pad_slots.get("exact", False)
     return round_estimate(model, x0, s.block_adjacent_repeats, known, punctuation, same_word, past, exact)  # (121)
 
-
-def length_candidate_score(model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, ids: Tensor,
-                           lengths: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """(L2) how likely a length-conditioned model rates each response (B,): log p(n | x_p) plus the sum over the
-    slots j < n of log p(y_j | x_p, n) read from the denoiser at t = 1, where the state is pure noise and tells it
-    nothing of y (its self-conditioning pass fed its own first estimate, as in sampling)."""
-    past = past_the_end(lengths, ids.shape[1])
-    shape = (*ids.shape, model.config.embedding_dim)
-    gen_device = generator.device if generator is not None else ids.device
-    z = float(model.schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(ids.device)
-    t = torch.ones(ids.shape[0], device=ids.device)
-    first, logits = model.predict(prompt_ids, prompt_mask, z, t, past=past)
-    if model.config.self_conditioning:
-        if model.config.self_conditioning_source == "rounded":
-            first = model.clamp_to_table(first)
-        logits = model.predict(prompt_ids, prompt_mask, z, t, first, past=past)[1]
-    log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)  # (B, N)
-    log_n = model.length_logits(prompt_ids, prompt_mask).float().log_softmax(-1).gather(-1, lengths[:, None]).squeeze(-1)
-    return log_n + log_p.masked_fill(past, 0.0).sum(-1)
 
 
 def _classifier_guided(model: DiffusionLMModel, x0_fn, prompt_ids: Tensor, prompt_mask: Tensor, classifier,

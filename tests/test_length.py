@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_lm import DiffusionLMModel
-from diffusion_lm.generation_config import GenerationConfig
-from diffusion_lm.pipeline import DiffusionLMPipeline
 from diffusion_lm.data import encode_pairs
-from diffusion_lm.generation import generate_ids, length_candidate_score
-from diffusion_lm.modeling.length import past_the_end, response_lengths
+from diffusion_lm.generation import generate_ids
+from diffusion_lm.generation_config import GenerationConfig
+from diffusion_lm.modeling.length import length_candidate_score, past_the_end, response_lengths
+from diffusion_lm.pipeline import DiffusionLMPipeline
 from diffusion_lm.templates import encode_template
 
 from .text_helpers import reverse_pairs, tiny_model, train_steps
