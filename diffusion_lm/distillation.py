@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core.grids import make_grid
-from .generation import hold_length, block_adjacent_repeats, condition_enhanced_time, generate_ids, sampling_grid
+from .generation import condition_enhanced_time, generate_ids, sampling_grid, sampling_logit_edit
 from .generation_config import GenerationConfig
 from .modeling import DiffusionLMModel
 from .modeling.length import past_the_end, response_lengths
@@ -108,9 +108,11 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
     ``self_conditioning_source="rounded"``)."""
     cfg, schedule = student.config, student.schedule
     target_rows = student.embed(batch.target_ids).float()
-    past = None  # a length-conditioned student is told the length the teacher wrote (L2)
+    past, pad_slots = None, None  # a length-conditioned student is told the length the teacher wrote (L2)
     if student.length_predictor is not None:
         past = past_the_end(response_lengths(batch.target_ids, cfg.pad_token_id), batch.target_ids.shape[1])
+        pad_slots = {"mask": past, "exact": True}
+    edit = sampling_logit_edit(student, settings, pad_slots, **repeat_block)
     previous, total = None, 0.0
     for z, t in zip(batch.states, batch.times):
         t_model = condition_enhanced_time(schedule, torch.full((z.shape[0],), float(t), device=z.device),
@@ -118,10 +120,8 @@ def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: 
         x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous, past=past)
         sampled = x0_pred  # the loss reads the plain estimate; the next step, the one sampling forms
         if cfg.x0_parameterization == "interpolated":
-            shown = logits.detach() if past is None else hold_length(logits.detach().clone(), past, cfg.pad_token_id, exact=True)
-            if settings.block_adjacent_repeats:
-                shown = block_adjacent_repeats(shown, cfg.pad_token_id, **repeat_block)
-            sampled = student.interpolate(shown.detach(), settings.temperature)
+            shown = logits.detach() if edit is None else edit(logits.detach().clone())  # as sampling edits them
+            sampled = student.interpolate(shown, settings.temperature)
         if cfg.self_conditioning_source == "rounded":
             sampled = student.clamp_to_table(sampled.detach())
         loss_x0 = (x0_pred.float() - target_rows).pow(2).mean()  # (122)

@@ -120,6 +120,37 @@ def hold_length(logits: Tensor, past: Tensor, pad_token_id: int, exact: bool = F
     return torch.where(past[..., None], one_hot, logits)
 
 
+def sampling_logit_edit(
+    model: DiffusionLMModel, settings: GenerationConfig, pad_slots: dict[str, Tensor | None] | None,
+    known: tuple[Tensor, Tensor] | None = None, punctuation: Tensor | None = None, same_word: Tensor | None = None,
+) -> Callable[[Tensor], Tensor] | None:
+    """What sampling does to each evaluation's rounding logits before an interpolated x0_hat is formed from them
+    (I1), in place: given slots held (F1), the length held (L1, L2), adjacent repeats blocked (B1); None when
+    nothing applies. ``_x0_model`` hands it to ``predict``; distillation builds the student's next input with it."""
+    cfg = model.config
+    interpolated = cfg.x0_parameterization == "interpolated"
+    block = settings.block_adjacent_repeats and interpolated
+    if known is None and not block and pad_slots is None:
+        return None
+
+    def edit(logits: Tensor) -> Tensor:
+        if known is not None:
+            logits = _hold_known(logits, *known)
+        if pad_slots is not None:
+            if pad_slots.get("mask") is None:
+                length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
+                pad_slots["mask"] = torch.arange(logits.shape[1], device=logits.device)[None] >= length[:, None]
+                if known is not None:  # a template's given slots stay as given
+                    pad_slots["mask"] &= ~known[1]
+            if interpolated:
+                logits = hold_length(logits, pad_slots["mask"], cfg.pad_token_id, pad_slots.get("exact", False))
+        if block:
+            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word, inplace=True)
+        return logits
+
+    return edit
+
+
 def _x0_model(
     model: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
     pad_slots: dict[str, Tensor | None] | None, self_cond: SelfConditioning,
@@ -153,24 +184,8 @@ def _x0_model(
         extra["past"] = pad_slots["mask"]  # (L2)
 
     interpolated = cfg.x0_parameterization == "interpolated"
-    block = settings.block_adjacent_repeats and interpolated
-
-    def edit(logits: Tensor) -> Tensor:  # before an interpolated x0_hat is formed from them (I1)
-        if known is not None:
-            logits = _hold_known(logits, *known)
-        if pad_slots is not None:
-            if pad_slots.get("mask") is None:
-                length = (1 - logits.float().softmax(-1)[..., cfg.pad_token_id]).sum(-1).round()  # (L1)
-                pad_slots["mask"] = torch.arange(logits.shape[1], device=logits.device)[None] >= length[:, None]
-                if known is not None:  # a template's given slots stay as given
-                    pad_slots["mask"] &= ~known[1]
-            if interpolated:
-                logits = hold_length(logits, pad_slots["mask"], cfg.pad_token_id, pad_slots.get("exact", False))
-        if block:
-            logits = block_adjacent_repeats(logits, cfg.pad_token_id, punctuation, same_word, inplace=True)
-        return logits
-
-    if known is not None or block or pad_slots is not None:
+    edit = sampling_logit_edit(model, settings, pad_slots, known, punctuation, same_word)
+    if edit is not None:
         extra["edit_logits"] = edit
 
     def x0_hat(z: Tensor, t: Tensor) -> Tensor:

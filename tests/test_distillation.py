@@ -153,3 +153,34 @@ def test_skip_reads_the_prompts_after_the_first_rows(tmp_path):
         read_prompts(data, "prompt", 3, skip=6)
     with pytest.raises(SystemExit):
         main(["--teacher", "x", "--data", str(data), "--out", str(tmp_path / "o"), "--skip", "-1"])
+
+
+@pytest.mark.parametrize("length_prediction", [False, True])
+def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(length_prediction):
+    """(D1) at t_1 the student reads its estimate from t_0 built as sampling builds it: the same edits of the logits
+    (repeats blocked, the length held) and the same temperature; the first state is the shared noise."""
+    model, tok = tiny_model(seed=6, length_prediction=length_prediction)
+    with torch.no_grad():  # most slots lean to one word: repeats to block
+        model.denoiser.out.bias.copy_(model.embedding_table[tok.convert_tokens_to_ids(WORDS[0])] / model.config.embedding_scale)
+    settings = SETTINGS.updated(block_adjacent_repeats=True)
+    batch = encode_prompts(tok, _prompts(4, 3), model.config.max_prompt_length)
+    mask = batch.prompt_mask.bool()
+    traj = teacher_trajectories(model, batch.prompt_ids, mask, settings, 2, 4, torch.Generator().manual_seed(0))
+    fed = {"loss": [], "sampler": []}
+    original = model.predict
+
+    def spy(key):
+        def predict(*args, **kwargs):
+            fed[key].append(args[4] if len(args) > 4 else kwargs.get("self_cond"))
+            return original(*args, **kwargs)
+        return predict
+
+    model.predict = spy("loss")
+    distillation_loss(model, traj, settings)
+    model.predict = spy("sampler")
+    lengths = (traj.target_ids != model.config.pad_token_id).sum(-1) if length_prediction else None
+    generate_ids(model, batch.prompt_ids, mask, settings.updated(num_steps=2), grid=student_grid(model, settings, 2),
+                 noise=traj.states[0], lengths=lengths)
+    del model.predict
+    assert fed["loss"][0] is None and fed["sampler"][0] is None
+    torch.testing.assert_close(fed["loss"][1], fed["sampler"][1])
