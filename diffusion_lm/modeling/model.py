@@ -28,10 +28,10 @@ class DiffusionLMOutput(ModelOutput):
     loss: Tensor | None = None
     loss_x0: Tensor | None = None
     loss_round: Tensor | None = None
-    loss_length: Tensor | None = None
     x0_pred: Tensor | None = None
     logits: Tensor | None = None
     t: Tensor | None = None
+    loss_length: Tensor | None = None
 
 
 class DiffusionLMModel(PreTrainedModel):
@@ -250,8 +250,8 @@ class DiffusionLMModel(PreTrainedModel):
             per_example = per_example + loss_length
         if self.time_warp is not None and self.training:
             self.time_warp.update(t, loss_round)
-        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(),
-                                None if loss_length is None else loss_length.mean(), x0_pred, logits, t)
+        out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(), x0_pred, logits, t,
+                                None if loss_length is None else loss_length.mean())
         return out if return_dict else out.to_tuple()
 
     def _noisier_estimate(self, prompt_ids, prompt_mask, x0, eps, t, generator, past) -> tuple[Tensor, Tensor, Tensor]:
