@@ -44,6 +44,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "prompt_cached": {"model.prompt_attention": "cached"},
     "before": {"model.x0_parameterization": "direct", "model.time_warping": "false"},
     "length_prediction": {"model.length_prediction": "true"},
+    "length_relative": {"model.length_relative": "true"},
 }
 # Generation settings measured on every run: (name, overrides of the saved generation config).
 SETTINGS = [("1 step", {"num_steps": 1}), ("ddim eta=1, 10", {"num_steps": 10}), ("ddim eta=1, 20", {"num_steps": 20}),

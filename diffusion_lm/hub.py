@@ -13,6 +13,7 @@ CARD_KEYS = (
     "embedding_source", "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads",
     "max_prompt_length", "max_response_length", "position_embedding", "schedule", "lambda_x0", "lambda_round",
     "rounding", "self_conditioning", "prompt_dropout", "x0_parameterization", "time_warping", "length_prediction",
+    "length_relative",
 )
 
 

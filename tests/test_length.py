@@ -168,3 +168,51 @@ def test_the_pipeline_writes_the_asked_length():
         pipe(["w1"], length=[1, 2])
     with pytest.raises(ValueError, match="needs a length-conditioned model"):
         DiffusionLMPipeline(*tiny_model(length_prediction=False))(["w1"], length=2)
+
+
+def test_relative_length_score_adds_the_offset_head_at_n_minus_m():
+    """(L3): log p(n | x) = a_n + b_{n - m} up to a constant, m the prompt's token count; with the absolute head
+    silenced and the offset head favouring n - m = 1, every prompt's most likely length is its own plus one."""
+    model, tok = tiny_model(length_prediction=True, length_relative=True)
+    predictor = model.length_predictor
+    P = model.config.max_prompt_length
+    with torch.no_grad():
+        predictor.head.weight.zero_(), predictor.head.bias.zero_()
+        predictor.offset_head.weight.zero_(), predictor.offset_head.bias.zero_()
+        predictor.offset_head.bias[P + 1] = 5.0
+    pairs = reverse_pairs(3, seed=4)
+    pairs = [(" ".join(p.split()[:k]), r) for (p, r), k in zip(pairs, (1, 3, 5))]
+    batch = _batch(tok, model, pairs)
+    m = batch.prompt_mask.sum(-1)
+    logits = model.length_logits(batch.prompt_ids, batch.prompt_mask)
+    assert logits.argmax(-1).tolist() == (m + 1).tolist()
+    assert torch.allclose(logits.gather(-1, (m + 1)[:, None]).squeeze(-1), torch.full((3,), 5.0))
+    cut = batch.prompt_ids[:, :6], batch.prompt_mask[:, :6]  # fewer padded slots: the same offsets
+    assert torch.allclose(model.length_logits(*cut), logits)
+    assert tiny_model(length_prediction=True)[0].length_predictor.offset_head is None
+
+
+def test_the_length_classifiers_gradients_are_clipped_apart_from_the_denoisers():
+    """One global norm would scale the denoiser's step down by the length classifier's larger gradients; each
+    group is clipped to the limit on its own, so a denoiser gradient under the limit passes unchanged."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from training.train import clip_gradients
+
+    model, _ = tiny_model(length_prediction=True)
+    groups = model.clipping_groups()
+    assert len(groups) == 2 and {id(p) for p in groups[1]} == {id(p) for p in model.length_predictor.parameters()}
+    assert sum(len(g) for g in groups) == len([p for p in model.parameters() if p.requires_grad])
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    denoiser_grad, length_grad = groups[0][0].grad, groups[1][0].grad
+    denoiser_grad.view(-1)[0], length_grad.view(-1)[0] = 0.5, 20.0
+    try:
+        norms = clip_gradients(Accelerator(cpu=True), groups, max_norm=1.0)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert norms == pytest.approx([0.5, 20.0])
+    assert float(denoiser_grad.view(-1)[0]) == pytest.approx(0.5)
+    assert float(length_grad.view(-1)[0]) == pytest.approx(1.0, rel=1e-5)
+    assert len(tiny_model(length_prediction=False)[0].clipping_groups()) == 1

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,9 @@ from .data import BatchStream, collate, load_raw, tokenize
 from .ema import EMA
 from .evaluation import generation_metrics, text_metrics, validation_loss
 from .logs import MetricsLog, plot_curves
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 logger = logging.getLogger("training")
 SHORTCUTS = {"--resume_from_checkpoint": "--checkpoint.resume_from_checkpoint"}
@@ -178,7 +182,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
                     loss = model(**batch.as_kwargs()).loss
                     accelerator.backward(loss / o.grad_accum)
             if o.grad_clip:
-                accelerator.clip_grad_norm_(model.parameters(), o.grad_clip)
+                clip_gradients(accelerator, raw_model.clipping_groups(), o.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -319,6 +323,13 @@ def _weights_for_eval(raw_model, eval_model, ema) -> None:
     eval_model.load_state_dict(raw_model.state_dict())
     if ema is not None:
         ema.copy_to(eval_model)
+
+
+def clip_gradients(accelerator: Accelerator, groups: list[list[torch.nn.Parameter]], max_norm: float) -> list[float]:
+    """Clip each group's gradient norm to ``max_norm`` on its own (the denoiser's is not scaled by the length
+    classifier's); returns the norms before clipping."""
+    accelerator.unscale_gradients()
+    return [float(torch.nn.utils.clip_grad_norm_(group, max_norm)) for group in groups]
 
 
 def _record(accelerator, log, step, values) -> None:

@@ -87,6 +87,9 @@ class DiffusionLMConfig(PretrainedConfig):
             cross-entropy on the true n, and every response slot j >= n carries a learned "past the end" marker, so
             the denoiser fills exactly n slots (Mask-Predict, Difformer, DINOISER). Sampling gives it the predicted n.
         length_layers: the length classifier's transformer layers.
+        length_relative: the length classifier also scores the offset n - m of the response's length from the
+            prompt's (L3), so a prompt of a rare length (a 3-token verse) still gets a response of a length near
+            its own where the data says so; the absolute score of n stays for tasks whose lengths do not follow.
         tokenizer_fingerprint: hash of the tokenizer's vocabulary, checked when model and tokenizer meet.
     """
 
@@ -105,7 +108,7 @@ class DiffusionLMConfig(PretrainedConfig):
         rounding: str = "dot", rounding_temperature: float = 1.0, x0_parameterization: str = "interpolated",
         time_warping: bool = True, self_conditioning: bool = True, self_conditioning_source: str = "same_t",
         rollout_training: float = 0.0, rollout_temperature: float = 1.0, prompt_dropout: float = 0.0,
-        length_prediction: bool = True, length_layers: int = 2,
+        length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
     ):
@@ -117,6 +120,7 @@ class DiffusionLMConfig(PretrainedConfig):
             schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
             time_warping=bool(time_warping),
             length_prediction=bool(length_prediction),
+            length_relative=bool(length_relative),
         )
         for name, value in fields.items():
             setattr(self, name, value)

@@ -34,7 +34,8 @@ class LengthPredictor(nn.Module):
 
     A small transformer encoder of its own (``length_layers`` layers at the denoiser's width) with learned
     positions, mean-pooled over the prompt's real tokens, plus an embedding of their count (a mean alone does not
-    tell how many tokens it averaged). It reads the prompt only, never the response."""
+    tell how many tokens it averaged). It reads the prompt only, never the response. With ``length_relative`` a
+    second head scores the offset n - m from the prompt's m tokens, added to the first head's score of n (L3)."""
 
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()
@@ -47,6 +48,8 @@ class LengthPredictor(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.length_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, config.max_response_length + 1)
+        self.offset_head = nn.Linear(hidden, config.max_prompt_length + config.max_response_length + 1) \
+            if config.length_relative else None
 
     def forward(self, prompt: Tensor, prompt_mask: Tensor) -> Tensor:
         keys = prompt_mask.bool().clone()
@@ -55,7 +58,14 @@ class LengthPredictor(nn.Module):
         h = self.prompt_in(prompt.to(self.prompt_in.weight.dtype)) + self.position(positions)[None]
         h = self.encoder(h, src_key_padding_mask=~keys)
         pooled = (h * keys[..., None]).sum(1) / keys.sum(1, keepdim=True)
-        return self.head(self.norm(pooled + self.prompt_length(prompt_mask.bool().sum(-1))))
+        m = prompt_mask.bool().sum(-1)
+        features = self.norm(pooled + self.prompt_length(m))
+        logits = self.head(features)
+        if self.offset_head is None:
+            return logits
+        n = torch.arange(logits.shape[-1], device=logits.device)
+        offsets = n[None] - m[:, None] + self.position.num_embeddings  # n - m, shifted to index 0..P+N
+        return logits + self.offset_head(features).gather(-1, offsets)  # (L3)
 
 
 def length_candidate_score(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, ids: Tensor,

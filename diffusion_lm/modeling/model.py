@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
@@ -76,6 +76,15 @@ class DiffusionLMModel(PreTrainedModel):
     def _init_weights(self, module) -> None:
         if hasattr(self, "denoiser"):
             self.denoiser.init_module(module)
+
+    def clipping_groups(self) -> list[list[nn.Parameter]]:
+        """Trainable parameters in the groups whose gradient norms are clipped apart: the denoiser's, and the length
+        classifier's (L2), a separate network with its own loss whose gradients (several times the denoiser's) would
+        otherwise scale the denoiser's updates down under one global norm."""
+        length = [p for p in self.length_predictor.parameters() if p.requires_grad] if self.length_predictor is not None else []
+        taken = {id(p) for p in length}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
+        return [group for group in (rest, length) if group]
 
     def length_logits(self, prompt_ids: Tensor, prompt_mask: Tensor) -> Tensor:
         """(L2) logits of the response length n = 0..max_response_length given the prompt: (B, N + 1)."""
