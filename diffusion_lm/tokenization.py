@@ -80,7 +80,23 @@ def train_tokenizer(texts: Iterable[str], kind: str = "wordpiece", vocab_size: i
     tok.normalizer = normalizers.Sequence(norms)
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()])
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+    return PreTrainedTokenizerFast(tokenizer_object=_canonical_ids(tok), pad_token="[PAD]", unk_token="[UNK]")
+
+
+def _canonical_ids(tok):
+    """The same tokenizer with its ids fixed by the vocabulary alone: special tokens first, in their order, then
+    every other token sorted. The trainers of ``tokenizers`` give the same pieces but number them differently from
+    one process to the next (hash-map order), and the ids pick the frozen table's rows, so two trainings with one
+    seed would otherwise start from different tables."""
+    from tokenizers import Tokenizer
+
+    state = json.loads(tok.to_str())
+    vocab = state["model"]["vocab"]
+    special = [t for t in SPECIAL_TOKENS if t in vocab]
+    if [vocab[t] for t in special] != list(range(len(special))):
+        raise RuntimeError(f"expected the special tokens {special} at ids 0..{len(special) - 1}")
+    state["model"]["vocab"] = {t: i for i, t in enumerate(special + sorted(set(vocab) - set(special)))}
+    return Tokenizer.from_str(json.dumps(state))
 
 
 def _sentencepiece(texts: Iterable[str], vocab_size: int, lowercase: bool):

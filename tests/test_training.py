@@ -320,3 +320,19 @@ def test_minilm_config_trains_with_the_encoders_table_and_tokenizer(data, tmp_pa
     pipe = DiffusionLMPipeline.from_pretrained(tmp_path / "model")
     assert pipe.model.config.vocab_size == 30522 and pipe.model.config.embedding_dim == 384
     assert pipe.tokenizer("hello world", add_special_tokens=False)["input_ids"] == [7592, 2088]
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "wordlevel"])
+def test_a_trained_tokenizer_numbers_its_pieces_by_the_pieces_alone(kind):
+    """The ids pick the frozen table's rows. The trainers of ``tokenizers`` number their pieces in hash-map order,
+    which changes between trainings on the same text; ours number them specials first, then sorted, so the same
+    pieces always get the same ids (the pieces themselves can still differ where merges tie)."""
+    from diffusion_lm import train_tokenizer
+    from diffusion_lm.data import synthetic_pairs
+
+    texts = [t for pair in synthetic_pairs(300, "reverse", vocab=40, seed=0) for t in pair]
+    texts += ["the shepherd's sheep; shepherding, sheepfolds and shepherdesses"] * 3
+    vocab = train_tokenizer(texts, kind, 2000, False).get_vocab()
+    pieces = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    assert pieces[:2] == ["[PAD]", "[UNK]"]
+    assert pieces[2:] == sorted(pieces[2:])
