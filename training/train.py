@@ -166,6 +166,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     with _GracefulStop() as stop, logging_redirect_tqdm():
+        clipping_groups = raw_model.clipping_groups()
         for step in range(start_step + 1, o.max_steps + 1):
             t0 = time.perf_counter()
             for micro in range(o.grad_accum):
@@ -182,7 +183,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
                     loss = model(**batch.as_kwargs()).loss
                     accelerator.backward(loss / o.grad_accum)
             if o.grad_clip:
-                clip_gradients(accelerator, raw_model.clipping_groups(), o.grad_clip)
+                clip_gradients(accelerator, clipping_groups, o.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -325,11 +326,11 @@ def _weights_for_eval(raw_model, eval_model, ema) -> None:
         ema.copy_to(eval_model)
 
 
-def clip_gradients(accelerator: Accelerator, groups: list[list[torch.nn.Parameter]], max_norm: float) -> list[float]:
+def clip_gradients(accelerator: Accelerator, groups: list[list[torch.nn.Parameter]], max_norm: float) -> list[torch.Tensor]:
     """Clip each group's gradient norm to ``max_norm`` on its own (the denoiser's is not scaled by the length
-    classifier's); returns the norms before clipping."""
+    classifier's); returns the norms before clipping, as tensors (no device sync on the training step)."""
     accelerator.unscale_gradients()
-    return [float(torch.nn.utils.clip_grad_norm_(group, max_norm)) for group in groups]
+    return [torch.nn.utils.clip_grad_norm_(group, max_norm) for group in groups]
 
 
 def _record(accelerator, log, step, values) -> None:
