@@ -38,13 +38,15 @@ def test_pairs(path: Path, tokenizer, max_prompt: int, max_response: int, limit:
 
 
 def _logged_training(metrics: Path) -> tuple[dict, float]:
-    """The last logged training loss and the training minutes of a finished run (nan where not logged)."""
+    """The last logged training loss and step, and the training minutes of a finished run (nan where not logged)."""
     last, minutes = {}, float("nan")
     if metrics.exists():
         for line in metrics.read_text().splitlines():
             row = json.loads(line)
             if "loss" in row:
                 last["loss"] = row["loss"]
+            if "step" in row:
+                last["step"] = row["step"]
             minutes = row.get("train_minutes", minutes)
     return last, minutes
 
@@ -87,11 +89,11 @@ def main(argv=None) -> int:
     sampler = f"{gen.method}{f' eta={gen.eta:g}' if gen.method == 'ddim' else ''}, {gen.num_steps} steps"
     seconds = time.time() - start
     model, copy = text_metrics(generated, refs), text_metrics(prompts, refs)
-    result = {"train_minutes": round(minutes, 1), "train_steps": config.optim.max_steps, "test_verses": len(rows),
+    result = {"train_minutes": round(minutes, 1), "train_steps": trained.get("step", config.optim.max_steps), "test_verses": len(rows),
               "sampler": sampler, "generation_config": gen.to_dict(), "generate_seconds": round(seconds, 1),
               "bleu": round(model["bleu"], 2), "chrf": round(model["chrf"], 2),
               "copy_bleu": round(copy["bleu"], 2), "copy_chrf": round(copy["chrf"], 2), "final_train_loss": trained.get("loss")}
-    print(f"\nKJV -> WEB, {len(rows)} held-out verses ({sampler}; trained {minutes:.1f} min):")
+    print(f"\nKJV -> WEB, {len(rows)} held-out verses ({sampler}; trained {result['train_steps']} steps, {minutes:.1f} min):")
     print(f"  model BLEU {model['bleu']:.1f}  chrF {model['chrf']:.1f}")
     print(f"  copy-the-input baseline BLEU {copy['bleu']:.1f}  chrF {copy['chrf']:.1f}\n")
     for row, gen in list(zip(rows, generated))[: args.rows]:

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from .data import BatchStream, collate, load_raw, tokenize
 from .ema import EMA
 from .evaluation import generation_metrics, text_metrics, validation_loss
 from .logs import MetricsLog, plot_curves
+from .runtime import GracefulStop, available_trackers, flat_config, has_accelerator, set_threads
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -86,13 +86,13 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     from diffusion_lm.pipeline import DiffusionLMPipeline
 
     out = Path(config.output_dir)
-    trackers = _available_trackers(config.trackers)
+    trackers = available_trackers(config.trackers)
     # cpu=True when there is no GPU: then a multi-process launch (accelerate's multi-process config, torchrun)
     # joins one gloo process group instead of starting independent single-process runs
     accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=trackers or None, project_dir=str(out),
-                              step_scheduler_with_optimizer=False, cpu=not _has_accelerator())
+                              step_scheduler_with_optimizer=False, cpu=not has_accelerator())
     main = accelerator.is_main_process
-    threads = _set_threads(config.num_threads, accelerator)
+    threads = set_threads(config.num_threads, accelerator)
     logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for chatty in ("accelerate", "datasets", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -149,7 +149,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
                        "To continue that run instead, pass --resume_from_checkpoint latest.", out, previous)
     log = MetricsLog(out / "metrics.jsonl", resume_step=start_step if resume is not None else None) if main else None
     if trackers:
-        accelerator.init_trackers(config.run_name or out.name, config=_flat(to_dict(config)))
+        accelerator.init_trackers(config.run_name or out.name, config=flat_config(to_dict(config)))
 
     # ----------------------------------------------------------------- the loop
     per_process = o.batch_size
@@ -165,7 +165,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     stopped_at = None
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with _GracefulStop() as stop, logging_redirect_tqdm():
+    with GracefulStop() as stop, logging_redirect_tqdm():
         clipping_groups = raw_model.clipping_groups()
         for step in range(start_step + 1, o.max_steps + 1):
             t0 = time.perf_counter()
@@ -260,33 +260,6 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
     return metrics
 
 
-def _set_threads(requested: int | None, accelerator) -> int:
-    """torch's CPU threads for this process: ``num_threads``, else OMP_NUM_THREADS, else the physical cores shared
-    among the processes on this machine (as ``accelerate launch --num_cpu_threads_per_process`` picks). More
-    threads than cores per process make torch's thread pools fight: a step can take ten times as long."""
-    import torch
-
-    if requested is None:
-        env = os.environ.get("OMP_NUM_THREADS")
-        if env and env.isdigit() and int(env) > 0:
-            requested = int(env)
-        else:
-            cores = _physical_cores()
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
-            requested = max(1, cores // max(1, local))
-    torch.set_num_threads(requested)
-    return requested
-
-
-def _physical_cores() -> int:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1
-
-
 def _previous_run(out: Path) -> str:
     """What an earlier run left in ``out`` (its checkpoints, its saved model), or '' if nothing."""
     found = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1])) if (out / "checkpoints").exists() else []
@@ -294,12 +267,6 @@ def _previous_run(out: Path) -> str:
     if (out / "model" / "config.json").exists():
         parts.append("a saved model")
     return " and ".join(parts)
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 def _trace_step(folder: str, accelerator, step: int, rows: list[str], raw_model) -> None:
@@ -376,57 +343,6 @@ def _report_note(report) -> str:
 def _card_metrics(result: dict) -> dict:
     keys = ("val_loss", "bleu", "chrf", "exact_match", "copy_bleu", "copy_chrf")
     return {k: round(result[k], 4) for k in keys if k in result}
-
-
-def _available_trackers(names: list[str]) -> list[str]:
-    found = []
-    for name in names:
-        if name == "tensorboard":
-            try:
-                import tensorboard  # noqa: F401
-            except ImportError:
-                logger.warning("tensorboard is not installed (pip install tensorboard); metrics still go to metrics.jsonl")
-                continue
-        found.append(name)
-    return found
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_flat(v, key + "."))
-        else:
-            flat[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return flat
-
-
-class _GracefulStop:
-    """SIGTERM/SIGINT: finish the current step, write a checkpoint, and exit (preemptible jobs lose nothing).
-    The previous handlers come back when the block ends."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-    def _handle(self, signum, frame):
-        if self.requested:  # a second signal stops at once
-            raise KeyboardInterrupt
-        self.requested = True
 
 
 def _progress(main: bool, start: int, total: int):
