@@ -251,7 +251,7 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
             pipe = DiffusionLMPipeline(eval_model, tok, config.generation_config())
             scores, rows = generation_metrics(pipe, prompts, refs, e.batch_size, e.examples)
             metrics.update(scores)
-            metrics.update({f"copy_{k}": v for k, v in copy_scores.items() if k == "bleu"})
+            metrics.update({f"copy_{k}": v for k, v in copy_scores.items() if k in ("bleu", "chrf")})
             for row in rows:
                 logger.info("step %d | %s -> %s (reference: %s)", step, row["prompt"], row["generated"], row["reference"])
         _record(accelerator, log, step, metrics)
