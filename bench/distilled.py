@@ -37,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from diffusion_lm.common.atomic import write_json_atomic
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
     from training.evaluation import text_metrics
 
     teacher = DiffusionLMPipeline.from_pretrained(args.teacher)

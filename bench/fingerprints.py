@@ -87,14 +87,15 @@ def core_prints() -> dict[str, str]:
 
 def api():
     """The names the fingerprints call, from wherever the package keeps them."""
-    from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-    from diffusion_lm.data import encode_pairs, synthetic_pairs
-    from diffusion_lm.diagnostics import token_accuracy_by_time
-    from diffusion_lm.distillation import distillation_loss, teacher_trajectories
-    from diffusion_lm.generation import generate_ids
-    from diffusion_lm.modeling.classifier import ResponseClassifier, ResponseClassifierConfig, base_fingerprint
-    from diffusion_lm.modeling.length import length_candidate_score
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm import DiffusionLMConfig, DiffusionLMPipeline, Rollout, build_model, train_tokenizer
+    from diffusion_lm.text.batching import encode_pairs
+    from diffusion_lm.text.classifier import ResponseClassifier, ResponseClassifierConfig, base_fingerprint
+    from diffusion_lm.text.diagnostics import token_accuracy_by_time
+    from diffusion_lm.text.distillation import distillation_loss, teacher_trajectories
+    from diffusion_lm.text.generation import generate_ids
+    from diffusion_lm.text.generation_config import GenerationConfig
+    from diffusion_lm.text.likelihood import nll_bound
+    from diffusion_lm.text.synthetic import synthetic_pairs
 
     return dict(**locals())
 
@@ -134,8 +135,8 @@ def text_model_prints(a) -> dict[str, str]:
             res = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(6))
             out[f"text.loss.{name}.{mode}"] = digest([res.loss, res.loss_x0, res.loss_round, res.loss_length, res.x0_pred])
         model.eval()
-        bound = model.nll(batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=4,
-                          generator=torch.Generator().manual_seed(7))
+        bound = a["nll_bound"](model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=4,
+                               generator=torch.Generator().manual_seed(7))
         out[f"text.nll.{name}"] = digest([bound.nats, bound.stderr, bound.prior, bound.diffusion, bound.reconstruction,
                                           bound.length])
         rows = a["token_accuracy_by_time"](model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, [0.1, 0.5, 0.9])
@@ -150,15 +151,13 @@ def text_model_prints(a) -> dict[str, str]:
 
 
 def generate_adapter(a, model, batch, seed: int, **settings):
-    with torch.no_grad():
-        return a["generate_ids"](model, batch.prompt_ids, batch.prompt_mask, generator=torch.Generator().manual_seed(seed),
-                                 **settings)
+    return a["generate_ids"](model, batch, a["GenerationConfig"](**settings), generator=torch.Generator().manual_seed(seed))
 
 
 def length_score_adapter(a, model, batch, ids, lengths, seed: int):
+    rollout = a["Rollout"](model, a["GenerationConfig"](), batch.prompt_ids, batch.prompt_mask, lengths=lengths)
     with torch.no_grad():
-        return a["length_candidate_score"](model, batch.prompt_ids, batch.prompt_mask, ids, lengths,
-                                           torch.Generator().manual_seed(seed))
+        return rollout.length_score(ids, torch.Generator().manual_seed(seed))
 
 
 def trained_prints(a, root: Path) -> dict[str, str]:
@@ -225,9 +224,10 @@ def pipeline_prints(a, pipe, prefix: str = "pipe") -> dict[str, str]:
     clf = classifier(a, pipe.model)
     out["pipe.classifier"] = digest(call(classifier=clf, classes="b", classifier_scale=4.0))
     out["pipe.classifier.each"] = digest(call(classifier=clf, classes=["a", "b"] * 3, classifier_scale=2.0))
-    pipe.model.config.prompt_dropout = 0.1  # the check reads it; the weights are what they are
+    objective = pipe.model.config.objective
+    pipe.model.config.objective = {**objective, "prompt_dropout": 0.1}  # the check reads it; the weights are as they are
     out["pipe.cfg"] = digest(call(guidance_scale=2.0))
-    pipe.model.config.prompt_dropout = 0.0
+    pipe.model.config.objective = objective
     out["distill"] = distill_print(a, pipe)
     return {k.replace("pipe.", prefix + ".", 1): v for k, v in out.items()}
 
@@ -246,13 +246,13 @@ def classifier(a, model):
 
 
 def distill_print(a, pipe) -> str:
-    from diffusion_lm.data import encode_prompts
+    from diffusion_lm.text.batching import encode_prompts
 
     batch = encode_prompts(pipe.tokenizer, PROMPTS, pipe.model.config.max_prompt_length)
     settings = pipe.generation_config.updated(length_candidates=1)
     traj = a["teacher_trajectories"](pipe.model, batch.prompt_ids, batch.prompt_mask, settings, 2, 4,
-                                     torch.Generator().manual_seed(13), **pipe.repeat_block)
-    loss = a["distillation_loss"](pipe.model, traj, settings, **pipe.repeat_block)
+                                     torch.Generator().manual_seed(13), repeat_block=pipe.repeat_block)
+    loss = a["distillation_loss"](pipe.model, traj, settings, pipe.repeat_block)
     return digest([traj.states, traj.times, traj.target_ids, loss.detach()])
 
 

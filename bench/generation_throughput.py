@@ -70,7 +70,7 @@ def best_time(fn, repeats: int) -> float:
 
 def pipeline_and_gpt2(model_path: Path):
     """The saved pipeline and a same-size GPT-2 (random weights) over its tokenizer plus a separator."""
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(model_path)
     cfg = pipe.model.config
@@ -129,8 +129,8 @@ BUFFERS = ("embedding_table",)  # saved with the weights, not parameters (pipeli
 def memory_child(args) -> None:
     """Load only the model named by ``--memory-child`` (GPT-2: built to our parameter count from the saved config
     and weights' shapes), generate one batch, print the peak resident memory before and after, as JSON."""
-    from diffusion_lm.modeling import DiffusionLMConfig
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text import DiffusionLMConfig
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     if args.memory_child == "ours":
         pipe = DiffusionLMPipeline.from_pretrained(args.model)
@@ -190,7 +190,9 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.model is not None:
         return end_to_end(args)
-    from diffusion_lm.generation import generate_ids
+    from diffusion_lm.text.batching import PairBatch
+    from diffusion_lm.text.generation import generate_ids
+    from diffusion_lm.text.generation_config import GenerationConfig
 
     print("| config | batch | model | output tokens/s | ratio to GPT-2 |")
     print("|---|---|---|---|---|")
@@ -208,7 +210,8 @@ def main() -> None:
             ar_rate = batch * n_out / ar_seconds
             print(f"| {name} | {batch} | GPT-2 greedy, KV cache | {ar_rate:.0f} | 1.00 |", flush=True)
             for steps in args.steps:
-                seconds = best_time(lambda: generate_ids(model, prompt, mask, num_steps=steps, method="dpm_solver++",
+                settings = GenerationConfig(num_steps=steps, method="dpm_solver++")
+                seconds = best_time(lambda: generate_ids(model, PairBatch(prompt, mask), settings,
                                                          generator=torch.Generator().manual_seed(0)), args.repeats)
                 rate = batch * n_out / seconds
                 print(f"| {name} | {batch} | ours, dpm_solver++ {steps} steps | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)

@@ -59,8 +59,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from diffusion_lm.common.atomic import write_json_atomic, write_jsonl_atomic
-    from diffusion_lm.modeling.classifier import ResponseClassifier
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.classifier import ResponseClassifier
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
     from training.evaluation import text_metrics
     from training.train_classifier import main as train_classifier
 

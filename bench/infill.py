@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
     from training.evaluation import text_metrics
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)

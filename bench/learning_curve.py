@@ -50,7 +50,7 @@ def seconds_per_step(step_fn, warmup: int = 3, steps: int = 10) -> float:
 def run_ours(task: str, out: Path, minutes: float, evals: int, extra: list[str]) -> dict:
     """Calibrate steps per minute on a copy of the model, then train the budget with evaluations along the way."""
     from diffusion_lm import build_model, train_tokenizer
-    from diffusion_lm.data import encode_pairs
+    from diffusion_lm.text.batching import encode_pairs
     from training.train import train
 
     paths, config = _config(task, out, extra)

@@ -30,7 +30,7 @@ def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list
         return paths, config, []
     if task != "sort":
         raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}.")
-    from diffusion_lm.data import synthetic_pairs
+    from diffusion_lm.text.synthetic import synthetic_pairs
 
     folder = out / "data"
     paths = {}

@@ -55,27 +55,18 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from diffusion_lm.common.atomic import write_json_atomic
-    from diffusion_lm.data import encode_pairs
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config
     paths, _, _ = task_files("bible", args.out)
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
-    batch = encode_pairs(pipe.tokenizer, [r["prompt"] for r in rows], [r["response"] for r in rows],
-                         cfg.max_prompt_length, cfg.max_response_length)
     earlier = args.out / "results.json"
     if args.reuse_ours and earlier.exists():
         ours = json.loads(earlier.read_text())["ours"]
     else:
-        from diffusion_lm.modeling.likelihood import NLLBound
-
-        generator, parts = torch.Generator().manual_seed(0), []
-        for i in range(0, len(rows), 50):  # memory stays that of a 50-verse batch
-            parts.append(pipe.model.nll(batch.prompt_ids[i : i + 50], batch.prompt_mask[i : i + 50],
-                                        batch.response_ids[i : i + 50], args.samples, generator))
-        bound = NLLBound(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                           ("nats", "stderr", "prior", "diffusion", "reconstruction", "tokens")))
+        prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
+        bound = pipe.score(prompts, responses, num_samples=args.samples, batch_size=50)  # 50-verse batches
         ours = {"nats_per_token": bound.nats_per_token,
                 "stderr_per_token": float(bound.stderr.pow(2).sum().sqrt() / bound.tokens.sum()),
                 "prior": float(bound.prior.sum() / bound.tokens.sum()), "diffusion": float(bound.diffusion.sum() / bound.tokens.sum()),

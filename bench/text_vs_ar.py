@@ -105,7 +105,7 @@ def main() -> None:
         report(json.loads((out / "results.json").read_text()), out)
         return
     torch.set_num_threads(args.threads)
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
     from training.evaluation import text_metrics
 
     out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def measure(which: str, config_name: str, steps: int, warmup: int) -> dict:
     """Train ``which`` (ours | gpt2) for warmup + steps batches; tokens/s over the timed steps."""
     import torch
 
-    from diffusion_lm.data.batching import pad_prompts, pad_responses
+    from diffusion_lm.text.batching import pad_prompts, pad_responses
 
     config, model, tok, pairs = _setup(config_name)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,10 +1,11 @@
 """diffusion-lm: continuous (embedding-space) diffusion language models and the diffusion core beneath them.
 
-The names below load on first use, so ``import diffusion_lm.core`` (the diffusion core alone) does not
-import transformers. Using any text-model name (``diffusion_lm.DiffusionLMModel``, ``build_model``, the
-pipeline) imports ``diffusion_lm.modeling``, which registers ``DiffusionLMConfig`` / ``DiffusionLMModel``
-with transformers' ``AutoConfig`` / ``AutoModel`` (model type ``"diffusion-lm"``); nothing touches a GPU
-or the network.
+``diffusion_lm.core`` is the diffusion core (schedules, samplers, guidance, likelihood, losses); ``diffusion_lm.text``
+the text model built on it; ``diffusion_lm.toy`` and ``diffusion_lm.images`` the core's 2D and image users. The names
+below load on first use, so ``import diffusion_lm`` or ``diffusion_lm.core`` does not import transformers. Using any
+text-model name (``diffusion_lm.DiffusionLMPipeline``, ``build_model``, ...) imports ``diffusion_lm.text``, which
+registers ``DiffusionLMConfig`` / ``DiffusionLMModel`` with transformers' ``AutoConfig`` / ``AutoModel`` (model type
+``"diffusion-lm"``); nothing touches a GPU or the network.
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "DiffusionLMConfig": "modeling",
-    "DiffusionLMModel": "modeling",
-    "DiffusionLMOutput": "modeling",
-    "build_model": "modeling",
-    "minilm_path": "assets",
-    "tokenizer_fingerprint": "tokenization",
-    "train_tokenizer": "tokenization",
-}
+_LAZY = {name: "text" for name in (
+    "DiffusionLMConfig", "DiffusionLMModel", "DiffusionLMOutput", "DiffusionLMPipeline", "GenerationConfig", "Rollout",
+    "TrainingObjective", "build_model", "minilm_path", "tokenizer_fingerprint", "train_tokenizer",
+)}
 
 __all__ = list(_LAZY)
 

@@ -1,5 +1,5 @@
 """Inference: ``DiffusionLMPipeline`` and the ``python -m inference.generate`` command line."""
 
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
 __all__ = ["DiffusionLMPipeline"]

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from diffusion_lm.core.sampling import METHODS
-from diffusion_lm.generation import round_estimate
+from diffusion_lm.text.rollout import hold
 
 
 @dataclass
@@ -66,7 +66,9 @@ def _step_viewer(pipe, settings: dict, emit) -> Any:
         if info["x0"] is None or info.get("start", 0) != 0:
             return
         with torch.no_grad():
-            ids = round_estimate(model, info["x0"][:1], block, **pipe.repeat_block)[0].tolist()
+            logits = hold(model.rounding_logits(info["x0"][:1]), model.config.pad_token_id,
+                          repeat_block=pipe.repeat_block if block else None)
+            ids = logits.argmax(-1)[0].tolist()  # (121)
         changed = [previous is None or a != b for a, b in zip(ids, previous or ids)]
         previous = ids
         emit(StepView(int(info["i"]), float(info["t"]), _token_strings(pipe, ids), changed))
@@ -150,7 +152,7 @@ def build_app(pipe, classifier_path: str | None = None):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from diffusion_lm.modeling.classifier import ResponseClassifier
+    from diffusion_lm.text.classifier import ResponseClassifier
 
     defaults = pipe.generation_config
     classifiers: dict[str, Any] = {}
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         import gradio  # noqa: F401
     except ImportError:
         parser.error('the app needs Gradio: pip install "diffusion-lm[app]"')
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(Path(args.model) if Path(args.model).is_dir() else args.model)
     build_app(pipe, args.classifier).queue().launch(server_name=args.host, server_port=args.port, share=args.share)

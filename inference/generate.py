@@ -15,7 +15,28 @@ import sys
 from pathlib import Path
 
 from diffusion_lm.common.atomic import write_jsonl_atomic
-from diffusion_lm.core.sampling import METHODS
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """A ``--name`` flag for every ``GenerationConfig`` setting, typed as the field is, defaulting to the model's own."""
+    import typing
+
+    from diffusion_lm.core.sampling import SAMPLERS
+    from diffusion_lm.text.generation_config import GenerationConfig
+
+    hints, helps = typing.get_type_hints(GenerationConfig), GenerationConfig.describe()
+    group = parser.add_argument_group("generation settings (default: the model's generation_config.json)")
+    for name in GenerationConfig.names():
+        flag, kind = "--" + name.replace("_", "-"), hints[name]
+        options = set(typing.get_args(kind)) or {kind}
+        extra: dict = {}
+        if bool in options:
+            extra["action"] = argparse.BooleanOptionalAction
+        elif name == "method":
+            extra.update(choices=list(SAMPLERS), type=str)
+        else:
+            extra["type"] = next(t for t in (int, float, str) if t in options)
+        group.add_argument(flag, dest=name, default=None, help=helps.get(name, "").replace("%", "%%"), **extra)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,26 +47,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     source.add_argument("--input", type=Path, help="JSONL file of prompts")
     p.add_argument("--output", type=Path, help="JSONL file to write (default: print responses)")
     p.add_argument("--prompt-field", default="prompt")
-    p.add_argument("--num-steps", type=int, default=None, help="sampler steps (default: the model's generation_config.json)")
-    p.add_argument("--method", choices=METHODS, default=None, help="sampler (default: the model's generation config)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM noise in [0, 1] (default: the generation config's)")
-    p.add_argument("--log-snr-offset", type=float, default=None, help="condition-enhanced denoising offset (C1)")
-    p.add_argument("--temperature", type=float, default=None, help="sharpen x0 estimates (< 1)")
-    p.add_argument("--guidance-scale", type=float, default=None)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--mbr", action="store_true", help="pick the minimum-Bayes-risk sample")
-    p.add_argument("--return-all", action="store_true", help="also write every sample")
-    p.add_argument("--block-adjacent-repeats", action=argparse.BooleanOptionalAction, default=None,
-                   help="no token twice in a row (text; default: the model's generation config)")
-    p.add_argument("--clamp", action=argparse.BooleanOptionalAction, default=None,
-                   help="clamp x0 predictions to embedding rows (default: the model's generation config)")
-    p.add_argument("--length-candidates", type=int, default=None,
-                   help="response lengths to try per prompt (length-conditioned models; default: the generation config's)")
+    p.add_argument("--return-all", action="store_true", help="also write every sample (with --num-samples N)")
     p.add_argument("--length", type=int, default=None, help="write exactly this many tokens (length-conditioned models)")
     p.add_argument("--truncation", action="store_true", help="cut over-long prompts instead of failing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_setting_flags(p)
     return p.parse_args(argv)
 
 
@@ -72,24 +80,24 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     try:
         rows = read_rows(args.input, args.prompt_field) if args.input else [{args.prompt_field: p} for p in args.prompt]
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         pipe = DiffusionLMPipeline.from_pretrained(args.model, device=device)
         prompts = [row[args.prompt_field] for row in rows]
-        common = dict(num_steps=args.num_steps, method=args.method, eta=args.eta, guidance_scale=args.guidance_scale,
-                      log_snr_offset=args.log_snr_offset, temperature=args.temperature,
-                      num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
-                      truncation=args.truncation, clamp=args.clamp, block_adjacent_repeats=args.block_adjacent_repeats,
-                      length_candidates=args.length_candidates, length=args.length,
-                      progress=len(prompts) > args.batch_size)
-        samples = pipe(prompts, return_all=True, **common)
-        from diffusion_lm.mbr import mbr_select
+        from diffusion_lm.text.generation_config import GenerationConfig
+        from diffusion_lm.text.mbr import mbr_select
 
+        settings = {name: getattr(args, name) for name in GenerationConfig.names()}
+        mbr = settings.pop("mbr")
+        samples = pipe(prompts, return_all=True, seed=args.seed, batch_size=args.batch_size, truncation=args.truncation,
+                       progress=len(prompts) > args.batch_size, length=args.length, **settings)
+        if mbr is None:
+            mbr = pipe.generation_config.mbr
         for row, group in zip(rows, samples):
-            row["response"] = group[mbr_select(group)] if args.mbr else group[0]
+            row["response"] = group[mbr_select(group)] if mbr else group[0]
             if args.return_all:
                 row["samples"] = group
     except ValueError as err:

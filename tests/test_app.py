@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 from inference.app import Trace, form_settings, render_steps, rollout_trace, watch
 
 from .text_helpers import tiny_model

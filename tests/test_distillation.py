@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from diffusion_lm.data.batching import encode_prompts
-from diffusion_lm.distillation import distillation_loss, refined_grid, student_grid, teacher_trajectories
-from diffusion_lm.generation import generate_ids
-from diffusion_lm.generation_config import GenerationConfig
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.batching import PairBatch, encode_prompts
+from diffusion_lm.text.distillation import distillation_loss, refined_grid, student_grid, teacher_trajectories
+from diffusion_lm.text.generation import Controls, generate_ids
+from diffusion_lm.text.generation_config import GenerationConfig
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
 from .text_helpers import WORDS, tiny_model
 
@@ -44,8 +44,8 @@ def test_teacher_states_lie_on_the_teachers_own_rollout():
     # restarting the teacher from its own state at the student's second time, on the rest of the fine grid,
     # ends at the same tokens (eta = 0: the rollout is deterministic given the state)
     fine = refined_grid(model, student_grid(model, SETTINGS, 2), 3)
-    again = generate_ids(model, batch.prompt_ids, batch.prompt_mask.bool(), SETTINGS.updated(num_steps=3), grid=fine[3:],
-                         noise=traj.states[1])
+    again = generate_ids(model, PairBatch(batch.prompt_ids, batch.prompt_mask.bool()),
+                         SETTINGS.updated(num_steps=3, grid=fine[3:]), noise=traj.states[1])
     assert torch.equal(again, traj.target_ids)
 
 
@@ -64,7 +64,7 @@ def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight(length
     noise = traj.states[0]
 
     def agreement() -> float:
-        out = generate_ids(student.eval(), batch.prompt_ids, mask, SETTINGS.updated(num_steps=1), noise=noise)
+        out = generate_ids(student.eval(), PairBatch(batch.prompt_ids, mask), SETTINGS.updated(num_steps=1), noise=noise)
         student.train()
         return float((out == traj.target_ids).float().mean())
 
@@ -98,7 +98,7 @@ def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path, monkeypat
     report = json.loads((tmp_path / "out" / "distillation.json").read_text())
     assert report["prompts"] == 32 and set(report["held_out_same_text_as_teacher"]) == {"1", "2"}
     assert (tmp_path / "out" / "teacher_trajectories.safetensors").exists()
-    import diffusion_lm.distillation as library
+    import diffusion_lm.text.distillation as library
 
     calls = []
     original = library.teacher_trajectories
@@ -179,8 +179,8 @@ def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(len
     distillation_loss(model, traj, settings)
     model.predict = spy("sampler")
     lengths = (traj.target_ids != model.config.pad_token_id).sum(-1) if length_prediction else None
-    generate_ids(model, batch.prompt_ids, mask, settings.updated(num_steps=2), grid=student_grid(model, settings, 2),
-                 noise=traj.states[0], lengths=lengths)
+    generate_ids(model, PairBatch(batch.prompt_ids, mask), settings.updated(num_steps=2, grid=student_grid(model, settings, 2)),
+                 Controls(lengths=lengths), noise=traj.states[0])
     del model.predict
     assert fed["loss"][0] is None and fed["sampler"][0] is None
     torch.testing.assert_close(fed["loss"][1], fed["sampler"][1])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 from training.config import ConfigError, load_config
 
 from .text_helpers import reverse_pairs, tiny_model

@@ -7,14 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_lm import DiffusionLMModel
-from diffusion_lm.data import encode_pairs
-from diffusion_lm.generation import generate_ids
-from diffusion_lm.generation_config import GenerationConfig
-from diffusion_lm.modeling.length import length_candidate_score, past_the_end, response_lengths
-from diffusion_lm.pipeline import DiffusionLMPipeline
-from diffusion_lm.templates import encode_template
+from diffusion_lm.text.batching import encode_pairs
+from diffusion_lm.text.generation_config import GenerationConfig
+from diffusion_lm.text.length import past_the_end, response_lengths
+from diffusion_lm.text.likelihood import nll_bound
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.rollout import Rollout
+from diffusion_lm.text.templates import encode_template
 
-from .text_helpers import reverse_pairs, tiny_model, train_steps
+from .text_helpers import generate, reverse_pairs, tiny_model, train_steps
 
 
 def _batch(tok, model, pairs):
@@ -60,14 +61,14 @@ def test_a_length_conditioned_rollout_writes_exactly_the_given_length():
     batch = _batch(tok, model, reverse_pairs(5, seed=3))
     lengths = torch.tensor([0, 1, 3, 5, 8])
     for method in ("ddim", "dpm_solver++"):
-        ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=3, method=method, lengths=lengths,
+        ids = generate(model, batch, num_steps=3, method=method, lengths=lengths,
                            generator=torch.Generator().manual_seed(0))
         assert ((ids != model.config.pad_token_id).sum(-1) == lengths).all()
         assert (ids[past_the_end(lengths, 8)] == model.config.pad_token_id).all()
     logits = model.length_logits(batch.prompt_ids, batch.prompt_mask)
-    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2, length_candidates=1)
+    ids = generate(model, batch, num_steps=2, length_candidates=1)
     assert ((ids != model.config.pad_token_id).sum(-1) == logits.argmax(-1)).all()
-    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2)  # the default: one of the 3 likeliest
+    ids = generate(model, batch, num_steps=2)  # the default: one of the 3 likeliest
     assert ((ids != model.config.pad_token_id).sum(-1)[:, None] == logits.topk(3, -1).indices).any(-1).all()
 
 
@@ -76,14 +77,14 @@ def test_length_beam_keeps_the_candidate_the_model_rates_most_likely():
     batch = _batch(tok, model, reverse_pairs(3, seed=4))
     k, settings = 3, GenerationConfig(num_steps=3, eta=0.0)
     noise = torch.randn(3, 8, 16, generator=torch.Generator().manual_seed(1))
-    chosen = generate_ids(model, batch.prompt_ids, batch.prompt_mask, settings, noise=noise, length_candidates=k,
+    chosen = generate(model, batch, settings, noise=noise, length_candidates=k,
                           generator=torch.Generator().manual_seed(2))
     top = model.length_logits(batch.prompt_ids, batch.prompt_mask).topk(k, -1).indices  # (3, k)
     repeat = lambda x: x.repeat_interleave(k, 0)  # noqa: E731
-    candidates = torch.stack([generate_ids(model, batch.prompt_ids, batch.prompt_mask, settings, noise=noise, lengths=top[:, j])
+    candidates = torch.stack([generate(model, batch, settings, noise=noise, lengths=top[:, j])
                               for j in range(k)], 1)  # (3, k, N): each length's own rollout from the same noise
-    scores = length_candidate_score(model, repeat(batch.prompt_ids), repeat(batch.prompt_mask), candidates.flatten(0, 1),
-                                    top.reshape(-1), torch.Generator().manual_seed(2)).view(3, k)
+    beam = Rollout(model, settings, repeat(batch.prompt_ids), repeat(batch.prompt_mask), lengths=top.reshape(-1))
+    scores = beam.length_score(candidates.flatten(0, 1), torch.Generator().manual_seed(2)).view(3, k)
     assert torch.equal(chosen, candidates[torch.arange(3), scores.argmax(-1)])
     assert ((chosen != model.config.pad_token_id).sum(-1)[:, None] == top).any(-1).all()
 
@@ -94,8 +95,10 @@ def test_length_candidate_score_is_the_factorised_likelihood_at_t_one():
     lengths = torch.tensor([2, 3, 4, 5])
     past = past_the_end(lengths, 8)
 
+    rollout = Rollout(model, GenerationConfig(), batch.prompt_ids, batch.prompt_mask, lengths=lengths)
+
     def score(ids):
-        return length_candidate_score(model, batch.prompt_ids, batch.prompt_mask, ids, lengths, torch.Generator().manual_seed(0))
+        return rollout.length_score(ids, torch.Generator().manual_seed(0))
 
     # the per-slot argmax at t = 1 (the same noise): a factorised likelihood rates nothing of that length higher
     z = float(model.schedule.sigma(1.0)) * torch.randn(4, 8, 16, generator=torch.Generator().manual_seed(0))
@@ -113,7 +116,7 @@ def test_a_template_sets_the_length_of_a_length_conditioned_rollout():
     model, tok = tiny_model(length_prediction=True)
     ids, given = encode_template(tok, "w3 [FILL:2] w5", 8, model.config.pad_token_id)
     batch = _batch(tok, model, [("w1 w2", "w1")])
-    out = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=2, response_ids=ids[None], given=given[None])
+    out = generate(model, batch, num_steps=2, response_ids=ids[None], given=given[None])
     assert (out[0, :4] != model.config.pad_token_id).all() and (out[0, 4:] == model.config.pad_token_id).all()
     assert out[0, 0] == ids[0] and out[0, 3] == ids[3]
 
@@ -121,7 +124,7 @@ def test_a_template_sets_the_length_of_a_length_conditioned_rollout():
 def test_nll_of_a_length_model_adds_minus_log_p_of_the_length():
     model, tok = tiny_model(length_prediction=True)
     batch = _batch(tok, model, reverse_pairs(3, seed=5))
-    bound = model.nll(batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=4,
+    bound = nll_bound(model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=4,
                       generator=torch.Generator().manual_seed(0))
     lengths = (batch.response_ids != model.config.pad_token_id).sum(-1)
     log_p = model.length_logits(batch.prompt_ids, batch.prompt_mask).double().log_softmax(-1)
@@ -133,12 +136,12 @@ def test_lengths_are_checked():
     model, tok = tiny_model(length_prediction=True)
     batch = _batch(tok, model, reverse_pairs(2, seed=6))
     with pytest.raises(ValueError, match="lengths must be one integer"):
-        generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=1, lengths=torch.tensor([1, 9]))
+        generate(model, batch, num_steps=1, lengths=torch.tensor([1, 9]))
     plain, _ = tiny_model(length_prediction=False)
     with pytest.raises(ValueError, match="length-conditioned"):
-        generate_ids(plain, batch.prompt_ids, batch.prompt_mask, num_steps=1, lengths=torch.tensor([1, 2]))
+        generate(plain, batch, num_steps=1, lengths=torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="length_candidates"):
-        generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=1, length_candidates=0)
+        generate(model, batch, num_steps=1, length_candidates=0)
 
 
 def test_length_model_learns_lengths_and_saves_them(tmp_path):
@@ -198,7 +201,7 @@ def test_the_length_classifiers_gradients_are_clipped_apart_from_the_denoisers()
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from training.train import clip_gradients
+    from diffusion_lm.training.train import clip_gradients
 
     model, _ = tiny_model(length_prediction=True)
     groups = model.clipping_groups()

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from diffusion_lm import build_model, DiffusionLMConfig, train_tokenizer
-from diffusion_lm.mbr import mbr_select
-from diffusion_lm.generation_config import GenerationConfig
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.mbr import mbr_select
+from diffusion_lm.text.generation_config import GenerationConfig
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
 from .fake_hub import FakeHub
 from .text_helpers import tiny_model
@@ -20,7 +20,7 @@ PROMPTS = ["w1 w2 w3", "w4 w5", "w9 w8 w7 w6"]
 
 @pytest.fixture(scope="module")
 def pipe():
-    return DiffusionLMPipeline(*tiny_model(self_conditioning=True, prompt_dropout=0.1))
+    return DiffusionLMPipeline(*tiny_model(self_conditioning=True, objective={"prompt_dropout": 0.1}))
 
 
 @pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "heun", "ddpm", "euler_maruyama"])
@@ -86,18 +86,20 @@ def test_guidance_runs_the_unconditional_branch(pipe):
 
 def test_guidance_combines_cond_and_uncond_as_62(pipe):
     from diffusion_lm.core import classifier_free
-    from diffusion_lm.generation import SelfConditioning, _x0_model
+    from diffusion_lm.text.rollout import Rollout, hold_length
 
     ids = torch.tensor([[3, 4, 5]])
     mask = torch.ones_like(ids, dtype=torch.bool)
     z, t = torch.randn(1, 8, 16), torch.full((1,), 0.5)
     full = torch.zeros(1, 8, dtype=torch.bool)  # the length-conditioned default model (L2), told all 8 slots are used
-    cond = pipe.model.denoise(ids, mask, z, t, past=full)
-    uncond = pipe.model.denoise(ids, torch.zeros_like(mask), z, t, past=full)
-    plain = GenerationConfig(log_snr_offset=0.0)
-    slots = {"mask": full}
-    guided = classifier_free(_x0_model(pipe.model, ids, mask, plain, slots, SelfConditioning()),
-                             _x0_model(pipe.model, ids, torch.zeros_like(mask), plain, slots, SelfConditioning()), 2.0)
+    rollout = Rollout(pipe.model, GenerationConfig(log_snr_offset=0.0), ids, mask, lengths=torch.tensor([8]))
+    assert torch.equal(rollout.past, full)
+    held = lambda logits: hold_length(logits, full, pipe.model.config.pad_token_id)  # noqa: E731  (L2: no pad in 8 slots)
+    cond = pipe.model.predict(ids, mask, z, t, past=full, edit_logits=held)[0]
+    uncond = pipe.model.predict(ids, torch.zeros_like(mask), z, t, past=full, edit_logits=held)[0]
+    unconditional = rollout.without_prompt()
+    assert unconditional.prompt_mask.sum() == 0 and unconditional is not rollout
+    guided = classifier_free(rollout, unconditional, 2.0)
     torch.testing.assert_close(guided(z, t), 3.0 * cond - 2.0 * uncond)
 
 
@@ -105,8 +107,8 @@ def _recording_predict(model, seen: list):
     """model.predict that appends (self_cond, x0_hat) of every call to ``seen``."""
     original = model.predict
 
-    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0, **kwargs):
-        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature, **kwargs)
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, **kwargs):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, **kwargs)
         seen.append((self_cond, out[0].detach()))
         return out
 
@@ -130,14 +132,16 @@ def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
 def test_self_conditioning_reads_only_accepted_steps(pipe, method):
     """Every evaluation is fed the x0_hat of the last accepted step (explicit state, committed by the sampler's
     per-step callback): a rejected rk45 trial or a heun predictor stage never feeds another evaluation."""
-    from diffusion_lm.generation import generate_ids
+    from diffusion_lm.text.batching import encode_prompts
+
+    from .text_helpers import generate
 
     seen, accepted = [], []
     pipe.model.predict = _recording_predict(pipe.model, seen)
     try:
-        ids = pipe.tokenizer(["w1 w2", "w3"], padding=True, return_tensors="pt")
-        generate_ids(pipe.model, ids["input_ids"], ids["attention_mask"].bool(), method=method, num_steps=3, eta=0.0,
-                     log_snr_offset=0.0, length_candidates=1, callback=lambda info: accepted.append(len(seen)))
+        batch = encode_prompts(pipe.tokenizer, ["w1 w2", "w3"], pipe.model.config.max_prompt_length)
+        generate(pipe.model, batch, method=method, num_steps=3, log_snr_offset=0.0, length_candidates=1,
+                 callback=lambda info: accepted.append(len(seen)))
     finally:
         del pipe.model.predict
     for k, (self_cond, _) in enumerate(seen):
@@ -151,14 +155,17 @@ def test_self_conditioning_reads_only_accepted_steps(pipe, method):
 
 
 def test_clamping_hands_the_sampler_embedding_rows(pipe):
-    from diffusion_lm.generation import SelfConditioning, _x0_model
+    from diffusion_lm.text.rollout import Rollout
 
     model = pipe.model
-    fn = _x0_model(model, torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool), GenerationConfig(clamp=True),
-                   {"mask": torch.tensor([[False] * 5 + [True] * 3]), "exact": True}, SelfConditioning())
-    out = fn(torch.randn(1, 8, 16), torch.full((1,), 0.7))
+    rollout = Rollout(model, GenerationConfig(clamp=True), torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool),
+                      lengths=torch.tensor([5]))
+    out = rollout(torch.randn(1, 8, 16), torch.full((1,), 0.7))
     table = model.embedding_table / model.config.embedding_scale
     assert torch.cdist(out[0], table).min(-1).values.max() < 1e-5
+    unclamped = Rollout(model, GenerationConfig(), torch.tensor([[3, 4]]), torch.ones(1, 2, dtype=torch.bool),
+                        lengths=torch.tensor([5]))(torch.randn(1, 8, 16), torch.full((1,), 0.7))
+    assert torch.cdist(unclamped[0], table).min(-1).values.max() > 1e-3, "the check needs estimates off the rows"
 
 
 def test_generation_config_supplies_the_defaults_and_calls_override_them(tmp_path):
@@ -190,15 +197,55 @@ def test_checkpoints_from_before_the_generation_config_keep_their_clamp(tmp_path
 
 
 @pytest.mark.parametrize("bad, message", [(dict(num_steps=0), "num_steps"), (dict(method="magic"), "unknown method"),
-                                          (dict(eta=2.0), "eta"), (dict(method="dpm_solver++", eta=0.5), "eta applies only"),
-                                          (dict(log_snr_offset=-1.0), "log_snr_offset"), (dict(temperature=0.0), "temperature")])
+                                          (dict(eta=2.0), "eta"), (dict(log_snr_offset=-1.0), "log_snr_offset"),
+                                          (dict(temperature=0.0), "temperature"), (dict(num_samples=0), "num_samples"),
+                                          (dict(t_end=1.0), "t_end")])
 def test_generation_config_refuses_impossible_settings(bad, message):
     with pytest.raises(ValueError, match=message):
         GenerationConfig(**bad)
+    with pytest.raises(ValueError, match=message):
+        GenerationConfig().updated(**bad)
 
 
-def test_out_of_vocabulary_text_goes_through_unk(pipe):
-    assert len(pipe(["completely unknown wörds ∑ here"], num_steps=2)) == 1
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "heun", "euler", "ddpm", "rk45"])
+def test_every_sampler_constructs_a_generation_config_and_overrides_keep_the_rest(method):
+    """Every valid combination constructs; eta is DDIM's own and is not rewritten when another sampler is asked for."""
+    config = GenerationConfig(method=method)
+    assert config.method == method and config.eta == 1.0
+    assert GenerationConfig(num_steps=7, eta=0.3).updated(method=method) == GenerationConfig(num_steps=7, eta=0.3, method=method)
+
+
+def test_a_wrong_setting_name_lists_the_valid_ones(pipe):
+    with pytest.raises(ValueError, match="unknown setting.*num_stepz.*valid.*num_steps.*length_candidates.*response_template"):
+        pipe(PROMPTS, num_stepz=3)
+    with pytest.raises(ValueError, match="unknown generation setting.*valid: num_steps"):
+        GenerationConfig().updated(num_stepz=3)
+
+
+def test_a_generation_config_passed_to_a_call_replaces_the_saved_one(pipe):
+    own = GenerationConfig(num_steps=2, method="dpm_solver++")
+    assert pipe(PROMPTS, own) == pipe(PROMPTS, num_steps=2, method="dpm_solver++")
+    assert pipe(PROMPTS, own, num_steps=3) == pipe(PROMPTS, num_steps=3, method="dpm_solver++")
+    assert pipe.generation_config == GenerationConfig(), "a call changes no saved setting"
+
+
+def _seen_prompts(pipe, monkeypatch) -> list:
+    """The prompt ids (B, P) of every batch the pipeline hands to generate_ids."""
+    import diffusion_lm.text.pipeline as module
+
+    seen, original = [], module.generate_ids
+    monkeypatch.setattr(module, "generate_ids", lambda model, batch, *a, **k: seen.append(batch.prompt_ids) or original(
+        model, batch, *a, **k))
+    return seen
+
+
+def test_out_of_vocabulary_text_goes_through_unk(pipe, monkeypatch):
+    """Words the tokenizer does not know reach the model as [UNK]: two different unknown words give the same prompt
+    and the same response."""
+    seen = _seen_prompts(pipe, monkeypatch)
+    first, second = (pipe([p], num_steps=2, seed=1, length=6) for p in ("w1 zzzz w2", "w1 qqq w2"))
+    assert seen[0][0, 1] == pipe.tokenizer.unk_token_id and torch.equal(seen[0], seen[1])
+    assert first == second
 
 
 @pytest.mark.parametrize(
@@ -219,8 +266,17 @@ def test_bad_input(pipe, prompts, kwargs, message):
         pipe(prompts, **kwargs)
 
 
-def test_truncation_when_asked(pipe):
-    assert len(pipe(["w1 " * 12], num_steps=2, truncation=True)) == 1
+def test_truncation_when_asked(pipe, monkeypatch):
+    """truncation=True hands the model a long prompt's first max_prompt_length tokens; without it, an error."""
+    seen = _seen_prompts(pipe, monkeypatch)
+    long = " ".join(f"w{i}" for i in range(12))
+    cut = " ".join(f"w{i}" for i in range(8))
+    call = dict(num_steps=2, seed=2, length=6)
+    assert pipe([long], truncation=True, **call) == pipe([cut], **call)
+    assert torch.equal(seen[0], seen[1]) and seen[0].shape == (1, 8)
+    assert seen[0][0].tolist() == pipe.tokenizer(cut, add_special_tokens=False)["input_ids"]
+    with pytest.raises(ValueError, match="pass truncation=True"):
+        pipe([long], **call)
 
 
 def test_guidance_without_prompt_dropout_is_refused():
@@ -264,3 +320,19 @@ def test_generate_command_line(pipe, tmp_path):
     assert bad.returncode != 0 and "prompt 0 is empty" in bad.stderr
     sized = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--length", "5", "--length-candidates", "1")
     assert sized.returncode == 0 and len(sized.stdout.split()) == 5
+    tuned = run("--prompt", "w1 w2 w3", "--method", "dpm_solver++", "--num-steps", "3", "--order", "3", "--grid", "time",
+                "--no-block-adjacent-repeats", "--t-end", "0.01")
+    want = pipe(["w1 w2 w3"], method="dpm_solver++", num_steps=3, order=3, grid="time", block_adjacent_repeats=False,
+                t_end=0.01)[0]
+    assert tuned.returncode == 0 and tuned.stdout.strip() == want, tuned.stderr
+
+
+def test_the_command_line_has_a_flag_for_every_generation_setting():
+    from inference.generate import parse_args
+
+    args = parse_args(["--model", "m", "--prompt", "p"])
+    assert all(getattr(args, name) is None for name in GenerationConfig.names())
+    help_text = subprocess.run([sys.executable, "-m", "inference.generate", "--help"], capture_output=True, text=True,
+                               timeout=120).stdout
+    for name in GenerationConfig.names():
+        assert "--" + name.replace("_", "-") in help_text, name

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from diffusion_lm.generation import generate_ids
-from diffusion_lm.modeling.length import past_the_end
+from diffusion_lm.text.batching import PairBatch
+from diffusion_lm.text.length import past_the_end
 
-from .text_helpers import tiny_model
+from .text_helpers import generate, tiny_model
 
 
 @pytest.mark.parametrize("position_embedding", ["rotary", "learned"])
@@ -39,16 +39,16 @@ def test_prompt_slots_ignore_the_response_and_the_time():
 
 
 def test_generation_with_and_without_the_cache_is_the_same():
-    model, tok = tiny_model(prompt_attention="cached", self_conditioning=True, x0_parameterization="interpolated")
+    model, tok = tiny_model(prompt_attention="cached", self_conditioning=True)
     batch = tok(["w1 w2 w3", "w4"], padding=True, return_tensors="pt")
-    ids, mask = batch["input_ids"], batch["attention_mask"].bool()
+    prompts = PairBatch(batch["input_ids"], batch["attention_mask"].bool())
     calls = []
     original = model.encode_prompt
     model.encode_prompt = lambda *a: calls.append(1) or original(*a)
-    cached = generate_ids(model, ids, mask, num_steps=6, generator=torch.Generator().manual_seed(0))
+    cached = generate(model, prompts, num_steps=6, generator=torch.Generator().manual_seed(0))
     assert calls == [1], "the prompt is encoded once per generation"
     model.encode_prompt = lambda *a: None  # every step recomputes the prompt (the joint pass)
-    plain = generate_ids(model, ids, mask, num_steps=6, generator=torch.Generator().manual_seed(0))
+    plain = generate(model, prompts, num_steps=6, generator=torch.Generator().manual_seed(0))
     assert torch.equal(cached, plain)
 
 

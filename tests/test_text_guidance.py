@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from diffusion_lm.modeling.classifier import ResponseClassifier
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.classifier import ResponseClassifier
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 from training.train_classifier import main as train_classifier_main
 
 from .text_helpers import WORDS, tiny_model
@@ -64,7 +64,7 @@ def test_guidance_input_errors(trained, tmp_path):
 def test_a_prompt_blind_classifier_ignores_the_prompt_and_round_trips(tmp_path):
     import torch
 
-    from diffusion_lm.modeling.classifier import ResponseClassifierConfig
+    from diffusion_lm.text.classifier import ResponseClassifierConfig
 
     clf = ResponseClassifier(ResponseClassifierConfig(class_names=["a", "b"], embedding_dim=16, max_prompt_length=8,
                                                       max_response_length=8, hidden_size=32, num_heads=2, use_prompt=False))

@@ -3,8 +3,8 @@
 import pytest
 
 from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-from diffusion_lm.data import synthetic_pairs
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.synthetic import synthetic_pairs
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
 from .text_helpers import exact_match, reverse_pairs, train_steps, word_tokenizer
 

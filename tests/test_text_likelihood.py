@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffusion_lm.core import VPSchedule
-from diffusion_lm.modeling.likelihood import embedding_nll_bound
+from diffusion_lm.text.likelihood import embedding_nll_bound, nll_bound
 
 
 def _bayes_denoiser(table: torch.Tensor, schedule):
@@ -52,7 +52,7 @@ def test_model_nll_on_a_one_token_vocabulary_is_the_prior_kl():
     config.embedding_scale = float(row.pow(2).mean().sqrt())
     model = DiffusionLMModel(config, row).eval()
     ids = torch.zeros(2, 5, dtype=torch.long)
-    bound = model.nll(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool), ids, num_samples=8,
+    bound = nll_bound(model, torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool), ids, num_samples=8,
                       generator=torch.Generator().manual_seed(0))
     e = (row / config.embedding_scale).double()
     a1, s1 = float(model.schedule.alpha(1.0)), float(model.schedule.sigma(1.0))

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
-from diffusion_lm.data import encode_pairs
+from diffusion_lm.text.batching import encode_pairs
 
-from diffusion_lm.modeling.length import past_the_end
+from diffusion_lm.text.length import past_the_end
 
 from .text_helpers import reverse_pairs, tiny_model
 
@@ -59,23 +59,10 @@ def test_the_prompt_does_condition_the_output():
             - model.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=_past(6))).abs().max() > 1e-3
 
 
-def test_losses_are_the_equations():
-    """(122)-(124) recomputed by hand from the returned prediction: only response slots count."""
-    model, tok = tiny_model(lambda_x0=0.7, lambda_round=1.3, rounding_temperature=2.0, x0_parameterization="direct")
-    batch = _batch(tok)
-    out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
-    x0 = model.embedding_table[batch.response_ids] / model.config.embedding_scale
-    loss_x0 = (out.x0_pred - x0).pow(2).mean()
-    logits = out.x0_pred @ (model.embedding_table / model.config.embedding_scale).T / 2.0
-    loss_round = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.response_ids.reshape(-1))
-    torch.testing.assert_close(out.loss_x0, loss_x0, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length, rtol=1e-5, atol=1e-6)  # (124) + (L2)
-
-
 def test_losses_of_the_interpolated_estimate_are_the_equations():
-    """With (I1) the rounding loss (123) is the cross-entropy of the network's logits and (122) regresses softmax(logits) @ E."""
-    model, tok = tiny_model(lambda_x0=0.7, lambda_round=1.3, x0_parameterization="interpolated")
+    """(122)-(124) recomputed by hand: with (I1) the rounding loss (123) is the cross-entropy of the network's logits
+    (over the response slots), (122) regresses softmax(logits) @ E, and (124) weighs them by the objective's lambdas."""
+    model, tok = tiny_model(objective={"lambda_x0": 0.7, "lambda_round": 1.3})
     batch = _batch(tok)
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
     table = model.embedding_table / model.config.embedding_scale
@@ -84,14 +71,6 @@ def test_losses_of_the_interpolated_estimate_are_the_equations():
     loss_x0 = (out.x0_pred - table[batch.response_ids]).pow(2).mean()
     torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length, rtol=1e-5, atol=1e-6)  # (124) + (L2)
-
-
-def test_negative_squared_distance_rounding_finds_the_nearest_row():
-    model, _ = tiny_model(rounding="neg_sq_dist")
-    table = model.embedding_table / model.config.embedding_scale
-    x = table[torch.tensor([[3, 5, 9]])] + 0.01 * torch.randn(1, 3, 16)
-    nearest = torch.cdist(x[0], table).argmin(-1)
-    assert model.round(x)[0].tolist() == nearest.tolist() == [3, 5, 9]
 
 
 def test_embedding_table_is_frozen_bitwise():
@@ -164,8 +143,8 @@ def test_config_rejects_impossible_values():
         DiffusionLMConfig(hidden_size=30, num_heads=4)
     with pytest.raises(ValueError, match="prompt_dropout must lie in"):
         DiffusionLMConfig(prompt_dropout=1.0)
-    with pytest.raises(ValueError, match="rounding must be one of"):
-        DiffusionLMConfig(rounding="cosine")
+    with pytest.raises(ValueError, match="t_eps must lie in"):
+        DiffusionLMConfig(objective={"t_eps": 1.0})
     with pytest.raises(ValueError, match="unknown schedule type"):
         DiffusionLMConfig(schedule={"type": "nope"})
 
@@ -181,7 +160,7 @@ def test_batch_shape_errors():
 
 def test_random_table_is_not_the_sampler_noise_stream():
     """Regression: with a shared seed the table rows equalled the starting noise of generation, slot by slot."""
-    from diffusion_lm.modeling.embeddings import random_table
+    from diffusion_lm.text.table import random_table
 
     table = random_table(64, 16, seed=0)
     noise = torch.randn(1, 32, 16, generator=torch.Generator().manual_seed(0))[0]
@@ -192,7 +171,7 @@ def test_random_table_is_not_the_sampler_noise_stream():
 
 def test_rotary_scores_depend_only_on_relative_position():
     """RoPE: <R(m) q, R(n) k> is a function of n - m, and each rotation keeps the norm."""
-    from diffusion_lm.modeling.transformer import apply_rotary, rotary_tables
+    from diffusion_lm.text.network import apply_rotary, rotary_tables
 
     gen = torch.Generator().manual_seed(0)
     q, k = torch.randn(2, 1, 1, 1, 16, generator=gen, dtype=torch.float64).unbind(0)

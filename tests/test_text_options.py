@@ -1,5 +1,5 @@
-"""The real-text options, each against its equation: interpolated x0 (I1), the shifted schedule (S1), aligned
-response positions, the pad boundary (L1), self-conditioning sources and rollout training (R1)."""
+"""The real-text options, each against its equation: interpolated x0 (I1), the shifted schedule (S1), the
+condition-enhanced time (C1), encoder tables and encoder_init, and the adjacent-repeat block (B1)."""
 
 import math
 
@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from diffusion_lm.core import VPSchedule, schedule_from_config
-from diffusion_lm.data import encode_pairs
-from diffusion_lm.generation import generate_ids
-from diffusion_lm.modeling.length import past_the_end
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.batching import encode_pairs
+from diffusion_lm.text.generation_config import GenerationConfig
+from diffusion_lm.text.length import past_the_end
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.rollout import Rollout
 
-from .text_helpers import reverse_pairs, tiny_model
+from .text_helpers import generate, reverse_pairs, tiny_model
 
 
 def _batch(tok, n=6, seed=0):
@@ -22,7 +23,7 @@ def _batch(tok, n=6, seed=0):
 
 def test_interpolated_x0_is_the_softmax_average_of_the_table():
     """(I1): x0_hat = softmax(logits) @ E, so it lies in the table's convex hull, and its logits are the network's."""
-    model, tok = tiny_model(x0_parameterization="interpolated", rounding_temperature=0.5, length_prediction=False)
+    model, tok = tiny_model(rounding_temperature=0.5, length_prediction=False)
     batch = _batch(tok)
     z, t = torch.randn(6, 8, 16), torch.rand(6)
     x0, logits = model.predict(batch.prompt_ids, batch.prompt_mask, z, t)
@@ -32,13 +33,17 @@ def test_interpolated_x0_is_the_softmax_average_of_the_table():
     torch.testing.assert_close(logits, expected_logits, rtol=1e-5, atol=1e-5)
     weights = torch.softmax(expected_logits.double(), -1)
     torch.testing.assert_close(x0.double(), weights @ table.double(), rtol=1e-5, atol=1e-5)
-    # a sharper sampling temperature moves the estimate towards the argmax row
-    sharp, _ = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, temperature=1e-4)
+    # a rollout's sampling temperature T: softmax(logits / T) @ E, and a sharp one moves it to the argmax row
+    for temperature in (0.5, 1e-4):
+        rollout = Rollout(model, GenerationConfig(temperature=temperature), batch.prompt_ids, batch.prompt_mask)
+        sharp = rollout.estimate(logits.clone())
+        want = torch.softmax(expected_logits.double() / temperature, -1) @ table.double()
+        torch.testing.assert_close(sharp.double(), want, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(sharp, table[logits.argmax(-1)], rtol=0, atol=1e-4)
 
 
 def test_interpolated_loss_trains_the_interpolated_estimate():
-    model, tok = tiny_model(x0_parameterization="interpolated")
+    model, tok = tiny_model()
     batch = _batch(tok)
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
     x0 = model.embed(batch.response_ids)
@@ -62,60 +67,13 @@ def test_shifted_schedule_moves_the_log_snr_and_keeps_variance(shift):
     torch.testing.assert_close(shifted.alpha(t), scale * a / torch.sqrt(scale**2 * a**2 + s_**2), rtol=1e-12, atol=1e-14)
 
 
-def test_aligned_positions_put_response_slot_j_on_prompt_position_j():
-    """With learned positions, an aligned model's response slot j reads position embedding j, the prompt's own."""
-    model, tok = tiny_model(position_embedding="learned", response_positions="aligned", length_prediction=False)
-    seen = []
-    model.denoiser.position.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
-    batch = _batch(tok)
-    model.denoise(batch.prompt_ids, batch.prompt_mask, torch.randn(6, 8, 16), torch.rand(6))
-    p = batch.prompt_ids.shape[1]
-    assert seen[0][p:].tolist() == list(range(8)) and seen[0][:p].tolist() == list(range(p))
-    after, _ = tiny_model(position_embedding="learned", length_prediction=False)
-    after.denoiser.position.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
-    after.denoise(batch.prompt_ids, batch.prompt_mask, torch.randn(6, 8, 16), torch.rand(6))
-    assert seen[1][p:].tolist() == [8 + j for j in range(8)]
-
-
-def test_pad_boundary_holds_the_slots_past_the_predicted_length_at_pad():
-    """(L1): the length is sum_j (1 - p(pad at j)) of the first (t = 1) prediction; slots past it come out as pad.
-    (L1 is for a model without a length classifier; a length-conditioned one (L2) is told its length instead.)"""
-    model, tok = tiny_model(x0_parameterization="interpolated", length_prediction=False)
-    batch = _batch(tok)
-    pad = model.config.pad_token_id
-    pad_row = model.embed(torch.tensor([pad]))[0]
-    with torch.no_grad():  # p(pad) near 1/2 at every slot, so predicted lengths fall inside the response
-        vocab = model.embedding_table.shape[0]
-        model.denoiser.out.bias.copy_(pad_row * math.log(vocab - 1) / pad_row.pow(2).sum())
-    calls = []
-    original = model.predict
-
-    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0, **kwargs):
-        raw = original(prompt_ids, prompt_mask, z, t, self_cond, temperature)[1]  # the model's own, before any edit
-        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature, **kwargs)
-        calls.append((float(t[0]), raw.detach().clone(), out[0].detach().clone()))
-        return out
-
-    model.predict = spy
-    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=4, method="ddim", pad_boundary=True,
-                       generator=torch.Generator().manual_seed(0))
-    first_t, first_logits, _ = calls[0]
-    assert first_t == 1.0
-    length = (1 - first_logits.softmax(-1)[..., pad]).sum(-1).round().long()
-    assert 0 < length.min() and length.max() < ids.shape[1], "the check needs lengths inside the response"
-    for i, n in enumerate(length.tolist()):
-        assert all(token == pad for token in ids[i, n:].tolist())
-        for _, _, x0 in calls:  # every estimate of the rollout holds those slots at the pad row
-            torch.testing.assert_close(x0[i, n:], pad_row.expand(ids.shape[1] - n, -1))
-
-
 def _spy_predict(model):
     """Record (t, z, x0_hat, self_cond) of every call of model.predict."""
     calls = []
     original = model.predict
 
-    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0, **kwargs):
-        out = original(prompt_ids, prompt_mask, z, t, self_cond, temperature, **kwargs)
+    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, **kwargs):
+        out = original(prompt_ids, prompt_mask, z, t, self_cond, **kwargs)
         calls.append((t.clone(), z.clone(), out[0].clone(), None if self_cond is None else self_cond.clone()))
         return out
 
@@ -123,76 +81,52 @@ def _spy_predict(model):
     return calls
 
 
-def test_self_conditioning_source_noisier_uses_a_noisier_time_on_the_same_noise():
-    model, tok = tiny_model(self_conditioning=True, self_conditioning_source="noisier")
-    batch = _batch(tok)
-    calls = _spy_predict(model)
-    model.train()
-    model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
-    (t_prev, z_prev, x_prev, _), (t_now, z_now, _, fed) = calls
-    assert torch.all(t_prev >= t_now) and torch.all(t_prev <= t_now + 0.1 + 1e-6) and torch.any(t_prev > t_now)
-    x0 = model.embed(batch.response_ids)
-    col = lambda f, t: f(t.double()).float()[:, None, None]
-    eps_prev = (z_prev - col(model.schedule.alpha, t_prev) * x0) / col(model.schedule.sigma, t_prev)
-    eps_now = (z_now - col(model.schedule.alpha, t_now) * x0) / col(model.schedule.sigma, t_now)
-    torch.testing.assert_close(eps_prev, eps_now, rtol=1e-4, atol=1e-4)
-    used = fed.abs().sum((1, 2)) > 0  # the examples that got the estimate (the others get zeros)
-    torch.testing.assert_close(fed[used], x_prev[used])
-
-
-def test_rounded_self_conditioning_feeds_table_rows():
-    model, tok = tiny_model(self_conditioning=True, self_conditioning_source="rounded")
-    batch = _batch(tok)
-    fed = []
-    original = model.predict
-
-    def spy(prompt_ids, prompt_mask, z, t, self_cond=None, temperature=1.0, **kwargs):
-        if self_cond is not None:
-            fed.append(self_cond.clone())
-        return original(prompt_ids, prompt_mask, z, t, self_cond, temperature, **kwargs)
-
-    model.predict = spy
-    generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=3, method="ddim", generator=torch.Generator().manual_seed(0))
-    table = model.embedding_table / model.config.embedding_scale
-    for x in fed:
-        nearest = table[model.round(x)]
-        torch.testing.assert_close(x, nearest, rtol=0, atol=1e-6)
-
-
-def test_rollout_training_state_is_one_ddim_step_from_the_models_estimate():
-    """(R1) with every example rolled out: the state the loss sees is alpha_t x0' + sigma_t (z' - alpha' x0') / sigma'."""
-    model, tok = tiny_model(rollout_training=1.0)
-    batch = _batch(tok)
-    calls = _spy_predict(model)
-    model.train()
-    model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
-    (t_prev, z_prev, x_prev, _), (t_now, z_now, _, _) = calls
-    col = lambda f, t: f(t.double()).float()[:, None, None]
-    a, s = col(model.schedule.alpha, t_now), col(model.schedule.sigma, t_now)
-    expected = a * x_prev + s * (z_prev - col(model.schedule.alpha, t_prev) * x_prev) / col(model.schedule.sigma, t_prev)
-    torch.testing.assert_close(z_now, expected, rtol=1e-5, atol=1e-5)
-    assert torch.all(t_prev >= t_now)
-
-
 def test_option_values_are_checked():
     from diffusion_lm import DiffusionLMConfig
 
-    for bad in (dict(x0_parameterization="soft"), dict(response_positions="left"), dict(self_conditioning_source="x"),
-                dict(rollout_training=1.5)):
+    for bad in (dict(position_embedding="soft"), dict(prompt_attention="left"), dict(embedding_normalization="x")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DiffusionLMConfig(**bad)
 
 
+@pytest.mark.parametrize("name, value", [("x0_parameterization", "direct"), ("response_positions", "aligned"),
+                                         ("self_conditioning_source", "glancing"), ("rounding", "neg_sq_dist"),
+                                         ("rollout_training", 0.5), ("t_sampling", "importance")])
+def test_a_checkpoint_with_a_removed_option_is_refused_and_one_at_todays_behaviour_loads(name, value):
+    """Removed options: a config.json that asks for one is refused with the reason; one that carries the value every
+    model now has loads, the key dropped, and saves without it."""
+    from diffusion_lm import DiffusionLMConfig
+    from diffusion_lm.text.configuration import REMOVED
+
+    with pytest.raises(ValueError, match=f"{name}={value!r} was an option"):
+        DiffusionLMConfig(**{name: value})
+    config = DiffusionLMConfig(**{name: REMOVED[name]})
+    assert name not in config.to_dict()
+
+
+def test_legacy_objective_keys_fold_into_the_objective_group():
+    """config.json written before the objective group had lambda_x0, t_eps, prompt_dropout at its top level."""
+    from diffusion_lm import DiffusionLMConfig
+
+    config = DiffusionLMConfig(lambda_round=0.5, t_eps=0.01, prompt_dropout=0.1)
+    objective = config.training_objective
+    assert (objective.lambda_round, objective.t_eps, objective.prompt_dropout, objective.lambda_x0) == (0.5, 0.01, 0.1, 1.0)
+    assert "t_eps" not in config.to_dict() and config.to_dict()["objective"]["t_eps"] == 0.01
+    assert DiffusionLMConfig.from_dict(config.to_dict()).training_objective == objective
+    with pytest.raises(ValueError, match="unknown objective setting"):
+        DiffusionLMConfig(objective={"lamda_x0": 1.0})
+
+
 def test_log_snr_offset_evaluates_the_denoiser_at_a_noisier_time():
     """(C1): at each step the denoiser's t is the time whose log-SNR is lambda_t - Delta (and t itself at Delta = 0)."""
-    from diffusion_lm.generation_config import GenerationConfig
+    from diffusion_lm.text.generation_config import GenerationConfig
 
     model, tok = tiny_model(time_warping=False)
     batch = _batch(tok)
     for delta in (0.0, 2.5):
         calls = _spy_predict(model)
         seen_times = []
-        generate_ids(model, batch.prompt_ids, batch.prompt_mask, GenerationConfig(num_steps=5, eta=0.0, log_snr_offset=delta),
+        generate(model, batch, GenerationConfig(num_steps=5, eta=0.0, log_snr_offset=delta),
                      generator=torch.Generator().manual_seed(0), callback=lambda info: seen_times.append(info["t"]))
         del model.predict
         grid = [1.0] + seen_times[:-1]  # the time of each evaluation: where each step starts
@@ -205,26 +139,12 @@ def test_log_snr_offset_evaluates_the_denoiser_at_a_noisier_time():
             assert all(float(c[0][0]) >= t - 1e-7 for c, t in zip(calls, grid)) and any(float(c[0][0]) > t + 1e-3 for c, t in zip(calls, grid))
 
 
-def test_glancing_reveals_half_as_many_true_slots_as_the_estimate_got_wrong():
-    """(G1): the fed-back estimate equals the true embedding on floor(n_wrong / 2) slots and the estimate elsewhere."""
-    model, tok = tiny_model(self_conditioning=True, self_conditioning_source="glancing")
-    batch = _batch(tok)
-    x0 = model.embed(batch.response_ids)
-    estimate = torch.randn_like(x0)
-    glanced = model._glance(estimate, x0, torch.Generator().manual_seed(0))
-    wrong = (model.round(estimate) != batch.response_ids).sum(-1)
-    revealed = (glanced == x0).all(-1) & (glanced != estimate).any(-1)
-    kept = (glanced == estimate).all(-1)
-    assert torch.equal(revealed.sum(-1), wrong // 2) and torch.all(revealed | kept)
-    assert wrong.min() >= 2, "the check needs estimates with wrong slots"
-
-
 def test_encoder_init_makes_the_encoders_own_layers_the_denoiser(tmp_path):
     """TESS: the MiniLM encoder (offline copy) is the denoiser; its pretrained layers are loaded, trained, saved, reloaded."""
     from transformers import AutoModel
 
     from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
-    from diffusion_lm.data import encode_pairs
+    from diffusion_lm.text.batching import encode_pairs
 
     config = DiffusionLMConfig(embedding_source=str(minilm_path()), encoder_init=True, max_prompt_length=8, max_response_length=8)
     model, tok = build_model(config)
@@ -273,7 +193,7 @@ def test_encoder_init_needs_an_encoder_table():
 
 
 def test_block_adjacent_repeats_bars_the_second_copy_and_lets_pad_repeat():
-    from diffusion_lm.generation import block_adjacent_repeats
+    from diffusion_lm.text.repeats import block_adjacent_repeats
 
     # slots' first and second choices over a vocabulary of 5 (pad = 0): [3, 3, 3, 4, 0, 0] -> [3, 1, 3, 4, 0, 0]
     first, second = [3, 3, 3, 4, 0, 0], [2, 1, 2, 1, 2, 2]
@@ -287,7 +207,7 @@ def test_block_adjacent_repeats_bars_the_second_copy_and_lets_pad_repeat():
 
 
 def test_block_adjacent_repeats_looks_past_punctuation_to_the_last_word():
-    from diffusion_lm.generation import block_adjacent_repeats
+    from diffusion_lm.text.repeats import block_adjacent_repeats
 
     # vocabulary of 6 (pad = 0, 5 = ","): "3 , 3 , , 4 4" -> the second 3 falls to 2; ", ," still may not double;
     # a word after a comma may repeat the word two back only through punctuation ("3 , 2" is fine)
@@ -301,7 +221,7 @@ def test_block_adjacent_repeats_looks_past_punctuation_to_the_last_word():
 
 
 def test_block_adjacent_repeats_fallback_is_neither_the_neighbour_nor_the_last_word():
-    from diffusion_lm.generation import block_adjacent_repeats
+    from diffusion_lm.text.repeats import block_adjacent_repeats
 
     punctuation = torch.tensor([False, False, False, False, False, True])
     for first, second, third, want in (([3, 5, 3], [1, 1, 5], [1, 1, 2], [3, 5, 2]),   # "that , that" -> not ", ," either
@@ -313,7 +233,7 @@ def test_block_adjacent_repeats_fallback_is_neither_the_neighbour_nor_the_last_w
 
 
 def test_block_adjacent_repeats_counts_tokens_of_one_word_class_as_a_repeat():
-    from diffusion_lm.generation import block_adjacent_repeats
+    from diffusion_lm.text.repeats import block_adjacent_repeats
 
     same_word = torch.tensor([0, 1, 2, 3, 3, 5])  # tokens 3 and 4 are one word ("He", "he")
     logits = torch.full((1, 2, 6), -5.0)
@@ -324,7 +244,7 @@ def test_block_adjacent_repeats_counts_tokens_of_one_word_class_as_a_repeat():
 
 
 def test_same_word_classes_group_case_but_not_subword_pieces():
-    from diffusion_lm.tokenization import same_word_classes, train_tokenizer
+    from diffusion_lm.text.tokenization import same_word_classes, train_tokenizer
 
     tok = train_tokenizer(["He said he would . The the"] * 20, kind="wordlevel", vocab_size=64, lowercase=False)
     classes = same_word_classes(tok)
@@ -334,7 +254,7 @@ def test_same_word_classes_group_case_but_not_subword_pieces():
 
 
 def test_block_adjacent_repeats_keeps_a_slot_whose_only_choice_is_barred():
-    from diffusion_lm.generation import block_adjacent_repeats
+    from diffusion_lm.text.repeats import block_adjacent_repeats
 
     logits = torch.full((1, 3, 5), float("-inf"))  # one-hot rows, as at the given slots of a template: "4 4 2"
     logits[0, 0, 4] = logits[0, 1, 4] = logits[0, 2, 2] = 0.0
@@ -343,13 +263,18 @@ def test_block_adjacent_repeats_keeps_a_slot_whose_only_choice_is_barred():
 
 
 def test_infilling_with_blocking_keeps_given_repeats_and_stays_finite():
+    """A template's given "w5 w5" is kept though the block bars doubled words, and no estimate turns to inf or NaN
+    (the one-hot given rows have only one finite choice, which the block must not bar)."""
     pipe = DiffusionLMPipeline(*tiny_model(seed=5))
-    out = pipe(["w1 w2"], response_template="w5 w5 [FILL:2]", block_adjacent_repeats=True, num_steps=3)[0]
-    assert out.split()[:2] == ["w5", "w5"] and len(out.split()) >= 2
+    estimates = []
+    out = pipe(["w1 w2"], response_template="w5 w5 [FILL:2]", block_adjacent_repeats=True, num_steps=3,
+               callback=lambda info: estimates.append(info["x0"]))[0]
+    assert out.split()[:2] == ["w5", "w5"] and len(out.split()) == 4
+    assert len(estimates) == 3 and all(torch.isfinite(x0).all() for x0 in estimates)
 
 
 def test_punctuation_mask_marks_punctuation_tokens_only():
-    from diffusion_lm.tokenization import punctuation_mask, train_tokenizer
+    from diffusion_lm.text.tokenization import punctuation_mask, train_tokenizer
 
     tok = train_tokenizer(["and he said , behold ; the end : . ( yes ) ! why ? -"] * 3, kind="wordlevel", vocab_size=64)
     marked = {tok.convert_ids_to_tokens(i) for i in punctuation_mask(tok).nonzero().squeeze(-1).tolist()}
@@ -360,7 +285,7 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     """Every x0_hat of the rollout is built from logits whose argmax never repeats; the output has no doubled token."""
     from .text_helpers import WORDS
 
-    model, tok = tiny_model(x0_parameterization="interpolated")
+    model, tok = tiny_model()
     batch = _batch(tok)
     pad = model.config.pad_token_id
     with torch.no_grad():  # a table where almost every slot rounds to the same word: repeats everywhere unless blocked
@@ -372,9 +297,9 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     def repeats(ids):
         return ((ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] != pad)).sum().item()
 
-    plain = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=4, generator=torch.Generator().manual_seed(0))
+    plain = generate(model, batch, num_steps=4, generator=torch.Generator().manual_seed(0))
     assert repeats(plain) > 0, "the check needs a model that repeats"
     seen.clear()
-    ids = generate_ids(model, batch.prompt_ids, batch.prompt_mask, num_steps=4, block_adjacent_repeats=True,
+    ids = generate(model, batch, num_steps=4, block_adjacent_repeats=True,
                        length_candidates=1, generator=torch.Generator().manual_seed(0))
     assert repeats(ids) == 0 and len(seen) == 4 and all(repeats(s) == 0 for s in seen)  # one interpolation per step, blocked

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 from training.evaluation import text_metrics
 
 from .text_helpers import train_steps

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusion_lm.modeling.time_warp import WARP_MIN_HITS, WARP_UNIFORM, TimeWarp, isotonic_increasing
+from diffusion_lm.text.time_warp import WARP_MIN_HITS, WARP_UNIFORM, TimeWarp, isotonic_increasing
 
 
 def test_isotonic_fit_matches_scikit_learn():
@@ -80,10 +80,3 @@ def test_model_trains_with_the_warp_and_saves_it(tmp_path):
     back = DiffusionLMModel.from_pretrained(tmp_path)
     torch.testing.assert_close(back.time_warp.loss, model.time_warp.loss)
     assert torch.isfinite(out.loss)
-
-
-def test_warping_refuses_importance_sampling():
-    from diffusion_lm import DiffusionLMConfig
-
-    with pytest.raises(ValueError, match="time_warping"):
-        DiffusionLMConfig(time_warping=True, t_sampling="importance")

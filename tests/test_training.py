@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffusion_lm.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.pipeline import DiffusionLMPipeline
 from training.config import ConfigError, load_config
 from training.train import train
 
@@ -185,10 +185,10 @@ def test_num_threads_sets_torchs_cpu_threads(data, tmp_path):
 
 
 def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):
-    full = run(data, tmp_path / "full", "--model.self_conditioning", "true", "--model.prompt_dropout", "0.2")
-    stopped = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--model.prompt_dropout", "0.2", "--stop_at_step", "6")
+    full = run(data, tmp_path / "full", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2")
+    stopped = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2", "--stop_at_step", "6")
     assert stopped == {"stopped_at": 6}
-    resumed = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--model.prompt_dropout", "0.2",
+    resumed = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2",
                   "--checkpoint.resume_from_checkpoint", "latest")
     a, b = _weights(tmp_path / "full" / "model"), _weights(tmp_path / "split" / "model")
     for k in a:
@@ -328,7 +328,7 @@ def test_a_trained_tokenizer_numbers_its_pieces_by_the_pieces_alone(kind):
     which changes between trainings on the same text; ours number them specials first, then sorted, so the same
     pieces always get the same ids (the pieces themselves can still differ where merges tie)."""
     from diffusion_lm import train_tokenizer
-    from diffusion_lm.data import synthetic_pairs
+    from diffusion_lm.text.synthetic import synthetic_pairs
 
     texts = [t for pair in synthetic_pairs(300, "reverse", vocab=40, seed=0) for t in pair]
     texts += ["the shepherd's sheep; shepherding, sheepfolds and shepherdesses"] * 3

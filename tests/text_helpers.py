@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-from diffusion_lm.data import synthetic_pairs
+from diffusion_lm.text.synthetic import synthetic_pairs
 
 WORDS = [f"w{i}" for i in range(20)]
 
@@ -33,7 +33,7 @@ def reverse_pairs(n: int, seed: int):
 
 def train_steps(model, tok, pairs, steps: int, batch_size: int = 64, lr: float = 2e-3, seed: int = 0):
     """A plain AdamW loop (warm-up then decay) on prompt/response pairs; returns the model in eval mode."""
-    from diffusion_lm.data import encode_pairs
+    from diffusion_lm.text.batching import encode_pairs
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -56,3 +56,15 @@ def train_steps(model, tok, pairs, steps: int, batch_size: int = 64, lr: float =
 def exact_match(pipe, pairs, **kwargs) -> float:
     outputs = pipe([p for p, _ in pairs], batch_size=len(pairs), **kwargs)
     return sum(o == r for o, (_, r) in zip(outputs, pairs)) / len(pairs)
+
+
+def generate(model, batch, config=None, *, generator=None, noise=None, callback=None, **kwargs):
+    """``generate_ids`` with its settings and controls by keyword: GenerationConfig fields update ``config``, the
+    rest (``lengths``, ``response_ids``, ``given``, ``classifier``, ``classes``, ``classifier_scale``,
+    ``repeat_block``) become its ``Controls``."""
+    from diffusion_lm.text.generation import Controls, generate_ids
+    from diffusion_lm.text.generation_config import GenerationConfig
+
+    settings = {k: kwargs.pop(k) for k in list(kwargs) if k in GenerationConfig.names()}
+    return generate_ids(model, batch, (config or GenerationConfig()).updated(**settings), Controls(**kwargs),
+                        generator=generator, noise=noise, callback=callback)

@@ -75,7 +75,7 @@ def g2p_pairs() -> list[dict]:
 
 
 def synthetic_rows(n: int, seed: int) -> list[dict]:
-    from diffusion_lm.data import synthetic_pairs
+    from diffusion_lm.text.synthetic import synthetic_pairs
 
     return [{"prompt": p, "response": r} for p, r in synthetic_pairs(n, "reverse", vocab=30, min_words=2, max_words=8, seed=seed)]
 

@@ -20,8 +20,9 @@ class ConfigError(ValueError):
     """A configuration that cannot work; the message names the key and the fix."""
 
 
-# Settings of DiffusionLMConfig that training derives (from the tokenizer and the table), never the YAML file.
-DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint", "encoder_config")
+# Settings of DiffusionLMConfig that training derives (from the tokenizer and the table), never the YAML file, and
+# its objective group, which the YAML file sets in a section of its own (``objective:``).
+DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint", "encoder_config", "objective")
 
 
 def model_keys() -> dict[str, Any]:
@@ -43,11 +44,33 @@ def check_model_section(data: Any) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"model must be a mapping, got {type(data).__name__}.")
     keys = model_keys()
+    from diffusion_lm import TrainingObjective
+
+    moved = sorted(set(data) & set(TrainingObjective.fields()))
+    if moved:
+        raise ConfigError(f"{', '.join('model.' + k for k in moved)} belong{'s' * (len(moved) == 1)} to the training objective "
+                          f"now: set {', '.join('objective.' + k for k in moved)} instead.")
     unknown = sorted(set(data) - set(keys))
     if unknown:
         raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('model.' + k for k in unknown)} in model; "
                           f"valid keys: {', '.join(sorted(keys))} (the arguments of DiffusionLMConfig).")
     return {k: _coerce(v, keys[k], f"model.{k}") for k, v in data.items()}
+
+
+def check_objective_section(data: Any) -> dict:
+    """Type-check the ``objective:`` mapping against ``TrainingObjective``'s fields; unknown keys are errors."""
+    from diffusion_lm import TrainingObjective
+
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"objective must be a mapping, got {type(data).__name__}.")
+    hints = typing.get_type_hints(TrainingObjective)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('objective.' + k for k in unknown)} in "
+                          f"objective; valid keys: {', '.join(TrainingObjective.fields())}.")
+    return {k: _coerce(v, hints[k], f"objective.{k}") for k, v in data.items()}
 
 
 @dataclass
@@ -135,6 +158,7 @@ class TrainConfig:
     stop_at_step: int | None = None
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
     model: dict = field(default_factory=dict)  # DiffusionLMConfig's arguments: its defaults are the only ones
+    objective: dict = field(default_factory=dict)  # TrainingObjective's fields: loss weights, t_eps, prompt dropout
     generation: dict = field(default_factory=dict)  # GenerationConfig's fields: how evaluation and the saved model sample
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -173,6 +197,7 @@ class TrainConfig:
             raise ConfigError(f"data.dataset is {d.dataset!r}: give data.train_files (a list of local files).")
         self.generation_config()
         self.model = check_model_section(m)
+        self.objective = check_objective_section(self.objective)
         encoder = self.model.get("embedding_source", "random") != "random"
         if encoder and (self.tokenizer.pretrained or self.tokenizer.train):
             raise ConfigError("model.embedding_source is an encoder, which brings its own tokenizer: leave the tokenizer section empty.")
@@ -189,16 +214,20 @@ class TrainConfig:
         return self
 
     def model_config(self):
-        from diffusion_lm import DiffusionLMConfig
+        from diffusion_lm import DiffusionLMConfig, TrainingObjective
 
         try:
-            return DiffusionLMConfig(**self.model)
+            objective = TrainingObjective.from_dict(check_objective_section(self.objective))
+        except ValueError as err:
+            raise ConfigError(f"objective: {err}") from err
+        try:
+            return DiffusionLMConfig(**self.model, objective=objective)
         except ValueError as err:
             raise ConfigError(f"model: {err}") from err
 
     def generation_config(self):
         """The ``generation:`` section as a ``GenerationConfig`` (its dataclass fields are the valid keys)."""
-        from diffusion_lm.generation_config import GenerationConfig
+        from diffusion_lm.text.generation_config import GenerationConfig
 
         gen = self.generation if isinstance(self.generation, dict) else {}
         if not isinstance(self.generation, dict):

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from diffusion_lm.data.batching import PairBatch, pad_prompts, pad_responses
+from diffusion_lm.text.batching import PairBatch, pad_prompts, pad_responses
 
 from .config import ConfigError, DataConfig
 

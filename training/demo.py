@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     if args.model is None:
         start = time.time()

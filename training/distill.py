@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from diffusion_lm.tokenization import tokenizer_fingerprint
+from diffusion_lm.text.tokenization import tokenizer_fingerprint
 
 from .jsonl import read_fields, report
 from .threads import require_positive, run_command
@@ -55,7 +55,7 @@ def _stored(cache: Path, key: str):
     """The trajectories in ``cache`` if it holds them for ``key`` (anything unreadable counts as absent)."""
     from safetensors import safe_open
 
-    from diffusion_lm.distillation import Trajectories
+    from diffusion_lm.text.distillation import Trajectories
 
     try:
         with safe_open(str(cache), framework="pt") as f:
@@ -73,8 +73,8 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     """The teacher's trajectories for ``prompts`` (read from ``cache`` when it holds these exact ones)."""
     from safetensors.torch import save_file
 
-    from diffusion_lm.data.batching import encode_prompts
-    from diffusion_lm.distillation import Trajectories, teacher_trajectories
+    from diffusion_lm.text.batching import encode_prompts
+    from diffusion_lm.text.distillation import Trajectories, teacher_trajectories
 
     key = trajectory_key(pipe, prompts, settings, args)
     stored = _stored(cache, key)
@@ -87,7 +87,7 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
         batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
         parts.append(teacher_trajectories(pipe.model, batch.prompt_ids, batch.prompt_mask.bool(), settings,
-                                          args.student_steps, args.teacher_steps, generator, **pipe.repeat_block))
+                                          args.student_steps, args.teacher_steps, generator, repeat_block=pipe.repeat_block))
     width = cfg.max_prompt_length  # batches are padded to their own longest prompt: bring them to one width
     widen = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
     data = Trajectories(torch.cat([widen(p.prompt_ids, cfg.pad_token_id) for p in parts]),
@@ -104,27 +104,27 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
 def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> dict[str, float]:
     """The share of held-out prompts on which the student, from the teacher's starting noise, writes the teacher's
     tokens (the teacher on the refined grid it was distilled on), at 1 step and at the student's K."""
-    from diffusion_lm.data.batching import encode_prompts
-    from diffusion_lm.distillation import teacher_trajectories
-    from diffusion_lm.generation import generate_ids
+    from diffusion_lm.text.batching import PairBatch, encode_prompts
+    from diffusion_lm.text.distillation import teacher_trajectories
+    from diffusion_lm.text.generation import Controls, generate_ids
 
     cfg = pipe.model.config
     batch = encode_prompts(pipe.tokenizer, prompts, cfg.max_prompt_length, True)
     mask = batch.prompt_mask.bool()
     traj = teacher_trajectories(pipe.model, batch.prompt_ids, mask, settings, args.student_steps, args.teacher_steps,
-                                torch.Generator().manual_seed(args.seed + 2), **pipe.repeat_block)
+                                torch.Generator().manual_seed(args.seed + 2), repeat_block=pipe.repeat_block)
     shares = {}
     for steps in sorted({1, args.student_steps}):
-        ids = generate_ids(student, batch.prompt_ids, mask, settings.updated(num_steps=steps, guidance_scale=1.0),
-                           noise=traj.states[0],
-                           generator=torch.Generator().manual_seed(args.seed + 3), **pipe.repeat_block)
+        ids = generate_ids(student, PairBatch(batch.prompt_ids, mask), settings.updated(num_steps=steps, guidance_scale=1.0),
+                           Controls(repeat_block=pipe.repeat_block), noise=traj.states[0],
+                           generator=torch.Generator().manual_seed(args.seed + 3))
         shares[str(steps)] = float((ids == traj.target_ids).all(-1).float().mean())
     return shares
 
 
 def distill(args: argparse.Namespace) -> dict:
-    from diffusion_lm.distillation import Trajectories, check_distillable, distillation_loss
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.distillation import Trajectories, check_distillable, distillation_loss
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(args.teacher)
     teacher = pipe.model.eval()
@@ -139,8 +139,8 @@ def distill(args: argparse.Namespace) -> dict:
     data = collect(pipe, train_prompts, settings, args, args.out / "teacher_trajectories.safetensors")
 
     if args.student_init is not None:  # continue an earlier distillation
-        from diffusion_lm.loading import load_model
-        from diffusion_lm.modeling import DiffusionLMModel
+        from diffusion_lm.text.loading import load_model
+        from diffusion_lm.text import DiffusionLMModel
 
         student = load_model(DiffusionLMModel, args.student_init).train()
         fields = lambda cfg: {k: v for k, v in cfg.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
@@ -159,7 +159,7 @@ def distill(args: argparse.Namespace) -> dict:
     for _ in bar:
         idx = torch.randint(0, data.target_ids.shape[0], (args.batch_size,), generator=generator)
         batch = Trajectories(data.prompt_ids[idx], data.prompt_mask[idx], data.states[:, idx], data.times, data.target_ids[idx])
-        loss = distillation_loss(student, batch, settings, **pipe.repeat_block)  # (D1)
+        loss = distillation_loss(student, batch, settings, pipe.repeat_block)  # (D1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from diffusion_lm.modeling.length import response_lengths
+from diffusion_lm.text.length import response_lengths
 
 from .data import collate
 

@@ -83,7 +83,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     from accelerate.utils import set_seed
 
     from diffusion_lm import build_model
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     out = Path(config.output_dir)
     trackers = available_trackers(config.trackers)
@@ -238,7 +238,7 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
               train_seconds: float = 0.0) -> dict:
     """Validation losses and generation metrics with the EMA weights, on the main process; ``train_minutes``
     is the optimisation time so far (evaluations excluded) of this process's run."""
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     metrics: dict = {"train_minutes": train_seconds / 60}
     if accelerator.is_main_process:

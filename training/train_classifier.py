@@ -33,16 +33,17 @@ def noisy_batch(model, batch, generator: torch.Generator):
     """(prompt rows, prompt mask, z_t, t) for a tokenised batch: t ~ U(t_eps, 1), z_t = alpha x0 + sigma eps (118)."""
     cfg = model.config
     x0 = model.embed(batch.response_ids).float()
-    t = cfg.t_eps + (1 - cfg.t_eps) * torch.rand(x0.shape[0], generator=generator)
+    t_eps = cfg.training_objective.t_eps
+    t = t_eps + (1 - t_eps) * torch.rand(x0.shape[0], generator=generator)
     alpha, sigma = model.schedule.alpha(t).float()[:, None, None], model.schedule.sigma(t).float()[:, None, None]
     z = alpha * x0 + sigma * torch.randn(x0.shape, generator=generator)
     return model.embed(batch.prompt_ids).float(), batch.prompt_mask, z, t
 
 
 def train_classifier(args: argparse.Namespace) -> dict:
-    from diffusion_lm.data import encode_pairs
-    from diffusion_lm.modeling.classifier import ResponseClassifier, ResponseClassifierConfig, base_fingerprint
-    from diffusion_lm.pipeline import DiffusionLMPipeline
+    from diffusion_lm.text.batching import encode_pairs
+    from diffusion_lm.text.classifier import ResponseClassifier, ResponseClassifierConfig, base_fingerprint
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     model, tok, cfg = pipe.model.eval(), pipe.tokenizer, pipe.model.config

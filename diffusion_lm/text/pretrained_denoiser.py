@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .configuration import DiffusionLMConfig
-from .transformer import TimestepEmbedder, check_past, init_linear
+from .network import TimestepEmbedder, check_past, init_linear
 
 
 def encoder_from_config(encoder_config: dict):
@@ -56,7 +56,7 @@ class EncoderDenoiser(nn.Module):
         prompt_in = (prompt * self.config.embedding_scale).to(dtype)  # the encoder's own input embeddings
         response_in = self.response_in(z.to(dtype)) + self.time(t)[:, None] + marker  # (B, N, H)
         device = prompt.device
-        offset = self.config.max_prompt_length if self.config.response_positions == "after_prompt" else 0
+        offset = self.config.max_prompt_length  # response slots after every prompt slot, as DiffusionTransformer
         positions = torch.cat([torch.arange(p), offset + torch.arange(n)]).to(device)[None].expand(b, -1)
         segments = torch.cat([torch.zeros(p, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(device)[None].expand(b, -1)
         mask = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=device)], 1).long()

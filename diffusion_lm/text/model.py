@@ -13,10 +13,9 @@ from transformers.utils import ModelOutput
 
 from ..core.losses import sample_time
 from .configuration import DiffusionLMConfig
-from .transformer import DiffusionTransformer
-from .encoder_denoiser import EncoderDenoiser
 from .length import LengthPredictor, past_the_end, response_lengths
-from .likelihood import NLLBound
+from .network import DiffusionTransformer
+from .pretrained_denoiser import EncoderDenoiser
 from .time_warp import TimeWarp
 
 
@@ -61,7 +60,7 @@ class DiffusionLMModel(PreTrainedModel):
             table = embedding_table.detach().to(torch.float32).clone()
         self.register_buffer("embedding_table", table, persistent=True)
         self.denoiser = EncoderDenoiser(config) if config.encoder_init else DiffusionTransformer(config)
-        self.time_warp = TimeWarp(config.t_eps) if config.time_warping else None
+        self.time_warp = TimeWarp(config.training_objective.t_eps) if config.time_warping else None
         self.length_predictor = LengthPredictor(config) if config.length_prediction else None
         self._schedule = None
         self.post_init()
@@ -101,12 +100,7 @@ class DiffusionLMModel(PreTrainedModel):
     def rounding_logits(self, x0: Tensor) -> Tensor:
         """(121): logits of each vocabulary row for x0 (B, N, D) at unit scale -> (B, N, V)."""
         table = self.embedding_table / self.config.embedding_scale  # (V, D)
-        x0 = x0.to(table.dtype)
-        if self.config.rounding == "dot":
-            logits = x0 @ table.T
-        else:  # -||x0 - e||^2 = 2 x0.e - ||e||^2 - ||x0||^2; the last term does not change the argmax or the CE
-            logits = (2 * x0) @ table.T
-            logits = logits.sub_(table.pow(2).sum(-1)).sub_(x0.pow(2).sum(-1, keepdim=True))
+        logits = x0.to(table.dtype) @ table.T
         if self.config.rounding_temperature == 1.0:
             return logits
         return logits.div_(self.config.rounding_temperature)  # in place: (B, N, V) is a step's largest tensor
@@ -135,17 +129,15 @@ class DiffusionLMModel(PreTrainedModel):
         return self.denoiser.encode_prompt(self.embed(prompt_ids), prompt_mask)
 
     def predict(
-        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
-        temperature: float = 1.0, prompt_cache=None, edit_logits: Callable[[Tensor], Tensor] | None = None,
-        past: Tensor | None = None,
+        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None, *,
+        past: Tensor | None = None, prompt_cache=None, edit_logits: Callable[[Tensor], Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """f_theta (120) and its rounding logits (121): x0_hat (B, N, D) and logits (B, N, V).
 
-        ``temperature`` < 1 sharpens an interpolated x0_hat towards its most likely rows (I1) at sampling
-        time (it does not change the logits, or a direct x0_hat). ``prompt_cache`` (from ``encode_prompt``)
-        skips the prompt slots' layers. ``edit_logits`` (sampling: given slots held, repeats blocked) rewrites the
-        logits, which it may change in place, before an interpolated x0_hat is formed from them. ``past`` (B, N):
-        the slots past each response's length, which a ``length_prediction`` model needs (L2).
+        x0_hat = softmax(logits) @ E (I1). ``past`` (B, N): the slots past each response's length, which a
+        ``length_prediction`` model needs (L2). ``prompt_cache`` (from ``encode_prompt``) skips the prompt slots'
+        layers. ``edit_logits`` (a rollout's: given slots held, repeats blocked, temperature) rewrites the logits,
+        possibly in place, before x0_hat is formed from them; the logits returned are the edited ones.
         """
         own = {"past": past} if self.length_predictor is not None else {}
         if prompt_cache is not None:
@@ -155,37 +147,7 @@ class DiffusionLMModel(PreTrainedModel):
         logits = self.rounding_logits(out.float())
         if edit_logits is not None:
             logits = edit_logits(logits)
-        if self.config.x0_parameterization == "interpolated":
-            return self.interpolate(logits, temperature).to(out.dtype), logits
-        return out, logits
-
-    @torch.no_grad()
-    def nll(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor, num_samples: int = 64,
-            generator: torch.Generator | None = None) -> "NLLBound":
-        """An upper bound on -log p(response | prompt) in nats per example (N1), with its Monte Carlo error.
-
-        x0_hat is the plain denoiser (no log-SNR offset), self-conditioned on its own first estimate at the same
-        z_t when the model uses self-conditioning. ``tokens`` counts each response's non-pad tokens plus one
-        (the end, as an autoregressive model's end-of-sequence token), for a per-token figure.
-        """
-        from .likelihood import embedding_nll_bound
-
-        self._check_batch(prompt_ids, prompt_mask, response_ids)
-        lengths = response_lengths(response_ids, self.config.pad_token_id)
-        past = past_the_end(lengths, response_ids.shape[1])
-
-        def x0_fn(z: Tensor, t: Tensor) -> Tensor:
-            first = self.predict(prompt_ids, prompt_mask, z, t, past=past)[0]
-            return self.predict(prompt_ids, prompt_mask, z, t, first, past=past)[0] if self.config.self_conditioning else first
-
-        table = self.embedding_table / self.config.embedding_scale
-        bound = embedding_nll_bound(x0_fn, response_ids, table, self.schedule, self.config.t_eps, num_samples,
-                                    generator, lengths + 1)
-        if self.length_predictor is not None:  # -log p(y | x_p) = -log p(n | x_p) - log p(y | x_p, n) (L2)
-            log_p = self.length_logits(prompt_ids, prompt_mask).double().log_softmax(-1)
-            bound.length = -log_p.gather(-1, lengths[:, None]).squeeze(-1)
-            bound.nats = bound.nats + bound.length
-        return bound
+        return self.interpolate(logits).to(out.dtype), logits
 
     def denoise(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
@@ -210,51 +172,39 @@ class DiffusionLMModel(PreTrainedModel):
             response_ids: (B, N) response tokens padded with ``pad_token_id`` to max_response_length.
             generator: random source for t, the noise and the dropouts (tests); global RNG otherwise.
         """
-        cfg = self.config
+        cfg, objective = self.config, self.config.training_objective
         self._check_batch(prompt_ids, prompt_mask, response_ids)
         b, device = response_ids.shape[0], response_ids.device
         x0 = self.embed(response_ids)  # (117), (B, N, D)
         prompt_mask = prompt_mask.bool()
-        lengths, past, loss_length = None, None, None
+        past, loss_length = None, None
         if self.length_predictor is not None:  # (L2) from the whole prompt, before any prompt dropout
             lengths = response_lengths(response_ids, cfg.pad_token_id)
             past = past_the_end(lengths, response_ids.shape[1])
             loss_length = F.cross_entropy(self.length_logits(prompt_ids, prompt_mask).float(), lengths, reduction="none")
-        if self.training and cfg.prompt_dropout > 0:  # drop the prompt: the same weights learn p(response)
-            keep = _uniform((b,), generator, device) >= cfg.prompt_dropout
+        if self.training and objective.prompt_dropout > 0:  # drop the prompt: the same weights learn p(response)
+            keep = _uniform((b,), generator, device) >= objective.prompt_dropout
             prompt_mask = prompt_mask & keep[:, None]
         if self.time_warp is not None and self.training:  # (W1); not reweighted: warping moves the effort on purpose
-            t, pi = self.time_warp.sample(b, generator, device), None
+            t = self.time_warp.sample(b, generator, device)
         else:
-            t, pi = sample_time(b, self.schedule, t_sampling=cfg.t_sampling, t_eps=cfg.t_eps, generator=generator, device=device)
+            t = sample_time(b, self.schedule, t_eps=objective.t_eps, generator=generator, device=device)[0]
         alpha = self.schedule.alpha(t).to(x0.dtype)[:, None, None]
         sigma = self.schedule.sigma(t).to(x0.dtype)[:, None, None]
         eps = _normal(x0.shape, generator, device, x0.dtype)
         z = alpha * x0 + sigma * eps  # (118)
         t_model = t.to(torch.float32)
-        self_cond, previous = None, None
-        if self.training and cfg.rollout_training > 0:
-            # (R1): the state one DDIM step (127)-(130) from the model's own estimate at a noisier t' gives
-            with torch.no_grad():
-                t_prev, z_prev, previous = self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator, past)
-                a_prev = self.schedule.alpha(t_prev).to(x0.dtype)[:, None, None]
-                s_prev = self.schedule.sigma(t_prev).to(x0.dtype)[:, None, None]
-                z_roll = alpha * previous + sigma * (z_prev - a_prev * previous) / s_prev
-            roll = (_uniform((b,), generator, device) < cfg.rollout_training)[:, None, None]
-            z = torch.where(roll, z_roll, z)
+        self_cond = None
         if cfg.self_conditioning and self.training:
-            # half the time, condition on the model's own (detached) estimate, as at sampling time
+            # for some examples, condition on the model's own (detached) estimate at this z_t, as at sampling time
             with torch.no_grad():
-                estimate = previous if previous is not None else self._self_conditioning_estimate(
-                    prompt_ids, prompt_mask, x0, eps, z, t, generator, past)
-            use = (_uniform((b,), generator, device) < 0.5)[:, None, None]
+                estimate = self.denoise(prompt_ids, prompt_mask, z, t_model, past=past)
+            use = (_uniform((b,), generator, device) < objective.self_conditioning_rate)[:, None, None]
             self_cond = torch.where(use, estimate, torch.zeros_like(estimate))
         x0_pred, logits = self.predict(prompt_ids, prompt_mask, z, t_model, self_cond, past=past)  # (120), (121)
         loss_x0 = (x0_pred.float() - x0.float()).pow(2).mean(-1).mean(-1)  # (122), per example
         loss_round = F.cross_entropy(logits.transpose(1, 2), response_ids, reduction="none").mean(-1)  # (123)
-        per_example = cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
-        if cfg.t_sampling == "importance" and pi is not None:  # the same objective as uniform t, estimated with t ~ pi
-            per_example = per_example * (1.0 / ((1 - cfg.t_eps) * pi)).to(per_example.dtype)
+        per_example = objective.lambda_x0 * loss_x0 + objective.lambda_round * loss_round  # (124)
         if loss_length is not None:
             per_example = per_example + loss_length
         if self.time_warp is not None and self.training:
@@ -262,36 +212,6 @@ class DiffusionLMModel(PreTrainedModel):
         out = DiffusionLMOutput(per_example.mean(), loss_x0.mean(), loss_round.mean(), x0_pred, logits, t,
                                 None if loss_length is None else loss_length.mean())
         return out if return_dict else out.to_tuple()
-
-    def _noisier_estimate(self, prompt_ids, prompt_mask, x0, eps, t, generator, past) -> tuple[Tensor, Tensor, Tensor]:
-        """t' = t + U(0, 0.1) (at most 1), z_t' on the same noise (118), and the model's estimate there (no
-        self-conditioning) at the rollout temperature, as a sampler would compute it."""
-        t_prev = (t + 0.1 * _uniform(t.shape, generator, t.device).to(t.dtype)).clamp(max=1.0)
-        alpha = self.schedule.alpha(t_prev).to(x0.dtype)[:, None, None]
-        sigma = self.schedule.sigma(t_prev).to(x0.dtype)[:, None, None]
-        z_prev = alpha * x0 + sigma * eps
-        estimate = self.predict(prompt_ids, prompt_mask, z_prev, t_prev.to(torch.float32),
-                                temperature=self.config.rollout_temperature, past=past)[0]
-        return t_prev, z_prev, estimate
-
-    def _self_conditioning_estimate(self, prompt_ids, prompt_mask, x0, eps, z, t, generator, past) -> Tensor:
-        """The estimate training feeds back (``self_conditioning_source``): at z_t, at a noisier z_t' on the same
-        noise (the sampler's previous step), or the rounded estimate at z_t."""
-        source = self.config.self_conditioning_source
-        if source == "noisier":
-            return self._noisier_estimate(prompt_ids, prompt_mask, x0, eps, t, generator, past)[2]
-        estimate = self.denoise(prompt_ids, prompt_mask, z, t.to(torch.float32), past=past)
-        if source == "glancing":
-            return self._glance(estimate, x0, generator)
-        return self.clamp_to_table(estimate) if source == "rounded" else estimate
-
-    def _glance(self, estimate: Tensor, x0: Tensor, generator) -> Tensor:
-        """(G1): reveal floor(n_wrong / 2) random slots of each example at their true embeddings."""
-        wrong = (self.round(estimate) != self.round(x0)).sum(-1)  # (B,) slots the estimate rounds wrongly
-        scores = _uniform(estimate.shape[:2], generator, estimate.device)  # a random order of the slots
-        rank = scores.argsort(-1).argsort(-1)  # (B, N) each slot's place in that order
-        reveal = rank < (wrong // 2)[:, None]
-        return torch.where(reveal[..., None], x0.to(estimate.dtype), estimate)
 
     def _check_batch(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor) -> None:
         cfg = self.config

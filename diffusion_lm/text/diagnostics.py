@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from .modeling import DiffusionLMModel
-from .modeling.length import past_the_end
+from .generation_config import GenerationConfig
+from .rollout import Rollout
+
+if TYPE_CHECKING:
+    from .model import DiffusionLMModel
 
 
 @dataclass
@@ -31,7 +35,7 @@ class AccuracyAtTime:
 
 @torch.no_grad()
 def token_accuracy_by_time(
-    model: DiffusionLMModel,
+    model: "DiffusionLMModel",
     prompt_ids: Tensor,
     prompt_mask: Tensor,
     response_ids: Tensor,
@@ -48,7 +52,7 @@ def token_accuracy_by_time(
     gen = torch.Generator().manual_seed(seed)
     x0 = model.embed(response_ids)  # (117)
     content = response_ids != model.config.pad_token_id
-    past = past_the_end(content.sum(-1), response_ids.shape[1])  # a length-conditioned model is told the true n (L2)
+    rollout = Rollout(model, GenerationConfig(), prompt_ids, prompt_mask, lengths=content.sum(-1))  # the true n (L2)
     rows = []
     for t in times:
         tt = torch.full((x0.shape[0],), float(t), dtype=torch.float64)
@@ -56,9 +60,7 @@ def token_accuracy_by_time(
         eps = torch.randn(x0.shape, generator=gen).to(x0.device, x0.dtype)
         z = alpha * x0 + sigma * eps  # (118)
         t_model = tt.to(torch.float32).to(x0.device)
-        x0_hat = model.denoise(prompt_ids, prompt_mask, z, t_model, past=past)
-        if model.config.self_conditioning:
-            x0_hat = model.denoise(prompt_ids, prompt_mask, z, t_model, x0_hat, past=past)
+        x0_hat = rollout.plain(z, t_model)[0]
         right = model.round(x0_hat) == response_ids
         rows.append(AccuracyAtTime(
             t=float(t), log_snr=float(model.schedule.log_snr(tt)[0]), accuracy=float(right.float().mean()),

@@ -118,7 +118,7 @@ def check_past(past: Tensor | None, z: Tensor) -> Tensor:
     """``past`` (B, N) of a length-conditioned denoiser (L2), checked against the state z (B, N, D)."""
     if past is None:
         raise ValueError("this model is conditioned on the response length (length_prediction=True): pass past, (B, N) "
-                         "True at the slots past each response's length (diffusion_lm.modeling.length.past_the_end).")
+                         "True at the slots past each response's length (diffusion_lm.text.length.past_the_end).")
     if tuple(past.shape) != tuple(z.shape[:2]):
         raise ValueError(f"past must have shape {tuple(z.shape[:2])} (batch, response slots), got {tuple(past.shape)}.")
     return past
@@ -170,9 +170,8 @@ class DiffusionTransformer(nn.Module):
         return h, rotary_tables(positions, self.config.hidden_size // self.config.num_heads)
 
     def _positions(self, p: int, n: int, device) -> tuple[Tensor, Tensor]:
-        # response slots sit after all max_prompt_length prompt slots (however many the batch uses), or on them
-        offset = self.config.max_prompt_length if self.config.response_positions == "after_prompt" else 0
-        return torch.arange(p, device=device), offset + torch.arange(n, device=device)
+        # response slots sit after all max_prompt_length prompt slots, however many the batch uses
+        return torch.arange(p, device=device), self.config.max_prompt_length + torch.arange(n, device=device)
 
     def _response_inputs(self, z: Tensor, self_cond: Tensor | None, past: Tensor | None) -> Tensor:
         if self.config.self_conditioning:

@@ -18,25 +18,31 @@ self-conditioning on its own estimate at the previous student time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core.grids import make_grid
-from .generation import condition_enhanced_time, generate_ids, sampling_grid, sampling_logit_edit
+from ..core.grids import make_grid
+from .batching import PairBatch
+from .generation import Controls, end_time, generate_ids, sampling_grid
 from .generation_config import GenerationConfig
-from .modeling import DiffusionLMModel
-from .modeling.length import past_the_end, response_lengths
+from .length import response_lengths
+from .repeats import RepeatBlock
+from .rollout import Rollout
+
+if TYPE_CHECKING:
+    from .model import DiffusionLMModel
 
 
-def student_grid(model: DiffusionLMModel, settings: GenerationConfig, student_steps: int) -> Tensor:
+def student_grid(model: "DiffusionLMModel", settings: GenerationConfig, student_steps: int) -> Tensor:
     """The K + 1 decreasing times the student samples on (its generation config's grid with K steps)."""
-    grid = sampling_grid(model, student_steps, settings.grid, model.config.t_eps)
-    return make_grid(model.schedule, student_steps, grid, 1.0, model.config.t_eps)
+    t_end = end_time(model, settings)
+    return make_grid(model.schedule, student_steps, sampling_grid(model, student_steps, settings.grid, t_end), 1.0, t_end)
 
 
-def refined_grid(model: DiffusionLMModel, coarse: Tensor, factor: int) -> Tensor:
+def refined_grid(model: "DiffusionLMModel", coarse: Tensor, factor: int) -> Tensor:
     """``coarse`` with every interval split into ``factor`` steps uniform in log-SNR (the teacher's grid)."""
     if factor < 1:
         raise ValueError(f"the teacher needs at least as many steps as the student (factor {factor}).")
@@ -73,11 +79,11 @@ def check_distillable(settings: GenerationConfig, student_steps: int, teacher_st
 
 
 @torch.no_grad()
-def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
+def teacher_trajectories(teacher: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
                          student_steps: int, teacher_steps: int, generator: torch.Generator | None = None,
-                         noise: Tensor | None = None, **repeat_block: Tensor) -> Trajectories:
+                         noise: Tensor | None = None, repeat_block: RepeatBlock | None = None) -> Trajectories:
     """Run the teacher for ``teacher_steps`` (a multiple of ``student_steps``) on the refined student grid, from
-    ``noise`` (drawn from ``generator`` if None); ``repeat_block`` (``punctuation``, ``same_word``) as in ``generate_ids``."""
+    ``noise`` (drawn from ``generator`` if None); ``repeat_block`` as ``Controls`` takes it."""
     check_distillable(settings, student_steps, teacher_steps)
     factor = teacher_steps // student_steps
     coarse = student_grid(teacher, settings, student_steps)
@@ -91,41 +97,32 @@ def teacher_trajectories(teacher: DiffusionLMModel, prompt_ids: Tensor, prompt_m
         if (info["i"] + 1) % factor == 0 and len(states) < student_steps:
             states.append(info["x"].float().clone())
 
-    target = generate_ids(teacher, prompt_ids, prompt_mask, settings.updated(num_steps=teacher_steps, length_candidates=1),
-                          grid=refined_grid(teacher, coarse, factor), generator=generator, noise=noise, callback=keep,
-                          **repeat_block)
+    teacher_settings = settings.updated(num_steps=teacher_steps, length_candidates=1, grid=refined_grid(teacher, coarse, factor))
+    target = generate_ids(teacher, PairBatch(prompt_ids, prompt_mask), teacher_settings, Controls(repeat_block=repeat_block),
+                          generator=generator, noise=noise, callback=keep)
     if len(states) != student_steps:
         raise RuntimeError(f"the teacher's sampler reported {len(states) - 1} of the {student_steps - 1} student-time states.")
     return Trajectories(prompt_ids, prompt_mask, torch.stack(states), coarse[:-1].float(), target)
 
 
-def distillation_loss(student: DiffusionLMModel, batch: Trajectories, settings: GenerationConfig,
-                      **repeat_block: Tensor) -> Tensor:
+def distillation_loss(student: "DiffusionLMModel", batch: Trajectories, settings: GenerationConfig,
+                      repeat_block: RepeatBlock | None = None) -> Tensor:
     """(D1) the mean over the K student times of (124) between f_student(z_{t_k}, t_k) and the teacher's tokens.
 
-    The self-conditioning input at t_k is the student's estimate at t_{k-1} as sampling builds it (temperature,
-    adjacent repeats blocked (with ``repeat_block``: ``punctuation``, ``same_word``) when the settings block them, snapped to the table for
-    ``self_conditioning_source="rounded"``)."""
-    cfg, schedule = student.config, student.schedule
+    The student reads each state at the time sampling tells it (C1); its self-conditioning input at t_k is its
+    estimate at t_{k-1} as its own rollout forms it (``Rollout.estimate``: holds, temperature). A length-conditioned
+    student is told the length the teacher wrote (L2)."""
+    cfg, objective = student.config, student.config.training_objective
     target_rows = student.embed(batch.target_ids).float()
-    past, pad_slots = None, None  # a length-conditioned student is told the length the teacher wrote (L2)
-    if student.length_predictor is not None:
-        past = past_the_end(response_lengths(batch.target_ids, cfg.pad_token_id), batch.target_ids.shape[1])
-        pad_slots = {"mask": past, "exact": True}
-    edit = sampling_logit_edit(student, settings, pad_slots, **repeat_block)
+    lengths = response_lengths(batch.target_ids, cfg.pad_token_id) if student.length_predictor is not None else None
+    rollout = Rollout(student, settings, batch.prompt_ids, batch.prompt_mask, lengths=lengths, repeat_block=repeat_block)
     previous, total = None, 0.0
     for z, t in zip(batch.states, batch.times):
-        t_model = condition_enhanced_time(schedule, torch.full((z.shape[0],), float(t), device=z.device),
-                                          settings.log_snr_offset)  # (C1), as at sampling
-        x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous, past=past)
-        sampled = x0_pred  # the loss reads the plain estimate; the next step, the one sampling forms
-        if cfg.x0_parameterization == "interpolated":
-            shown = logits.detach() if edit is None else edit(logits.detach().clone())  # as sampling edits them
-            sampled = student.interpolate(shown, settings.temperature)
-        if cfg.self_conditioning_source == "rounded":
-            sampled = student.clamp_to_table(sampled.detach())
+        t_model = rollout.model_time(torch.full((z.shape[0],), float(t), device=z.device))  # (C1), as at sampling
+        x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous, past=rollout.past)
+        sampled = rollout.estimate(logits.detach().clone())  # the loss reads the plain estimate; the next step this
         loss_x0 = (x0_pred.float() - target_rows).pow(2).mean()  # (122)
         loss_round = F.cross_entropy(logits.transpose(1, 2).float(), batch.target_ids)  # (123)
-        total = total + cfg.lambda_x0 * loss_x0 + cfg.lambda_round * loss_round  # (124)
+        total = total + objective.lambda_x0 * loss_x0 + objective.lambda_round * loss_round  # (124)
         previous = sampled.detach() if cfg.self_conditioning else None
     return total / len(batch.times)

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .common.atomic import staged_directory
-from .data.batching import encode_prompts
-from .generation import generate_ids
-from .generation_config import GenerationConfig
-from .hub import write_model_card
+from ..common.atomic import staged_directory
+from .batching import encode_pairs, encode_prompts
+from .generation import Controls, generate_ids
+from .generation_config import FILE_NAME, GenerationConfig
+from .likelihood import NLLBound, nll_bound
 from .loading import HUB_KWARGS, load_model
 from .mbr import mbr_select
-from .modeling import DiffusionLMModel
-from .tokenization import punctuation_mask, same_word_classes, tokenizer_fingerprint
+from .model import DiffusionLMModel
+from .model_card import write_model_card
+from .repeats import RepeatBlock
+from .tokenization import tokenizer_fingerprint
+
+CONTROLS = ("length", "response_template", "classifier", "classes", "classifier_scale")  # per-prompt, beside the settings
 
 
 class DiffusionLMPipeline:
@@ -48,11 +52,9 @@ class DiffusionLMPipeline:
         self.generation_config = generation_config or GenerationConfig()
 
     @cached_property
-    def repeat_block(self) -> dict[str, torch.Tensor]:
-        """What ``block_adjacent_repeats`` reads of the tokenizer, as ``generate_ids`` takes it: ``punctuation`` (V,)
-        bool, the pauses (``,;:`` and dashes) it looks past, and ``same_word`` (V,) long, tokens grouped by text up
-        to case, which count as one word."""
-        return {"punctuation": punctuation_mask(self.tokenizer), "same_word": same_word_classes(self.tokenizer)}
+    def repeat_block(self) -> RepeatBlock:
+        """What ``block_adjacent_repeats`` reads of the tokenizer (its pauses and its word classes)."""
+        return RepeatBlock.of(self.tokenizer)
 
     @property
     def device(self) -> torch.device:
@@ -103,108 +105,118 @@ class DiffusionLMPipeline:
     def __call__(
         self,
         prompts: Sequence[str] | str,
-        num_steps: int | None = None,
-        method: str | None = None,
-        eta: float | None = None,
-        guidance_scale: float | None = None,
-        num_samples: int = 1,
-        mbr: bool = False,
+        generation_config: GenerationConfig | None = None,
+        *,
         seed: int = 0,
         batch_size: int = 32,
         return_all: bool = False,
         truncation: bool = False,
-        clamp: bool | None = None,
-        pad_boundary: bool | None = None,
-        block_adjacent_repeats: bool | None = None,
-        temperature: float | None = None,
-        log_snr_offset: float | None = None,
-        grid: str | None = None,
-        order: int | None = None,
-        length_candidates: int | None = None,
-        length: int | Sequence[int] | None = None,
         progress: bool = False,
-        response_template: str | Sequence[str] | None = None,
-        classifier: Any = None,
-        classes: str | Sequence[str] | None = None,
-        classifier_scale: float = 0.0,
-        callback: Any = None,
+        callback: Callable[[dict], None] | None = None,
+        **overrides: Any,
     ) -> list[str] | list[list[str]]:
-        """Generate one response per prompt (or all ``num_samples`` of them with ``return_all=True``).
-
-        Every sampling setting left as ``None`` comes from ``self.generation_config`` (saved with the model
-        as generation_config.json; see :class:`GenerationConfig` for what each one does).
+        """Generate one response per prompt (all ``num_samples`` of them with ``return_all=True``).
 
         Args:
             prompts: a list of non-empty strings (a single string is accepted too).
-            num_steps, method, eta: the sampler (``ddim`` is Algorithm 2, ``eta`` its noise).
-            guidance_scale: classifier-free guidance, 1 = off (needs a model trained with prompt dropout).
-            num_samples, mbr: draw several responses per prompt and, with ``mbr``, return the
-                minimum-Bayes-risk one (highest mean BLEU against the others), else the first.
+            generation_config: how to sample (default: ``self.generation_config``, saved with the model).
             seed: responses are reproducible for the same seed and batch_size.
             truncation: cut over-long prompts instead of raising.
-            response_template: infilling: text with ``[FILL]`` (one slot) or ``[FILL:n]`` (n slots) where the
-                model writes, the rest given (one template for every prompt, or one per prompt); slots after
-                the template's end are pad. E.g. ``"In the beginning [FILL:6] the earth."``
-            classifier, classes, classifier_scale: classifier guidance (61) with a ``ResponseClassifier`` trained on
-                this model (``python -m training.train_classifier``) towards ``classes`` (one name for every
-                prompt, or one per prompt) at weight ``classifier_scale`` (0 = off).
-            clamp, pad_boundary, block_adjacent_repeats, temperature, log_snr_offset, grid, order, length_candidates:
-                see :class:`GenerationConfig`.
-            length: for a length-conditioned model (L2), write exactly this many tokens (one number for every prompt,
-                or one per prompt) instead of the length the model predicts.
-            callback: called after every sampler step with ``{"i", "t", "x", "x0", "start"}`` (x0, the current
-                estimate at unit scale (what ``model.rounding_logits`` takes), or None for samplers that report none; ``start``, the batch's first row
-                among the expanded prompts); ``diffusion_lm.inference.app`` uses it to show the text settling.
+            progress: a progress bar over the batches.
+            callback: called after every sampler step with ``{"i", "t", "x", "x0", "start"}`` (x0 the current
+                estimate at unit scale, what ``model.rounding_logits`` takes, or None for samplers that report none;
+                ``start`` the batch's first row among the prompts, each repeated ``num_samples`` times).
+            overrides: any :class:`GenerationConfig` setting by name (``num_steps=20``, ``method="dpm_solver++"``,
+                ``num_samples=5, mbr=True``, ...), and what the call fixes per prompt:
+
+                - ``length``: for a length-conditioned model (L2), write exactly this many tokens (one number for
+                  every prompt, or one per prompt) instead of the length the model predicts;
+                - ``response_template``: infilling, text with ``[FILL]`` (one slot) or ``[FILL:n]`` (n slots) where
+                  the model writes, the rest given (one template for every prompt, or one per prompt);
+                - ``classifier``, ``classes``, ``classifier_scale``: classifier guidance (61) with a
+                  ``ResponseClassifier`` trained on this model (``python -m training.train_classifier``) towards
+                  ``classes`` (one name for every prompt, or one per prompt) at weight ``classifier_scale``.
         """
-        settings = self.generation_config.updated(
-            num_steps=num_steps, method=method, eta=eta, guidance_scale=guidance_scale, clamp=clamp, pad_boundary=pad_boundary,
-            block_adjacent_repeats=block_adjacent_repeats, temperature=temperature, log_snr_offset=log_snr_offset, grid=grid, order=order,
-            length_candidates=length_candidates)
-        prompts = self._check_call(prompts, num_samples, batch_size)
-        templates = self._templates(response_template, len(prompts))
-        targets = self._classes(classifier, classes, len(prompts)) if classifier is not None else None
-        lengths = self._lengths(length, len(prompts)) if length is not None else None
-        texts = []
-        expanded = [p for p in prompts for _ in range(num_samples)]
+        controls = {k: overrides.pop(k) for k in CONTROLS if k in overrides}
+        unknown = sorted(set(overrides) - set(GenerationConfig.names()))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: the generation settings "
+                             f"{', '.join(GenerationConfig.names())}, and {', '.join(CONTROLS)}.")
+        settings = (generation_config or self.generation_config).updated(**overrides)
+        prompts = self._check_call(prompts, batch_size)
+        per_prompt = self._per_prompt(controls, len(prompts))
+        n = settings.num_samples
+        expanded = [p for p in prompts for _ in range(n)]
         batches = range(0, len(expanded), batch_size)
         if progress:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc="generate")
+        texts = []
         for start in batches:
             chunk = expanded[start : start + batch_size]
+            rows = [(start + j) // n for j in range(len(chunk))]
             batch = encode_prompts(self.tokenizer, chunk, self.model.config.max_prompt_length, truncation).to(self.device)
-            known = {}
-            if templates is not None:
-                rows = [templates[(start + j) // num_samples] for j in range(len(chunk))]
-                known = {"response_ids": torch.stack([r[0] for r in rows]).to(self.device),
-                         "given": torch.stack([r[1] for r in rows]).to(self.device)}
-            if targets is not None:
-                known.update(classifier=classifier, classifier_scale=classifier_scale,
-                             classes=torch.stack([targets[(start + j) // num_samples] for j in range(len(chunk))]))
-            if settings.block_adjacent_repeats:
-                known.update(self.repeat_block)
-            if lengths is not None:
-                known["lengths"] = torch.tensor([lengths[(start + j) // num_samples] for j in range(len(chunk))], device=self.device)
-            if callback is not None:
-                known["callback"] = lambda info, start=start: callback({**info, "start": start})
-            ids = generate_ids(self.model, batch.prompt_ids, batch.prompt_mask, settings,
-                               generator=torch.Generator().manual_seed(seed + start), **known)
+            step = None if callback is None else (lambda info, start=start: callback({**info, "start": start}))
+            ids = generate_ids(self.model, batch, settings, self._controls(per_prompt, rows, settings),
+                               generator=torch.Generator().manual_seed(seed + start), callback=step)
             texts.extend(self.decode(ids))
-        grouped = [texts[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+        grouped = [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
         if return_all:
             return grouped
-        return [group[mbr_select(group)] if mbr else group[0] for group in grouped]
+        return [group[mbr_select(group)] if settings.mbr else group[0] for group in grouped]
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str], num_samples: int = 64, seed: int = 0,
+              batch_size: int = 32, truncation: bool = False) -> NLLBound:
+        """An upper bound on -log p(response | prompt) for each pair (N1): nats per pair (``.nats``), its Monte Carlo
+        error (``.stderr``), and ``.nats_per_token`` over all of them. Responses must fit the response slots."""
+        prompts = self._check_call(prompts, batch_size)
+        if isinstance(responses, str) or len(responses) != len(prompts):
+            raise ValueError(f"score needs one response per prompt: {len(prompts)} prompts, "
+                             f"{1 if isinstance(responses, str) else len(responses)} responses.")
+        cfg, parts = self.model.config, []
+        generator = torch.Generator().manual_seed(seed)
+        for start in range(0, len(prompts), batch_size):
+            chunk = slice(start, start + batch_size)
+            batch = encode_pairs(self.tokenizer, prompts[chunk], list(responses[chunk]), cfg.max_prompt_length,
+                                 cfg.max_response_length, truncation).to(self.device)
+            parts.append(nll_bound(self.model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples,
+                                   generator))
+        return NLLBound.concatenate(parts)
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Token ids (B, N) to text, dropping the pad token wherever the model emitted it."""
         pad = self.model.config.pad_token_id
         return [self.tokenizer.decode([i for i in row if i != pad], clean_up_tokenization_spaces=True).strip() for row in ids.tolist()]
 
-    def _templates(self, template, count: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """One (ids, given) per prompt from ``response_template`` (see ``diffusion_lm.templates``)."""
-        if template is None:
-            return None
+    def _per_prompt(self, controls: dict[str, Any], count: int) -> dict[str, Any]:
+        """The call's controls, one entry per prompt, checked: lengths, templates as (ids, given), class indices."""
+        out: dict[str, Any] = {}
+        if controls.get("length") is not None:
+            out["lengths"] = self._lengths(controls["length"], count)
+        if controls.get("response_template") is not None:
+            out["templates"] = self._templates(controls["response_template"], count)
+        if controls.get("classifier") is not None:
+            out["classifier"] = controls["classifier"]
+            out["classes"] = self._classes(controls["classifier"], controls.get("classes"), count)
+            out["classifier_scale"] = controls.get("classifier_scale", 0.0)
+        return out
+
+    def _controls(self, per_prompt: dict[str, Any], rows: list[int], settings: GenerationConfig) -> Controls:
+        """The ``Controls`` of one batch, whose row j is prompt ``rows[j]``."""
+        c = Controls(repeat_block=self.repeat_block if settings.block_adjacent_repeats else None)
+        if "templates" in per_prompt:
+            c.response_ids = torch.stack([per_prompt["templates"][r][0] for r in rows]).to(self.device)
+            c.given = torch.stack([per_prompt["templates"][r][1] for r in rows]).to(self.device)
+        if "classifier" in per_prompt:
+            c.classifier, c.classifier_scale = per_prompt["classifier"], per_prompt["classifier_scale"]
+            c.classes = torch.stack([per_prompt["classes"][r] for r in rows])
+        if "lengths" in per_prompt:
+            c.lengths = torch.tensor([per_prompt["lengths"][r] for r in rows], device=self.device)
+        return c
+
+    def _templates(self, template, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One (ids, given) per prompt from ``response_template`` (see ``diffusion_lm.text.templates``)."""
         from .templates import encode_template
 
         given = [template] * count if isinstance(template, str) else list(template)
@@ -236,7 +248,7 @@ class DiffusionLMPipeline:
                              f"got {length!r}.")
         return lengths
 
-    def _check_call(self, prompts, num_samples, batch_size) -> list[str]:
+    def _check_call(self, prompts, batch_size) -> list[str]:
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, Sequence) or len(prompts) == 0:
@@ -246,9 +258,8 @@ class DiffusionLMPipeline:
                 raise ValueError(f"prompt {i} is a {type(prompt).__name__}, not a string; pass text.")
             if not prompt.strip():
                 raise ValueError(f"prompt {i} is empty; every prompt needs some text.")
-        for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
         return list(prompts)
 
 
@@ -260,8 +271,6 @@ def _load_generation_config(path, model: DiffusionLMModel, kwargs: dict) -> Gene
     if not folder.is_dir():
         try:
             from huggingface_hub import hf_hub_download
-
-            from .generation_config import FILE_NAME
 
             hub = {k: v for k, v in kwargs.items() if k in HUB_KWARGS}
             folder = Path(hf_hub_download(str(path), FILE_NAME, **hub)).parent

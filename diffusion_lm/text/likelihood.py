@@ -15,12 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..core.schedules import Schedule
 from ..core.steps import noise_like
+from .generation_config import GenerationConfig
+from .length import response_lengths
+from .rollout import Rollout
+
+if TYPE_CHECKING:
+    from .model import DiffusionLMModel
 
 
 @dataclass
@@ -39,6 +46,13 @@ class NLLBound:
     def nats_per_token(self) -> float:
         """Total nats over total tokens across the batch."""
         return float(self.nats.sum() / self.tokens.sum())
+
+    @classmethod
+    def concatenate(cls, parts: list["NLLBound"]) -> "NLLBound":
+        """The bounds of several batches as one, example after example."""
+        cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+        length = cat("length") if all(p.length is not None for p in parts) else None
+        return cls(cat("nats"), cat("stderr"), cat("prior"), cat("diffusion"), cat("reconstruction"), cat("tokens"), length)
 
 
 def embedding_nll_bound(
@@ -78,3 +92,26 @@ def embedding_nll_bound(
     count = tokens if tokens is not None else torch.full((b,), response_ids.shape[1], dtype=torch.float64)
     return NLLBound(total.mean(0), total.std(0) / math.sqrt(num_samples), prior, diffusion_s.mean(0),
                     reconstruction_s.mean(0), count.double())
+
+
+@torch.no_grad()
+def nll_bound(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+              num_samples: int = 64, generator: torch.Generator | None = None) -> NLLBound:
+    """An upper bound on -log p(response | prompt) in nats per example (N1), with its Monte Carlo error.
+
+    x0_hat is the denoiser's own estimate (``Rollout.plain``: no log-SNR offset, no holds; a self-conditioning model
+    fed its own first estimate at the same z_t). ``tokens`` counts each response's non-pad tokens plus one (the
+    end, as an autoregressive model's end-of-sequence token), for a per-token figure. A length-conditioned model
+    (L2) is told the response's length and adds -log p(n | prompt).
+    """
+    model._check_batch(prompt_ids, prompt_mask, response_ids)
+    lengths = response_lengths(response_ids, model.config.pad_token_id)
+    rollout = Rollout(model, GenerationConfig(), prompt_ids, prompt_mask, lengths=lengths)
+    table = model.embedding_table / model.config.embedding_scale
+    bound = embedding_nll_bound(lambda z, t: rollout.plain(z, t)[0], response_ids, table, model.schedule,
+                                model.config.training_objective.t_eps, num_samples, generator, lengths + 1)
+    if model.length_predictor is not None:  # -log p(y | x_p) = -log p(n | x_p) - log p(y | x_p, n) (L2)
+        log_p = model.length_logits(prompt_ids, prompt_mask).double().log_softmax(-1)
+        bound.length = -log_p.gather(-1, lengths[:, None]).squeeze(-1)
+        bound.nats = bound.nats + bound.length
+    return bound

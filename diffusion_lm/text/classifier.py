@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from transformers import PretrainedConfig
 
 from ..common.pretrained import SmallPreTrainedModel
-from .transformer import TimestepEmbedder
+from .network import TimestepEmbedder
 
 
 def base_fingerprint(model) -> str:

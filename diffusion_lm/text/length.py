@@ -3,20 +3,15 @@
 Non-autoregressive translation decoders (Mask-Predict, Difformer, DINOISER) fix the length before they fill
 the slots: a classifier over n = 0..N reads the prompt, and the denoiser learns p(y | x_p, n), each slot told
 whether it lies past the end. Training gives the true length; sampling the predicted one, or the best of the
-top k (a length beam, scored by the rollout's own token probabilities).
+top k (a length beam, scored by the rollout: ``Rollout.length_score``).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from .configuration import DiffusionLMConfig
-
-if TYPE_CHECKING:
-    from .model import DiffusionLMModel
 
 
 def response_lengths(response_ids: Tensor, pad_token_id: int) -> Tensor:
@@ -66,23 +61,3 @@ class LengthPredictor(nn.Module):
         n = torch.arange(logits.shape[-1], device=logits.device)
         offsets = n[None] - m[:, None] + self.position.num_embeddings  # n - m, shifted to index 0..P+N
         return logits + self.offset_head(features).gather(-1, offsets)  # (L3)
-
-
-def length_candidate_score(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, ids: Tensor,
-                           lengths: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """(L2) how likely a length-conditioned model rates each response (B,): log p(n | x_p) plus the sum over the
-    slots j < n of log p(y_j | x_p, n) read from the denoiser at t = 1, where the state is pure noise and tells it
-    nothing of y (its self-conditioning pass fed its own first estimate, as in sampling)."""
-    past = past_the_end(lengths, ids.shape[1])
-    shape = (*ids.shape, model.config.embedding_dim)
-    gen_device = generator.device if generator is not None else ids.device
-    z = float(model.schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(ids.device)
-    t = torch.ones(ids.shape[0], device=ids.device)
-    first, logits = model.predict(prompt_ids, prompt_mask, z, t, past=past)
-    if model.config.self_conditioning:
-        if model.config.self_conditioning_source == "rounded":
-            first = model.clamp_to_table(first)
-        logits = model.predict(prompt_ids, prompt_mask, z, t, first, past=past)[1]
-    log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)  # (B, N)
-    log_n = model.length_logits(prompt_ids, prompt_mask).float().log_softmax(-1).gather(-1, lengths[:, None]).squeeze(-1)
-    return log_n + log_p.masked_fill(past, 0.0).sum(-1)
