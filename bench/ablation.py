@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from tasks import TASKS, task_files, test_pairs
 
-from tasks import TASKS, task_files, test_pairs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 # Each variant: overrides of the task's config (which runs the package defaults), one option flipped. The variants
 # of removed options (direct x0, self-conditioning sources, rollout training, aligned positions) are recorded in
@@ -62,9 +60,9 @@ def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: i
     from diffusion_lm.text.batching import encode_pairs
     from diffusion_lm.text.diagnostics import token_accuracy_by_time
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from training.config import load_config
-    from training.evaluation import text_metrics
-    from training.train import train
+    from diffusion_lm.training.config import load_config
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train import train
 
     folder = out / task / name
     paths, config_path, task_overrides = task_files(task, out / task)

@@ -55,7 +55,7 @@ def train_gpt2(model, pairs, sep: int, pad: int, *, steps: int, batch_size: int,
 
     import torch
 
-    from training.train import lr_lambda
+    from diffusion_lm.training.train import lr_lambda
 
     class _Schedule:
         max_steps, warmup_steps, min_lr_ratio = steps, warmup, 0.1

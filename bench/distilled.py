@@ -9,17 +9,15 @@ The teacher at its reference step count (20 by default) and at the student's ste
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from tasks import TASKS, task_files, test_pairs
 
-from tasks import TASKS, task_files, test_pairs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def main() -> None:
@@ -38,7 +36,7 @@ def main() -> None:
 
     from diffusion_lm.common.atomic import write_json_atomic
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from training.evaluation import text_metrics
+    from diffusion_lm.training.evaluation import text_metrics
 
     teacher = DiffusionLMPipeline.from_pretrained(args.teacher)
     student = DiffusionLMPipeline.from_pretrained(args.student)

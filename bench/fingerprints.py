@@ -87,15 +87,6 @@ def core_prints() -> dict[str, str]:
 
 def api():
     """The names the fingerprints call, from wherever the package keeps them."""
-    from diffusion_lm import DiffusionLMConfig, DiffusionLMPipeline, Rollout, build_model, train_tokenizer
-    from diffusion_lm.text.batching import encode_pairs
-    from diffusion_lm.text.classifier import ResponseClassifier, ResponseClassifierConfig, base_fingerprint
-    from diffusion_lm.text.diagnostics import token_accuracy_by_time
-    from diffusion_lm.text.distillation import distillation_loss, teacher_trajectories
-    from diffusion_lm.text.generation import generate_ids
-    from diffusion_lm.text.generation_config import GenerationConfig
-    from diffusion_lm.text.likelihood import nll_bound
-    from diffusion_lm.text.synthetic import synthetic_pairs
 
     return dict(**locals())
 

@@ -29,11 +29,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from ar_baseline import gpt2_like
 
-from ar_baseline import gpt2_like  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 SORT = dict(embedding_dim=16, hidden_size=64, num_layers=4, num_heads=4, mlp_ratio=2.0, max_prompt_length=16,
             max_response_length=16, self_conditioning=True, vocab=64)
@@ -42,7 +41,7 @@ SORT = dict(embedding_dim=16, hidden_size=64, num_layers=4, num_heads=4, mlp_rat
 def build(config_name: str):
     """Our model (random table over a word-level vocabulary) and a GPT-2 of the same size."""
     from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-    from training.config import load_config
+    from diffusion_lm.training.config import load_config
 
     if config_name == "sort":
         settings = dict(SORT)
@@ -106,10 +105,9 @@ def gpt2_generate(tokenizer, ar, prompts: list[str], n_out: int) -> list[str]:
 
 def peak_memory(model_path: Path, which: str, batch: int, steps: int, task: str) -> dict:
     """Peak resident memory (MB) of a fresh process that loads the models and generates one batch with ``which``."""
-    code = (f"import sys; sys.argv = ['x', '--model', {str(model_path)!r}, '--memory-child', {which!r}, "
-            f"'--batches', '{batch}', '--steps', '{steps}', '--task', {task!r}]; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
-            "import generation_throughput as g; g.main()")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--model", str(model_path), "--memory-child", which,
+           "--batches", str(batch), "--steps", str(steps), "--task", task]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"memory probe for {which} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

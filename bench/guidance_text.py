@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from tasks import task_files, test_pairs
 
-from tasks import task_files, test_pairs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 SCALES = [0.0, 1.0, 2.0, 4.0, 8.0, 16.0]
 
@@ -61,8 +59,8 @@ def main() -> None:
     from diffusion_lm.common.atomic import write_json_atomic, write_jsonl_atomic
     from diffusion_lm.text.classifier import ResponseClassifier
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from training.evaluation import text_metrics
-    from training.train_classifier import main as train_classifier
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train_classifier import main as train_classifier
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config

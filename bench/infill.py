@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from tasks import task_files, test_pairs
 
-from tasks import task_files, test_pairs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def templates_for(tokenizer, responses: list[str], max_response: int) -> tuple[list[str], list[tuple[str, str]]]:
@@ -59,7 +57,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from training.evaluation import text_metrics
+    from diffusion_lm.training.evaluation import text_metrics
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config

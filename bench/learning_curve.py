@@ -21,16 +21,15 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2
+from tasks import TASKS, task_files
 
-from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2  # noqa: E402
-from tasks import TASKS, task_files  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def _config(task: str, out: Path, extra: list[str]):
-    from training.config import load_config
+    from diffusion_lm.training.config import load_config
 
     paths, config_path, overrides = task_files(task, out)
     args = overrides + ["--output_dir", str(out / "ours"), "--data.train_files", f"[{paths['train']}]",
@@ -51,7 +50,7 @@ def run_ours(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     """Calibrate steps per minute on a copy of the model, then train the budget with evaluations along the way."""
     from diffusion_lm import build_model, train_tokenizer
     from diffusion_lm.text.batching import encode_pairs
-    from training.train import train
+    from diffusion_lm.training.train import train
 
     paths, config = _config(task, out, extra)
     rows = [json.loads(line) for line in open(paths["train"], encoding="utf-8")][:5000]
@@ -88,8 +87,8 @@ def run_gpt2(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     from transformers import AutoTokenizer
 
     from diffusion_lm import build_model
-    from training.evaluation import text_metrics
-    from training.train import _validation_text
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train import _validation_text
 
     paths, config = _config(task, out, extra)
     saved = out / "ours" / "tokenizer"

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generation_throughput import best_time  # noqa: E402
+from generation_throughput import best_time
 
 
 def main() -> None:

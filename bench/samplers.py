@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diffusion_lm.core import VPSchedule, sample  # noqa: E402
-from diffusion_lm.toy import GaussianMixture  # noqa: E402
+from diffusion_lm.core import VPSchedule, sample
+from diffusion_lm.toy import GaussianMixture
 
 N_TRAIN = 1000
 SCHEDULE = VPSchedule.linear()

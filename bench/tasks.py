@@ -22,7 +22,7 @@ SORT_OVERRIDES = ["--model.embedding_dim", "16", "--model.hidden_size", "64", "-
 
 def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list[str]]:
     """Data files (train/validation/test), the config file and the overrides that define ``task``'s model and training."""
-    from training.build_data import ensure, write_jsonl
+    from diffusion_lm.training.build_data import ensure, write_jsonl
 
     if task in ("bible", "g2p", "simplify"):
         paths = ensure(task)
@@ -43,6 +43,6 @@ def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list
 
 def test_pairs(path: Path, tokenizer, max_prompt: int, max_response: int, limit: int) -> list[dict]:
     """The first ``limit`` rows of a JSONL file whose prompt and response fit the model's slots."""
-    from training.demo import test_pairs as fitting_rows
+    from diffusion_lm.training.demo import test_pairs as fitting_rows
 
     return fitting_rows(path, tokenizer, max_prompt, max_response, limit)

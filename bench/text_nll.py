@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from ar_baseline import ar_batch, gpt2_like, token_pairs, train_gpt2
+from tasks import task_files, test_pairs
 
-from ar_baseline import ar_batch, gpt2_like, token_pairs, train_gpt2  # noqa: E402
-from tasks import task_files, test_pairs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def gpt2_nats(model, pairs, sep: int, pad: int, batch_size: int = 64) -> tuple[float, int]:

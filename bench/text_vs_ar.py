@@ -25,18 +25,16 @@ import argparse
 import json
 import math
 import resource
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2
+from tasks import TASKS, task_files, test_pairs
 
-from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2  # noqa: E402
-from tasks import TASKS, task_files, test_pairs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 STEPS = [1, 5, 10, 20, 50, 200]
 SAMPLERS = [("ddim", 0.0), ("ddim", 1.0), ("dpm_solver++", 0.0)]
@@ -45,8 +43,8 @@ SAMPLERS = [("ddim", 0.0), ("ddim", 1.0), ("dpm_solver++", 0.0)]
 def train_ours(out: Path, paths: dict, config_path: Path | None, overrides: list[str], extra: list[str]) -> tuple[Path, float, dict]:
     from accelerate.state import AcceleratorState
 
-    from training.config import load_config
-    from training.train import train
+    from diffusion_lm.training.config import load_config
+    from diffusion_lm.training.train import train
 
     run = out / "ours"
     args = list(overrides) + ["--output_dir", str(run), "--data.train_files", f"[{paths['train']}]",
@@ -106,7 +104,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from training.evaluation import text_metrics
+    from diffusion_lm.training.evaluation import text_metrics
 
     out.mkdir(parents=True, exist_ok=True)
     paths, config_path, overrides = task_files(args.task, out)
@@ -116,7 +114,7 @@ def main() -> None:
     if args.ours is not None:
         if args.ours_seconds is None:
             parser.error("--ours needs --ours-seconds (its training time, which GPT-2's equal-time run gets)")
-        from training.config import load_config
+        from diffusion_lm.training.config import load_config
 
         folder, seconds, config = args.ours, args.ours_seconds, load_config(config_path, list(overrides) + extra)
     else:

@@ -12,19 +12,17 @@ score). NFE is counted, not computed from the step count.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diffusion_lm.core import sample  # noqa: E402
-from diffusion_lm.toy.datasets import toy_distribution  # noqa: E402
-from diffusion_lm.toy.metrics import distance_to_data  # noqa: E402
-from diffusion_lm.toy.pretrained import ToyDenoiser  # noqa: E402
+from diffusion_lm.core import sample
+from diffusion_lm.toy.datasets import toy_distribution
+from diffusion_lm.toy.metrics import distance_to_data
+from diffusion_lm.toy.pretrained import ToyDenoiser
 
 # name, sample() kwargs, NFE per step (rk45 is adaptive: its rows are tolerances)
 SAMPLERS = [
@@ -57,7 +55,7 @@ def counted(model):
 def trained_model(args) -> ToyDenoiser:
     if args.checkpoint:
         return ToyDenoiser.from_pretrained(args.checkpoint).eval()
-    from training import train_toy
+    from diffusion_lm.training import train_toy
 
     with tempfile.TemporaryDirectory() as tmp:
         train_toy.main(["--dataset", args.dataset, "--steps", str(args.steps), "--nll", "0", "--no-plots",

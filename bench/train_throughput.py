@@ -19,19 +19,18 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from ar_baseline import ar_batch, gpt2_like
 
-from ar_baseline import ar_batch, gpt2_like  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def _setup(config_name: str):
     import torch
 
     from diffusion_lm import build_model, train_tokenizer
-    from training.build_data import ensure
-    from training.config import load_config
+    from diffusion_lm.training.build_data import ensure
+    from diffusion_lm.training.config import load_config
 
     config = load_config(ROOT / "configs" / f"{config_name}.yaml")
     paths = ensure("bible" if "bible" in config.data.train_files[0] else "synthetic")

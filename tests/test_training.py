@@ -205,8 +205,9 @@ def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):
 @pytest.mark.slow  # a minute of launching and killing; test_sigterm_checkpoints_and_exits keeps a kill in the default run
 def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--checkpoint.every", "4")]
-    env = {**os.environ, "DIFFUSION_LM_SLOW_SAVE": "60", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "tests.probed_train", "--slow-save", "60", "--", "--config", str(TINY),
+           *_overrides(data, out, "--checkpoint.every", "4")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _kill_after(proc, 300)  # reading its output never blocks past the timeout
     saves = 0
@@ -286,8 +287,9 @@ def test_two_processes_train_one_model_data_parallel(data, tmp_path):
     weights after every step (gradients all-reduced), an effective batch of 2 x 8, and a model that generates."""
     out, trace = tmp_path / "ddp", tmp_path / "trace"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / "multi_cpu.yaml"),
-           "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--optim.max_steps", "4", "--optim.batch_size", "8")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFUSION_LM_TRACE_DIR": str(trace)}
+           "-m", "tests.probed_train", "--trace", str(trace), "--", "--config", str(TINY),
+           *_overrides(data, out, "--optim.max_steps", "4", "--optim.batch_size", "8")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     logs = {int(p.stem.split("-")[1]): [json.loads(line) for line in p.read_text().splitlines()] for p in trace.glob("rank-*.jsonl")}

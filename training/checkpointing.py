@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,6 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, ema: EMA | N
     if accelerator.is_main_process:
         if ema is not None:
             save_file({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors", metadata={"updates": str(ema.updates), "decay": str(ema.decay)})
-        _pause_for_tests()
         _write_json(tmp / STATE_FILE, {**state, "step": step})  # written last: its presence marks a complete folder
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -52,14 +50,6 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, ema: EMA | N
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
-
-
-def _pause_for_tests() -> None:
-    """Tests set DIFFUSION_LM_SLOW_SAVE=<seconds> to kill a run while a checkpoint is half written."""
-    delay = float(os.environ.get("DIFFUSION_LM_SLOW_SAVE", "0") or 0)
-    if delay > 0:
-        print("checkpoint: writing (slow save for tests)", flush=True)
-        time.sleep(delay)
 
 
 def resolve_checkpoint(output_dir: str | Path, resume: str | None) -> Path | None:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -153,8 +151,6 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
 
     # ----------------------------------------------------------------- the loop
     per_process = o.batch_size
-    trace = os.environ.get("DIFFUSION_LM_TRACE_DIR")  # tests: each rank logs its rows and weights per step
-    rows_seen: list[str] = []
     stream = BatchStream(train_ds, per_process * accelerator.num_processes, config.seed, config.data.shuffle_buffer)
     batches = stream(start_step * o.grad_accum)
     eval_model = copy.deepcopy(raw_model).eval()
@@ -172,9 +168,6 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
             for micro in range(o.grad_accum):
                 rows = next(batches)
                 lo = accelerator.process_index * per_process
-                if trace is not None:
-                    rows_seen = (rows_seen if micro else []) + [
-                        json.dumps([p, r]) for p, r in zip(rows["prompt_ids"][lo : lo + per_process], rows["response_ids"][lo : lo + per_process])]
                 batch = collate({k: v[lo : lo + per_process] for k, v in rows.items()}, mcfg.pad_token_id, mcfg.max_response_length)
                 batch = batch.to(accelerator.device)
                 tokens += int(batch.prompt_mask.sum()) + batch.response_ids.numel()
@@ -189,8 +182,6 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 ema.update(raw_model)
-            if trace is not None:
-                _trace_step(trace, accelerator, step, rows_seen, raw_model)
             train_seconds += time.perf_counter() - t0
             if step % config.log_every == 0 or step == o.max_steps:
                 last = {"loss": float(accelerator.reduce(loss.detach(), "mean")), "lr": scheduler.get_last_lr()[0],
@@ -267,24 +258,6 @@ def _previous_run(out: Path) -> str:
     if (out / "model" / "config.json").exists():
         parts.append("a saved model")
     return " and ".join(parts)
-
-
-def _trace_step(folder: str, accelerator, step: int, rows: list[str], raw_model) -> None:
-    """Append this rank's view of a step to ``folder/rank-R.jsonl``: world size, its rows, a weight checksum."""
-    import hashlib
-
-    import torch
-
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for p in raw_model.parameters():
-            digest.update(p.detach().cpu().float().numpy().tobytes())
-    record = {"step": step, "rank": accelerator.process_index, "world_size": accelerator.num_processes,
-              "distributed_type": str(accelerator.distributed_type), "rows": rows, "weights": digest.hexdigest()}
-    path = Path(folder) / f"rank-{accelerator.process_index}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def _weights_for_eval(raw_model, eval_model, ema) -> None:
