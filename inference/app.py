@@ -134,7 +134,8 @@ def render_steps(trace: Trace) -> str:
                     f"<td>{''.join(cells)}</td></tr>")
     if not rows:
         return STYLE + "<p>(no steps yet; samplers that report no x0 estimate show only the final text)</p>"
-    return STYLE + '<table class="dlm-steps"><tr><th>step</th><th>reached</th><th>rounded x0 estimate</th></tr>' + "".join(rows) + "</table>"
+    head = '<table class="dlm-steps"><tr><th>step</th><th>reached</th><th>rounded x0 estimate</th></tr>'
+    return STYLE + head + "".join(rows) + "</table>"
 
 
 def form_settings(method: str, steps: float, eta: float, guidance: float, clamp: bool, seed: float,

@@ -18,7 +18,8 @@ from diffusion_lm.common.atomic import write_jsonl_atomic
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """A ``--name`` flag for every ``GenerationConfig`` setting, typed as the field is, defaulting to the model's own."""
+    """A ``--name`` flag for every ``GenerationConfig`` setting, typed as the field is, defaulting to the model's
+    own."""
     import typing
 
     from diffusion_lm.core.sampling import SAMPLERS
@@ -48,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, help="JSONL file to write (default: print responses)")
     p.add_argument("--prompt-field", default="prompt")
     p.add_argument("--return-all", action="store_true", help="also write every sample (with --num-samples N)")
-    p.add_argument("--length", type=int, default=None, help="write exactly this many tokens (length-conditioned models)")
+    p.add_argument("--length", type=int, default=None,
+                   help="write exactly this many tokens (length-conditioned models)")
     p.add_argument("--truncation", action="store_true", help="cut over-long prompts instead of failing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -59,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def read_rows(path: Path, field: str) -> list[dict]:
     if not path.is_file():
-        raise ValueError(f"--input {path}: no such file" + (" (it is a folder)" if path.is_dir() else "") + "; give a JSONL file of prompts.")
+        folder = " (it is a folder)" if path.is_dir() else ""
+        raise ValueError(f"--input {path}: no such file{folder}; give a JSONL file of prompts.")
     rows = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):

@@ -37,7 +37,7 @@ def test_refined_grid_contains_the_student_grid_and_splits_each_interval_evenly_
 def test_teacher_states_lie_on_the_teachers_own_rollout():
     model, tok = tiny_model(seed=1, self_conditioning=False)  # a restart cannot hand over the previous estimate
     batch = encode_prompts(tok, _prompts(5, 0), model.config.max_prompt_length)
-    traj = teacher_trajectories(model, batch.prompt_ids, batch.prompt_mask.bool(), SETTINGS, 2, 6,
+    traj = teacher_trajectories(model, PairBatch(batch.prompt_ids, batch.prompt_mask.bool()), SETTINGS, 2, 6,
                                 torch.Generator().manual_seed(0))
     assert traj.states.shape == (2, 5, model.config.max_response_length, model.config.embedding_dim)
     torch.testing.assert_close(traj.times, student_grid(model, SETTINGS, 2)[:-1].float())
@@ -56,7 +56,7 @@ def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight(length
     prompts = _prompts(64, 1)
     batch = encode_prompts(tok, prompts, teacher.config.max_prompt_length)
     mask = batch.prompt_mask.bool()
-    traj = teacher_trajectories(teacher, batch.prompt_ids, mask, SETTINGS, 1, 8, torch.Generator().manual_seed(0))
+    traj = teacher_trajectories(teacher, PairBatch(batch.prompt_ids, mask), SETTINGS, 1, 8, torch.Generator().manual_seed(0))
 
     import copy
 
@@ -165,7 +165,7 @@ def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(len
     settings = SETTINGS.updated(block_adjacent_repeats=True)
     batch = encode_prompts(tok, _prompts(4, 3), model.config.max_prompt_length)
     mask = batch.prompt_mask.bool()
-    traj = teacher_trajectories(model, batch.prompt_ids, mask, settings, 2, 4, torch.Generator().manual_seed(0))
+    traj = teacher_trajectories(model, PairBatch(batch.prompt_ids, mask), settings, 2, 4, torch.Generator().manual_seed(0))
     fed = {"loss": [], "sampler": []}
     original = model.predict
 

@@ -22,7 +22,8 @@ class ConfigError(ValueError):
 
 # Settings of DiffusionLMConfig that training derives (from the tokenizer and the table), never the YAML file, and
 # its objective group, which the YAML file sets in a section of its own (``objective:``).
-DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint", "encoder_config", "objective")
+DERIVED_MODEL_KEYS = ("vocab_size", "embedding_scale", "pad_token_id", "tokenizer_fingerprint", "encoder_config",
+                      "objective")
 
 
 def model_keys() -> dict[str, Any]:
@@ -48,12 +49,12 @@ def check_model_section(data: Any) -> dict:
 
     moved = sorted(set(data) & set(TrainingObjective.fields()))
     if moved:
-        raise ConfigError(f"{', '.join('model.' + k for k in moved)} belong{'s' * (len(moved) == 1)} to the training objective "
-                          f"now: set {', '.join('objective.' + k for k in moved)} instead.")
+        raise ConfigError(f"{', '.join('model.' + k for k in moved)} belong{'s' * (len(moved) == 1)} to the training "
+                          f"objective now: set {', '.join('objective.' + k for k in moved)} instead.")
     unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('model.' + k for k in unknown)} in model; "
-                          f"valid keys: {', '.join(sorted(keys))} (the arguments of DiffusionLMConfig).")
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('model.' + k for k in unknown)} in "
+                          f"model; valid keys: {', '.join(sorted(keys))} (the arguments of DiffusionLMConfig).")
     return {k: _coerce(v, keys[k], f"model.{k}") for k, v in data.items()}
 
 
@@ -68,7 +69,8 @@ def check_objective_section(data: Any) -> dict:
     hints = typing.get_type_hints(TrainingObjective)
     unknown = sorted(set(data) - set(hints))
     if unknown:
-        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('objective.' + k for k in unknown)} in "
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join('objective.' + k for k in unknown)} in "
                           f"objective; valid keys: {', '.join(TrainingObjective.fields())}.")
     return {k: _coerce(v, hints[k], f"objective.{k}") for k, v in data.items()}
 
@@ -106,7 +108,7 @@ class DataConfig:
     streaming: bool = False
     shuffle_buffer: int = 10_000
     strict: bool = False
-    truncate: bool = False  # cut over-long prompts and responses to the model's slots (counted) instead of skipping them
+    truncate: bool = False  # cut over-long prompts and responses to the model's slots (counted), not skip them
     max_train_samples: int | None = None
     num_proc: int | None = None
 
@@ -150,7 +152,7 @@ class TrainConfig:
     run_name: str | None = None
     seed: int = 0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    num_threads: int | None = None  # torch CPU threads per process; None: OMP_NUM_THREADS, else physical cores / local processes
+    num_threads: int | None = None  # torch CPU threads per process; None: OMP_NUM_THREADS, else cores / processes
     init_from: str | None = None
     push_to_hub: str | None = None
     hub_private: bool = True
@@ -159,7 +161,7 @@ class TrainConfig:
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
     model: dict = field(default_factory=dict)  # DiffusionLMConfig's arguments: its defaults are the only ones
     objective: dict = field(default_factory=dict)  # TrainingObjective's fields: loss weights, t_eps, prompt dropout
-    generation: dict = field(default_factory=dict)  # GenerationConfig's fields: how evaluation and the saved model sample
+    generation: dict = field(default_factory=dict)  # GenerationConfig's fields: how evaluation and the model sample
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -200,9 +202,11 @@ class TrainConfig:
         self.objective = check_objective_section(self.objective)
         encoder = self.model.get("embedding_source", "random") != "random"
         if encoder and (self.tokenizer.pretrained or self.tokenizer.train):
-            raise ConfigError("model.embedding_source is an encoder, which brings its own tokenizer: leave the tokenizer section empty.")
+            raise ConfigError("model.embedding_source is an encoder, which brings its own tokenizer: leave the "
+                              "tokenizer section empty.")
         if not encoder and not self.init_from and not (self.tokenizer.pretrained or self.tokenizer.train):
-            raise ConfigError("a random embedding table needs a tokenizer: set tokenizer.pretrained or tokenizer.train.")
+            raise ConfigError("a random embedding table needs a tokenizer: set tokenizer.pretrained or "
+                              "tokenizer.train.")
         if self.tokenizer.pretrained and self.tokenizer.train:
             raise ConfigError("set one of tokenizer.pretrained and tokenizer.train, not both.")
         if self.mixed_precision == "fp16":
@@ -235,7 +239,8 @@ class TrainConfig:
         hints = typing.get_type_hints(GenerationConfig)
         unknown = sorted(set(gen) - set(hints))
         if unknown:
-            raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('generation.' + k for k in unknown)} "
+            raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join('generation.' + k for k in unknown)} "
                               f"in generation; valid keys: {', '.join(sorted(hints))}.")
         values = {k: _coerce(v, hints[k], f"generation.{k}") for k, v in gen.items()}
         try:
@@ -318,7 +323,8 @@ def from_dict(cls, data: Any, prefix: str = ""):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(f'{prefix}.{k}' if prefix else k for k in unknown)} "
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(f'{prefix}.{k}' if prefix else k for k in unknown)} "
                           f"in {where}; valid keys: {', '.join(sorted(names))}.")
     values = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     return cls(**values)

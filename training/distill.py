@@ -73,7 +73,7 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     """The teacher's trajectories for ``prompts`` (read from ``cache`` when it holds these exact ones)."""
     from safetensors.torch import save_file
 
-    from diffusion_lm.text.batching import encode_prompts
+    from diffusion_lm.text.batching import PairBatch, encode_prompts
     from diffusion_lm.text.distillation import Trajectories, teacher_trajectories
 
     key = trajectory_key(pipe, prompts, settings, args)
@@ -86,7 +86,7 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     cfg = pipe.model.config
     for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
         batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
-        parts.append(teacher_trajectories(pipe.model, batch.prompt_ids, batch.prompt_mask.bool(), settings,
+        parts.append(teacher_trajectories(pipe.model, PairBatch(batch.prompt_ids, batch.prompt_mask.bool()), settings,
                                           args.student_steps, args.teacher_steps, generator, repeat_block=pipe.repeat_block))
     width = cfg.max_prompt_length  # batches are padded to their own longest prompt: bring them to one width
     widen = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
@@ -111,7 +111,7 @@ def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> d
     cfg = pipe.model.config
     batch = encode_prompts(pipe.tokenizer, prompts, cfg.max_prompt_length, True)
     mask = batch.prompt_mask.bool()
-    traj = teacher_trajectories(pipe.model, batch.prompt_ids, mask, settings, args.student_steps, args.teacher_steps,
+    traj = teacher_trajectories(pipe.model, PairBatch(batch.prompt_ids, mask), settings, args.student_steps, args.teacher_steps,
                                 torch.Generator().manual_seed(args.seed + 2), repeat_block=pipe.repeat_block)
     shares = {}
     for steps in sorted({1, args.student_steps}):

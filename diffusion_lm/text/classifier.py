@@ -59,7 +59,8 @@ class ResponseClassifierConfig(PretrainedConfig):
 
 
 class ResponseClassifier(SmallPreTrainedModel):
-    """logits of p(c | z_t, t, prompt): prompt (B, P, D) unit-scale rows, prompt_mask (B, P), z (B, N, D), t (B,) -> (B, C)."""
+    """logits of p(c | z_t, t, prompt): prompt (B, P, D) unit-scale rows, prompt_mask (B, P), z (B, N, D), t (B,)
+    -> (B, C)."""
 
     config_class = ResponseClassifierConfig
 
@@ -101,4 +102,5 @@ class ResponseClassifier(SmallPreTrainedModel):
         """Raise unless this classifier was trained on ``model``'s table, schedule and slots."""
         if self.config.base_fingerprint != base_fingerprint(model):
             raise ValueError("this classifier was trained with another diffusion model (its table, schedule or slots "
-                             "differ); train one for this model with `python -m training.train_classifier --model ...`.")
+                             "differ); train one for this model with `python -m training.train_classifier --model "
+                             "...`.")

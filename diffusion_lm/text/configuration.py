@@ -130,12 +130,13 @@ class DiffusionLMConfig(PretrainedConfig):
                 "with an even head size (rotary embeddings rotate pairs of channels)."
             )
         if self.encoder_init and self.embedding_source == "random":
-            raise ValueError("encoder_init fine-tunes the embedding_source encoder: set embedding_source to an encoder's "
-                             "name or folder (its table is what the encoder reads).")
+            raise ValueError("encoder_init fine-tunes the embedding_source encoder: set embedding_source to an "
+                             "encoder's name or folder (its table is what the encoder reads).")
         if self.encoder_init and self.embedding_normalization != "none":
             raise ValueError("encoder_init reads the encoder's own table: leave embedding_normalization at 'none'.")
         if self.prompt_attention == "cached" and self.encoder_init:
-            raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser attends jointly.")
+            raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
+                             "attends jointly.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}.")
         if self.pad_token_id is None or not 0 <= self.pad_token_id < self.vocab_size:

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 def student_grid(model: "DiffusionLMModel", settings: GenerationConfig, student_steps: int) -> Tensor:
     """The K + 1 decreasing times the student samples on (its generation config's grid with K steps)."""
     t_end = end_time(model, settings)
-    return make_grid(model.schedule, student_steps, sampling_grid(model, student_steps, settings.grid, t_end), 1.0, t_end)
+    grid = sampling_grid(model, student_steps, settings.grid, t_end)
+    return make_grid(model.schedule, student_steps, grid, 1.0, t_end)
 
 
 def refined_grid(model: "DiffusionLMModel", coarse: Tensor, factor: int) -> Tensor:
@@ -73,21 +74,23 @@ def check_distillable(settings: GenerationConfig, student_steps: int, teacher_st
     """Raise ``ValueError`` unless the teacher's sampler steps on the grid and T is a multiple of K."""
     if settings.method not in GRID_SAMPLERS:
         raise ValueError(f"distillation needs a sampler that steps on the grid ({', '.join(GRID_SAMPLERS)}); the "
-                         f"teacher's generation config says {settings.method!r}: pass a generation config with one of them.")
+                         f"teacher's generation config says {settings.method!r}: pass a generation config with one of "
+                         "them.")
     if teacher_steps % student_steps:
         raise ValueError(f"teacher_steps ({teacher_steps}) must be a multiple of student_steps ({student_steps}).")
 
 
 @torch.no_grad()
-def teacher_trajectories(teacher: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, settings: GenerationConfig,
-                         student_steps: int, teacher_steps: int, generator: torch.Generator | None = None,
-                         noise: Tensor | None = None, repeat_block: RepeatBlock | None = None) -> Trajectories:
-    """Run the teacher for ``teacher_steps`` (a multiple of ``student_steps``) on the refined student grid, from
-    ``noise`` (drawn from ``generator`` if None); ``repeat_block`` as ``Controls`` takes it."""
+def teacher_trajectories(teacher: "DiffusionLMModel", batch: PairBatch, settings: GenerationConfig, student_steps: int,
+                         teacher_steps: int, generator: torch.Generator | None = None, noise: Tensor | None = None,
+                         repeat_block: RepeatBlock | None = None) -> Trajectories:
+    """Run the teacher on the prompts of ``batch`` for ``teacher_steps`` (a multiple of ``student_steps``) on the
+    refined student grid, from ``noise`` (drawn from ``generator`` if None); ``repeat_block`` as ``Controls`` takes it."""
     check_distillable(settings, student_steps, teacher_steps)
     factor = teacher_steps // student_steps
     coarse = student_grid(teacher, settings, student_steps)
     cfg = teacher.config
+    prompt_ids, prompt_mask = batch.prompt_ids, batch.prompt_mask
     shape = (prompt_ids.shape[0], cfg.max_response_length, cfg.embedding_dim)
     if noise is None:
         noise = float(teacher.schedule.sigma(1.0)) * torch.randn(shape, generator=generator).to(prompt_ids.device)
@@ -97,11 +100,13 @@ def teacher_trajectories(teacher: "DiffusionLMModel", prompt_ids: Tensor, prompt
         if (info["i"] + 1) % factor == 0 and len(states) < student_steps:
             states.append(info["x"].float().clone())
 
-    teacher_settings = settings.updated(num_steps=teacher_steps, length_candidates=1, grid=refined_grid(teacher, coarse, factor))
-    target = generate_ids(teacher, PairBatch(prompt_ids, prompt_mask), teacher_settings, Controls(repeat_block=repeat_block),
-                          generator=generator, noise=noise, callback=keep)
+    teacher_settings = settings.updated(num_steps=teacher_steps, length_candidates=1,
+                                        grid=refined_grid(teacher, coarse, factor))
+    target = generate_ids(teacher, PairBatch(prompt_ids, prompt_mask), teacher_settings,
+                          Controls(repeat_block=repeat_block), generator=generator, noise=noise, callback=keep)
     if len(states) != student_steps:
-        raise RuntimeError(f"the teacher's sampler reported {len(states) - 1} of the {student_steps - 1} student-time states.")
+        raise RuntimeError(f"the teacher's sampler reported {len(states) - 1} of the {student_steps - 1} student-time "
+                           "states.")
     return Trajectories(prompt_ids, prompt_mask, torch.stack(states), coarse[:-1].float(), target)
 
 
@@ -115,7 +120,8 @@ def distillation_loss(student: "DiffusionLMModel", batch: Trajectories, settings
     cfg, objective = student.config, student.config.training_objective
     target_rows = student.embed(batch.target_ids).float()
     lengths = response_lengths(batch.target_ids, cfg.pad_token_id) if student.length_predictor is not None else None
-    rollout = Rollout(student, settings, batch.prompt_ids, batch.prompt_mask, lengths=lengths, repeat_block=repeat_block)
+    rollout = Rollout(student, settings, batch.prompt_ids, batch.prompt_mask, lengths=lengths,
+                      repeat_block=repeat_block)
     previous, total = None, 0.0
     for z, t in zip(batch.states, batch.times):
         t_model = rollout.model_time(torch.full((z.shape[0],), float(t), device=z.device))  # (C1), as at sampling

@@ -96,7 +96,8 @@ def generate_ids(
     if s.guidance_scale != 1.0 and model.config.training_objective.prompt_dropout <= 0:
         raise ValueError(
             f"guidance_scale={s.guidance_scale} needs classifier-free guidance, but this model was trained "
-            "without prompt dropout (objective.prompt_dropout = 0); use guidance_scale=1.0 or train with prompt_dropout > 0."
+            "without prompt dropout (objective.prompt_dropout = 0); use guidance_scale=1.0 or train with "
+            "prompt_dropout > 0."
         )
     given = _check_given(c.response_ids, c.given, prompt_ids.shape[0], model.config)
     run = dict(generator=generator, callback=callback, progress=progress)
@@ -185,7 +186,8 @@ def _start(model: "DiffusionLMModel", shape: tuple[int, ...], noise: Tensor | No
         return float(model.schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(
             device, torch.float32)
     if tuple(noise.shape) != shape:
-        raise ValueError(f"noise must have shape {shape} (batch, max_response_length, embedding_dim), got {tuple(noise.shape)}.")
+        raise ValueError(f"noise must have shape {shape} (batch, max_response_length, embedding_dim), got "
+                         f"{tuple(noise.shape)}.")
     return noise.to(device, torch.float32)
 
 
@@ -194,7 +196,8 @@ def _classifier_guided(model: "DiffusionLMModel", x0_fn, prompt_ids: Tensor, pro
     """x0_fn with classifier guidance (61) towards ``classes`` (B,) at weight ``scale``."""
     classifier.check_base(model)
     if classes is None or tuple(classes.shape) != (prompt_ids.shape[0],):
-        raise ValueError(f"classifier guidance needs classes: one class index per prompt, shape ({prompt_ids.shape[0]},).")
+        raise ValueError("classifier guidance needs classes: one class index per prompt, shape "
+                         f"({prompt_ids.shape[0]},).")
     if scale < 0:
         raise ValueError(f"classifier_scale must be >= 0 (0 = no guidance), got {scale}.")
     prompt_rows = model.embed(prompt_ids).float()

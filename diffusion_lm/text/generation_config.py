@@ -69,7 +69,8 @@ class GenerationConfig:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        """The settings, in order: the valid keys of ``updated``, the pipeline's overrides and generation_config.json."""
+        """The settings, in order: the valid keys of ``updated``, the pipeline's overrides and
+        generation_config.json."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
@@ -99,7 +100,8 @@ class GenerationConfig:
         if self.method not in SAMPLERS:
             raise ValueError(f"unknown method {self.method!r}; valid choices are: {', '.join(SAMPLERS)}.")
         if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"eta must lie in [0, 1], got {self.eta}. Use 0 for the deterministic rollout, 1 for DDPM-like noise.")
+            raise ValueError(f"eta must lie in [0, 1], got {self.eta}. Use 0 for the deterministic rollout, 1 for "
+                             "DDPM-like noise.")
         if not self.log_snr_offset >= 0:
             raise ValueError(f"log_snr_offset must be >= 0 (0 = the plain denoiser), got {self.log_snr_offset}.")
         if not self.temperature > 0:
@@ -134,7 +136,8 @@ class GenerationConfig:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); re-save the model or delete the file to use the defaults.") from err
+            raise ValueError(f"{path} is not valid JSON ({err}); re-save the model or delete the file to use the "
+                             "defaults.") from err
         if data.get("pad_boundary"):
             logger.warning("%s asks for pad_boundary, a setting that was removed (length-conditioned models decide "
                            "their length first); sampling without it.", path)

@@ -52,7 +52,8 @@ class NLLBound:
         """The bounds of several batches as one, example after example."""
         cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
         length = cat("length") if all(p.length is not None for p in parts) else None
-        return cls(cat("nats"), cat("stderr"), cat("prior"), cat("diffusion"), cat("reconstruction"), cat("tokens"), length)
+        return cls(cat("nats"), cat("stderr"), cat("prior"), cat("diffusion"), cat("reconstruction"), cat("tokens"),
+                   length)
 
 
 def embedding_nll_bound(

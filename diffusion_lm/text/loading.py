@@ -52,15 +52,19 @@ def load_model(model_class: Any, path: str | os.PathLike, **kwargs: Any):
     except Exception as err:  # translate the few failures users meet, keep the rest
         message = str(err)
         weights = Path(path) / "model.safetensors"
-        if type(err).__name__ == "SafetensorError" or "incomplete metadata" in message or "header" in message.lower() and local:
+        damaged = "incomplete metadata" in message or "header" in message.lower() and local
+        if type(err).__name__ == "SafetensorError" or damaged:
             raise ValueError(f"{weights} is damaged ({message}); it was cut short or corrupted: save the model again, "
                              "or download it again.") from err
         if "mismatch" in message.lower() or "size mismatch" in message:
-            raise ValueError(f"{Path(path) / 'config.json'} does not match the weights in {weights}: the config describes "
-                             f"other shapes (vocab_size, embedding_dim, widths) than the saved tensors. Use the config.json "
+            raise ValueError(f"{Path(path) / 'config.json'} does not match the weights in {weights}: the config "
+                             "describes "
+                             "other shapes (vocab_size, embedding_dim, widths) than the saved tensors. Use the "
+                             "config.json "
                              f"saved with these weights. Details: {message.splitlines()[0]}") from err
         if not local and isinstance(err, (OSError, ValueError)):
-            raise ValueError(f"{path!s} is not a local folder (none in {Path.cwd()}), and the Hub did not return a model "
+            raise ValueError(f"{path!s} is not a local folder (none in {Path.cwd()}), and the Hub did not return a "
+                             "model "
                              f"for it ({message.splitlines()[0] if message else type(err).__name__}). Check the path, "
                              "or the repo id and your network/token.") from err
         raise

@@ -80,7 +80,8 @@ class DiffusionLMModel(PreTrainedModel):
         """Trainable parameters in the groups whose gradient norms are clipped apart: the denoiser's, and the length
         classifier's (L2), a separate network with its own loss whose gradients (several times the denoiser's) would
         otherwise scale the denoiser's updates down under one global norm."""
-        length = [p for p in self.length_predictor.parameters() if p.requires_grad] if self.length_predictor is not None else []
+        predictor = self.length_predictor
+        length = [p for p in predictor.parameters() if p.requires_grad] if predictor is not None else []
         taken = {id(p) for p in length}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
         return [group for group in (rest, length) if group]
@@ -181,7 +182,8 @@ class DiffusionLMModel(PreTrainedModel):
         if self.length_predictor is not None:  # (L2) from the whole prompt, before any prompt dropout
             lengths = response_lengths(response_ids, cfg.pad_token_id)
             past = past_the_end(lengths, response_ids.shape[1])
-            loss_length = F.cross_entropy(self.length_logits(prompt_ids, prompt_mask).float(), lengths, reduction="none")
+            length_logits = self.length_logits(prompt_ids, prompt_mask).float()
+            loss_length = F.cross_entropy(length_logits, lengths, reduction="none")
         if self.training and objective.prompt_dropout > 0:  # drop the prompt: the same weights learn p(response)
             keep = _uniform((b,), generator, device) >= objective.prompt_dropout
             prompt_mask = prompt_mask & keep[:, None]
@@ -216,9 +218,11 @@ class DiffusionLMModel(PreTrainedModel):
     def _check_batch(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor) -> None:
         cfg = self.config
         if prompt_ids.shape != prompt_mask.shape or prompt_ids.ndim != 2:
-            raise ValueError(f"prompt_ids {tuple(prompt_ids.shape)} and prompt_mask {tuple(prompt_mask.shape)} must both be (B, P).")
+            raise ValueError(f"prompt_ids {tuple(prompt_ids.shape)} and prompt_mask {tuple(prompt_mask.shape)} must "
+                             "both be (B, P).")
         if prompt_ids.shape[1] > cfg.max_prompt_length:
-            raise ValueError(f"prompts have {prompt_ids.shape[1]} slots; the model takes at most max_prompt_length={cfg.max_prompt_length}.")
+            raise ValueError(f"prompts have {prompt_ids.shape[1]} slots; the model takes at most "
+                             f"max_prompt_length={cfg.max_prompt_length}.")
         if response_ids.shape != (prompt_ids.shape[0], cfg.max_response_length):
             raise ValueError(
                 f"response_ids must be (B, max_response_length) = ({prompt_ids.shape[0]}, {cfg.max_response_length}), "

@@ -59,13 +59,15 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
         'print(pipe(["your prompt"]))  # the saved generation_config.json; any setting can be overridden per call',
         "```",
         "",
-        "Install the package from its source (`pip install \"git+<the diffusion-lm repository URL>\"`, or `pip install -e .` in a clone); "
+        "Install the package from its source (`pip install \"git+<the diffusion-lm repository URL>\"`, or `pip install "
+        "-e .` in a clone); "
         "the weights are safetensors and load with `AutoModel` once `diffusion_lm.text` is imported.",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_model_card(folder: str | os.PathLike, config: Any, metrics: dict | None = None, training: dict | None = None) -> Path:
+def write_model_card(folder: str | os.PathLike, config: Any, metrics: dict | None = None,
+                     training: dict | None = None) -> Path:
     """Write README.md into ``folder`` (via a temporary file and a rename)."""
     return write_text_atomic(Path(folder) / "README.md", model_card(config, metrics, training))

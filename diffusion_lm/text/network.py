@@ -158,7 +158,8 @@ class DiffusionTransformer(nn.Module):
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.out = nn.Linear(hidden, dim)
 
-    def _embed(self, x: Tensor, segment: int, positions: Tensor, split: int | None = None) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    def _embed(self, x: Tensor, segment: int, positions: Tensor,
+               split: int | None = None) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """Slot inputs (B, L, H) with segment (``segment``, or 0 before ``split`` and 1 after) and position added,
         and the rotary tables for ``positions``."""
         ids = torch.full((x.shape[1],), segment, dtype=torch.long, device=x.device)
@@ -195,8 +196,9 @@ class DiffusionTransformer(nn.Module):
             return self._with_cache(prompt_cache, z, t, self_cond, past)
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
         pos_p, pos_r = self._positions(p, n, z.device)
-        h, rotary = self._embed(torch.cat([self.prompt_in(prompt.to(self.prompt_in.weight.dtype)),
-                                           self._response_inputs(z, self_cond, past)], 1), 0, torch.cat([pos_p, pos_r]), split=p)
+        prompt_in = self.prompt_in(prompt.to(self.prompt_in.weight.dtype))
+        slots = torch.cat([prompt_in, self._response_inputs(z, self_cond, past)], 1)
+        h, rotary = self._embed(slots, 0, torch.cat([pos_p, pos_r]), split=p)
         keys = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)  # (B, L)
         c = self.time(t)  # (B, H)
         if self.prompt_condition is None:
@@ -208,7 +210,8 @@ class DiffusionTransformer(nn.Module):
         for block in self.blocks:
             mods = block.ada(c)[:, None]  # (B, 1, 6H)
             if self.prompt_condition is not None:
-                mods = torch.cat([block.ada(self.prompt_condition)[None, None].expand(b, p, -1), mods.expand(-1, n, -1)], 1)
+                prompt_mods = block.ada(self.prompt_condition)[None, None].expand(b, p, -1)
+                mods = torch.cat([prompt_mods, mods.expand(-1, n, -1)], 1)
             h = block(h, mods, mask, rotary)
         return self._output(h[:, p:], c)
 
@@ -228,7 +231,8 @@ class DiffusionTransformer(nn.Module):
             layers.append(kv)
         return PromptCache(layers, prompt_mask.bool())
 
-    def _with_cache(self, cache: PromptCache, z: Tensor, t: Tensor, self_cond: Tensor | None, past: Tensor | None) -> Tensor:
+    def _with_cache(self, cache: PromptCache, z: Tensor, t: Tensor, self_cond: Tensor | None,
+                    past: Tensor | None) -> Tensor:
         b, p, n = z.shape[0], cache.prompt_mask.shape[1], z.shape[1]
         _, pos_r = self._positions(p, n, z.device)
         h, rotary = self._embed(self._response_inputs(z, self_cond, past), 1, pos_r)

@@ -23,7 +23,8 @@ from .model_card import write_model_card
 from .repeats import RepeatBlock
 from .tokenization import tokenizer_fingerprint
 
-CONTROLS = ("length", "response_template", "classifier", "classes", "classifier_scale")  # per-prompt, beside the settings
+# What a call fixes per prompt, beside the generation settings
+CONTROLS = ("length", "response_template", "classifier", "classes", "classifier_scale")
 
 
 class DiffusionLMPipeline:
@@ -65,7 +66,8 @@ class DiffusionLMPipeline:
         return self
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None, **kwargs: Any) -> "DiffusionLMPipeline":
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+                        **kwargs: Any) -> "DiffusionLMPipeline":
         """Load model and tokenizer from a folder written by ``save_pretrained`` or a Hub repo id."""
         from transformers import AutoTokenizer
 
@@ -74,7 +76,8 @@ class DiffusionLMPipeline:
         pipe = cls(model, tokenizer, _load_generation_config(path, model, kwargs))
         return pipe.to(device) if device is not None else pipe
 
-    def save_pretrained(self, path: str | os.PathLike, metrics: dict | None = None, training: dict | None = None) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, metrics: dict | None = None,
+                        training: dict | None = None) -> Path:
         """Write config.json, model.safetensors, generation_config.json, the tokenizer files and a model card README.md.
 
         The folder is assembled next to ``path`` and moved into place, so an interrupted save
@@ -89,7 +92,8 @@ class DiffusionLMPipeline:
         return path
 
     def push_to_hub(
-        self, repo_id: str, private: bool = False, token: str | None = None, commit_message: str = "Upload diffusion-lm model",
+        self, repo_id: str, private: bool = False, token: str | None = None, commit_message: str = "Upload "
+                                                                                                   "diffusion-lm model",
         metrics: dict | None = None, training: dict | None = None,
     ) -> str:
         """Save to a temporary folder and upload it to the Hub repo ``repo_id`` (created if missing)."""
@@ -99,7 +103,8 @@ class DiffusionLMPipeline:
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(Path(tmp) / "model", metrics=metrics, training=training)
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, repo_type="model")
+            info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
+                                     repo_type="model")
         return str(getattr(info, "commit_url", info))
 
     def __call__(
@@ -156,7 +161,8 @@ class DiffusionLMPipeline:
         for start in batches:
             chunk = expanded[start : start + batch_size]
             rows = [(start + j) // n for j in range(len(chunk))]
-            batch = encode_prompts(self.tokenizer, chunk, self.model.config.max_prompt_length, truncation).to(self.device)
+            batch = encode_prompts(self.tokenizer, chunk, self.model.config.max_prompt_length, truncation)
+            batch = batch.to(self.device)
             step = None if callback is None else (lambda info, start=start: callback({**info, "start": start}))
             ids = generate_ids(self.model, batch, settings, self._controls(per_prompt, rows, settings),
                                generator=torch.Generator().manual_seed(seed + start), callback=step)
@@ -187,7 +193,8 @@ class DiffusionLMPipeline:
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Token ids (B, N) to text, dropping the pad token wherever the model emitted it."""
         pad = self.model.config.pad_token_id
-        return [self.tokenizer.decode([i for i in row if i != pad], clean_up_tokenization_spaces=True).strip() for row in ids.tolist()]
+        return [self.tokenizer.decode([i for i in row if i != pad], clean_up_tokenization_spaces=True).strip()
+                for row in ids.tolist()]
 
     def _per_prompt(self, controls: dict[str, Any], count: int) -> dict[str, Any]:
         """The call's controls, one entry per prompt, checked: lengths, templates as (ids, given), class indices."""
@@ -221,7 +228,8 @@ class DiffusionLMPipeline:
 
         given = [template] * count if isinstance(template, str) else list(template)
         if len(given) != count:
-            raise ValueError(f"{len(given)} response templates for {count} prompts; give one template, or one per prompt.")
+            raise ValueError(f"{len(given)} response templates for {count} prompts; give one template, or one per "
+                             "prompt.")
         cfg = self.model.config
         return [encode_template(self.tokenizer, t, cfg.max_response_length, cfg.pad_token_id) for t in given]
 
@@ -243,8 +251,10 @@ class DiffusionLMPipeline:
                              "length in the rollout.")
         lengths = [length] * count if isinstance(length, int) else list(length)
         n = self.model.config.max_response_length
-        if len(lengths) != count or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= n for v in lengths):
-            raise ValueError(f"length must be an integer in [0, {n}] (max_response_length) or one per prompt ({count}); "
+        bad = any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= n for v in lengths)
+        if len(lengths) != count or bad:
+            raise ValueError(f"length must be an integer in [0, {n}] (max_response_length) or one per prompt "
+                             f"({count}); "
                              f"got {length!r}.")
         return lengths
 

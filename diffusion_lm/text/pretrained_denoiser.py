@@ -46,7 +46,8 @@ class EncoderDenoiser(nn.Module):
 
     def forward(self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
                 past: Tensor | None = None) -> Tensor:
-        """prompt (B, P, D) unit scale, prompt_mask (B, P), z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D);
+        """prompt (B, P, D) unit scale, prompt_mask (B, P), z (B, N, D), t (B,), self_cond (B, N, D)
+        -> x0_hat (B, N, D);
         ``past`` (B, N) as ``DiffusionTransformer`` takes it (L2)."""
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
         marker = 0.0 if self.end_marker is None else self.end_marker(check_past(past, z).long())
@@ -58,7 +59,8 @@ class EncoderDenoiser(nn.Module):
         device = prompt.device
         offset = self.config.max_prompt_length  # response slots after every prompt slot, as DiffusionTransformer
         positions = torch.cat([torch.arange(p), offset + torch.arange(n)]).to(device)[None].expand(b, -1)
-        segments = torch.cat([torch.zeros(p, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(device)[None].expand(b, -1)
+        segments = torch.cat([torch.zeros(p, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(device)
+        segments = segments[None].expand(b, -1)
         mask = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=device)], 1).long()
         hidden = self.encoder(inputs_embeds=torch.cat([prompt_in, response_in], 1), attention_mask=mask,
                               token_type_ids=segments, position_ids=positions).last_hidden_state  # (B, P + N, H)
@@ -81,5 +83,6 @@ def load_pretrained_encoder(denoiser: EncoderDenoiser, source) -> None:
     own = denoiser.encoder.state_dict()
     missing = [k for k in own if k not in state and "word_embeddings" not in k]
     if missing:
-        raise ValueError(f"the pretrained encoder lacks {missing[:3]}...; encoder_init needs the same architecture as its config.")
+        raise ValueError(f"the pretrained encoder lacks {missing[:3]}...; encoder_init needs the same architecture as "
+                         "its config.")
     denoiser.encoder.load_state_dict({**own, **{k: v for k, v in state.items() if k in own}})

@@ -1,4 +1,5 @@
-"""(B1) No word twice in a row: adjacent repeats barred in the rounding logits, and what the bar reads of a tokenizer."""
+"""(B1) No word twice in a row: adjacent repeats barred in the rounding logits, and what the bar reads of a
+tokenizer."""
 
 from __future__ import annotations
 

@@ -97,22 +97,28 @@ def build_model(config: DiffusionLMConfig, tokenizer: Any = None, seed: int = 0)
         table = random_table(len(tokenizer), config.embedding_dim, seed)
     else:
         encoder, own = load_encoder(config.embedding_source)
-        table = normalize_table(encoder.get_input_embeddings().weight.detach().to(torch.float32).clone(), config.embedding_normalization)
+        rows = encoder.get_input_embeddings().weight.detach().to(torch.float32).clone()
+        table = normalize_table(rows, config.embedding_normalization)
         if tokenizer is not None and tokenizer_fingerprint(tokenizer) != tokenizer_fingerprint(own):
-            raise ValueError(f"the tokenizer given does not match {config.embedding_source!r}; pass tokenizer=None to use its own.")
+            raise ValueError(f"the tokenizer given does not match {config.embedding_source!r}; pass tokenizer=None to "
+                             "use its own.")
         tokenizer = own
         if len(tokenizer) != table.shape[0]:
-            raise ValueError(f"{config.embedding_source!r}: tokenizer has {len(tokenizer)} tokens but the table {table.shape[0]} rows.")
+            raise ValueError(f"{config.embedding_source!r}: tokenizer has {len(tokenizer)} tokens but the table "
+                             f"{table.shape[0]} rows.")
     if tokenizer.pad_token_id is None:
-        raise ValueError("the tokenizer has no pad token; add one (e.g. tokenizer.add_special_tokens({'pad_token': '[PAD]'})).")
+        raise ValueError("the tokenizer has no pad token; add one (e.g. tokenizer.add_special_tokens({'pad_token': "
+                         "'[PAD]'})).")
     config.vocab_size, config.embedding_dim = table.shape
     config.pad_token_id = tokenizer.pad_token_id
     config.embedding_scale = float(table.pow(2).mean().sqrt())
     config.tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
     if config.encoder_init:
         enc = encoder.config
-        config.encoder_config = {k: v for k, v in enc.to_dict().items() if not k.startswith(("_", "transformers_version"))}
-        config.hidden_size, config.num_layers, config.num_heads = enc.hidden_size, enc.num_hidden_layers, enc.num_attention_heads
+        config.encoder_config = {k: v for k, v in enc.to_dict().items()
+                                 if not k.startswith(("_", "transformers_version"))}
+        config.hidden_size, config.num_layers = enc.hidden_size, enc.num_hidden_layers
+        config.num_heads = enc.num_attention_heads
     config.validate()
     torch.manual_seed(seed)
     model = DiffusionLMModel(config, table)

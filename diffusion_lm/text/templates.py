@@ -12,14 +12,16 @@ from torch import Tensor
 FILL = re.compile(r"\[FILL(?::(\d+))?\]")
 
 
-def encode_template(tokenizer: Any, template: str, max_response_length: int, pad_token_id: int) -> tuple[Tensor, Tensor]:
+def encode_template(tokenizer: Any, template: str, max_response_length: int,
+                    pad_token_id: int) -> tuple[Tensor, Tensor]:
     """``(ids, given)`` of shape (N,): the template's tokens at the given slots, pad after its end (also given),
     and False at every ``[FILL]`` slot, which the rollout generates.
 
     >>> encode_template(tok, "In the beginning [FILL:4] the earth.", 32, 0)
     """
     if not isinstance(template, str):
-        raise ValueError(f"a response template must be a string with [FILL] or [FILL:n] slots, got {type(template).__name__}.")
+        raise ValueError("a response template must be a string with [FILL] or [FILL:n] slots, got "
+                         f"{type(template).__name__}.")
     ids: list[int] = []
     given: list[bool] = []
     position = 0
