@@ -1,4 +1,5 @@
-"""The text model learns: a short run in the default suite, the full acceptance run marked slow."""
+"""The text model learns: two acceptance runs from scratch, both marked slow (minutes each). The default suite's
+real-text train-then-generate round trip is tests/test_text_steps.py."""
 
 import pytest
 

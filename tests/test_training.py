@@ -1,6 +1,7 @@
 """Training with accelerate: configs, data sources and bad rows, resume, crash safety, EMA, outputs."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -74,6 +75,13 @@ def _weights(folder: Path) -> dict:
     (["--generation.speed", "1"], "unknown key generation.speed"),
     (["--model.x0_parametrisation", "direct"], "unknown key model.x0_parametrisation"),
     (["--banana", "1"], "unknown key banana"),
+    (["--objective.lamda_x0", "1"], "unknown key objective.lamda_x0 in objective; valid keys: lambda_round, lambda_x0"),
+    (["--objective.prompt_dropout", "1.5"], r"objective: prompt_dropout must lie in \[0, 1\)"),
+    (["--objective.t_eps", "soon"], "objective.t_eps must be a number"),
+    (["--model.prompt_dropout", "0.1"], "model.prompt_dropout belongs to the training objective now: set "
+                                        "objective.prompt_dropout instead"),
+    (["--model.x0_parameterization", "direct"], "model.x0_parameterization='direct': x0_parameterization was an "
+                                                "option of diffusion-lm 0.1 that was measured and removed"),
 ])
 def test_bad_config_is_an_error_before_any_work(data, tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message):
@@ -89,9 +97,23 @@ def test_command_line_reports_config_errors(tmp_path):
 
 
 def test_every_config_in_configs_loads():
+    """Every shipped config loads, and what its YAML says reaches the model, objective and generation configs
+    (a key silently dropped or renamed on the way fails here)."""
+    import yaml
+
     for path in sorted((ROOT / "configs").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
         config = load_config(path)
-        assert config.optim.max_steps > 0, path
+        model, generation = config.model_config(), config.generation_config()
+        for key, value in (raw.get("model") or {}).items():
+            assert getattr(model, key) == value, (path.name, key)
+        for key, value in (raw.get("objective") or {}).items():
+            assert getattr(model.training_objective, key) == value, (path.name, key)
+        for key, value in (raw.get("generation") or {}).items():
+            assert getattr(generation, key) == value, (path.name, key)
+        for section in ("optim", "eval", "checkpoint"):
+            for key, value in (raw.get(section) or {}).items():
+                assert getattr(getattr(config, section), key) == value, (path.name, section, key)
 
 
 # ----------------------------------------------------------------------------- data
@@ -269,9 +291,24 @@ def test_init_from_fine_tunes_a_checkpoint(data, tmp_path):
     assert torch.equal(base.model.embedding_table, tuned.model.embedding_table)
 
 
-def test_bf16_mixed_precision_trains_on_cpu(data, tmp_path):
-    result = run(data, tmp_path, "--mixed_precision", "bf16", "--optim.max_steps", "4")
-    assert result["step"] == 4 and result["loss"] == result["loss"]
+def test_bf16_mixed_precision_trains_on_cpu(data, tmp_path, monkeypatch):
+    """--mixed_precision bf16: the training forward runs under CPU autocast in bfloat16 (the denoiser's matmuls come
+    out in bf16), the loss stays finite, and the saved weights keep full precision."""
+    from diffusion_lm.text.network import DiffusionTransformer
+
+    seen, forward = [], DiffusionTransformer.forward
+
+    def recording(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        seen.append((self.training, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), out.dtype))
+        return out
+
+    monkeypatch.setattr(DiffusionTransformer, "forward", recording)
+    result = run(data, tmp_path, "--mixed_precision", "bf16", "--optim.max_steps", "4", "--log_every", "1")
+    training = [s for s in seen if s[0]]
+    assert training and all(on and dtype == torch.bfloat16 and out == torch.bfloat16 for _, on, dtype, out in training)
+    assert result["step"] == 4 and math.isfinite(result["loss"])
+    assert not any(v.dtype == torch.bfloat16 for v in _weights(tmp_path / "model").values()), "saved weights in bf16"
 
 
 def test_push_to_hub_at_the_end(data, tmp_path, monkeypatch):

@@ -51,6 +51,12 @@ def check_model_section(data: Any) -> dict:
     if moved:
         raise ConfigError(f"{', '.join('model.' + k for k in moved)} belong{'s' * (len(moved) == 1)} to the training "
                           f"objective now: set {', '.join('objective.' + k for k in moved)} instead.")
+    from diffusion_lm.text.configuration import REMOVED
+
+    for key in sorted(set(data) & set(REMOVED)):
+        raise ConfigError(f"model.{key}={data[key]!r}: {key} was an option of diffusion-lm 0.1 that was measured and "
+                          f"removed (docs/options.md, 'Options removed'); delete the key: every model now uses "
+                          f"{REMOVED[key]!r}.")
     unknown = sorted(set(data) - set(keys))
     if unknown:
         raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join('model.' + k for k in unknown)} in "
@@ -58,21 +64,26 @@ def check_model_section(data: Any) -> dict:
     return {k: _coerce(v, keys[k], f"model.{k}") for k, v in data.items()}
 
 
-def check_objective_section(data: Any) -> dict:
-    """Type-check the ``objective:`` mapping against ``TrainingObjective``'s fields; unknown keys are errors."""
-    from diffusion_lm import TrainingObjective
-
+def typed_section(data: Any, cls: type, section: str) -> dict:
+    """A ``section:`` mapping type-checked against the fields of dataclass ``cls``; unknown keys are errors."""
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"objective must be a mapping, got {type(data).__name__}.")
-    hints = typing.get_type_hints(TrainingObjective)
+        raise ConfigError(f"{section} must be a mapping, got {type(data).__name__}.")
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join('objective.' + k for k in unknown)} in "
-                          f"objective; valid keys: {', '.join(TrainingObjective.fields())}.")
-    return {k: _coerce(v, hints[k], f"objective.{k}") for k, v in data.items()}
+                          f"{', '.join(f'{section}.{k}' for k in unknown)} in {section}; valid keys: "
+                          f"{', '.join(sorted(hints))}.")
+    return {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+
+
+def check_objective_section(data: Any) -> dict:
+    """Type-check the ``objective:`` mapping against ``TrainingObjective``'s fields."""
+    from diffusion_lm import TrainingObjective
+
+    return typed_section(data, TrainingObjective, "objective")
 
 
 @dataclass
@@ -233,16 +244,7 @@ class TrainConfig:
         """The ``generation:`` section as a ``GenerationConfig`` (its dataclass fields are the valid keys)."""
         from diffusion_lm.text.generation_config import GenerationConfig
 
-        gen = self.generation if isinstance(self.generation, dict) else {}
-        if not isinstance(self.generation, dict):
-            raise ConfigError(f"generation must be a mapping, got {type(self.generation).__name__}.")
-        hints = typing.get_type_hints(GenerationConfig)
-        unknown = sorted(set(gen) - set(hints))
-        if unknown:
-            raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
-                              f"{', '.join('generation.' + k for k in unknown)} "
-                              f"in generation; valid keys: {', '.join(sorted(hints))}.")
-        values = {k: _coerce(v, hints[k], f"generation.{k}") for k, v in gen.items()}
+        values = typed_section(self.generation, GenerationConfig, "generation")
         try:
             return GenerationConfig().updated(**values) if values else GenerationConfig()
         except ValueError as err:
