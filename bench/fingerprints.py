@@ -48,8 +48,16 @@ def _feed(h, value) -> None:
 
 
 def core_prints() -> dict[str, str]:
-    from diffusion_lm.core import (METHODS, VPSchedule, classifier_free, dsm_loss, flow_matching_loss, guidance_weight,
-                                   log_likelihood, sample)
+    from diffusion_lm.core import (
+        METHODS,
+        VPSchedule,
+        classifier_free,
+        dsm_loss,
+        flow_matching_loss,
+        guidance_weight,
+        log_likelihood,
+        sample,
+    )
     from diffusion_lm.core.schedules import FlowSchedule
     from diffusion_lm.toy import GaussianMixture
 
@@ -93,7 +101,8 @@ def api():
 
 def tiny_text_model(a, seed: int = 0, **overrides):
     tok = a["train_tokenizer"]([" ".join(f"w{i}" for i in range(20))] * 3, kind="wordlevel", vocab_size=64)
-    settings = dict(embedding_dim=16, hidden_size=32, num_heads=4, num_layers=2, max_prompt_length=8, max_response_length=8)
+    settings = dict(embedding_dim=16, hidden_size=32, num_heads=4, num_layers=2, max_prompt_length=8,
+                    max_response_length=8)
     settings.update(overrides)
     model, tok = a["build_model"](a["DiffusionLMConfig"](**settings), tok, seed=seed)
     gen = torch.Generator().manual_seed(seed)
@@ -124,13 +133,15 @@ def text_model_prints(a) -> dict[str, str]:
         for mode in ("train", "eval"):
             model.train(mode == "train")
             res = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(6))
-            out[f"text.loss.{name}.{mode}"] = digest([res.loss, res.loss_x0, res.loss_round, res.loss_length, res.x0_pred])
+            out[f"text.loss.{name}.{mode}"] = digest([res.loss, res.loss_x0, res.loss_round, res.loss_length,
+                                                      res.x0_pred])
         model.eval()
         bound = a["nll_bound"](model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=4,
                                generator=torch.Generator().manual_seed(7))
         out[f"text.nll.{name}"] = digest([bound.nats, bound.stderr, bound.prior, bound.diffusion, bound.reconstruction,
                                           bound.length])
-        rows = a["token_accuracy_by_time"](model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, [0.1, 0.5, 0.9])
+        rows = a["token_accuracy_by_time"](model, batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                                           [0.1, 0.5, 0.9])
         out[f"text.diagnostics.{name}"] = digest([(r.accuracy, r.content_accuracy, r.x0_rms) for r in rows])
         ids = generate_adapter(a, model, batch, seed=8)
         out[f"text.generate.{name}"] = digest(ids)
@@ -142,7 +153,8 @@ def text_model_prints(a) -> dict[str, str]:
 
 
 def generate_adapter(a, model, batch, seed: int, **settings):
-    return a["generate_ids"](model, batch, a["GenerationConfig"](**settings), generator=torch.Generator().manual_seed(seed))
+    return a["generate_ids"](model, batch, a["GenerationConfig"](**settings),
+                             generator=torch.Generator().manual_seed(seed))
 
 
 def length_score_adapter(a, model, batch, ids, lengths, seed: int):
@@ -154,7 +166,6 @@ def length_score_adapter(a, model, batch, ids, lengths, seed: int):
 def trained_prints(a, root: Path) -> dict[str, str]:
     """A short ``training.train`` run on configs/tiny.yaml, its weights, and its pipeline's outputs."""
     from accelerate.state import AcceleratorState
-
     from diffusion_lm.training.build_data import ensure
     from diffusion_lm.training.config import load_config
     from diffusion_lm.training.train import train
@@ -162,8 +173,8 @@ def trained_prints(a, root: Path) -> dict[str, str]:
     out = {}
     ensure("synthetic")
     config = load_config(Path("configs/tiny.yaml"), ["--output_dir", str(root / "tiny"), "--optim.max_steps", "120",
-                                                      "--eval.every", "60", "--checkpoint.every", "60", "--trackers", "[]",
-                                                      "--num_threads", "1"])
+                                                      "--eval.every", "60", "--checkpoint.every", "60",
+                                                      "--trackers", "[]", "--num_threads", "1"])
     result = train(config)
     AcceleratorState._reset_state(reset_partial_state=True)
     out["train.result"] = digest({k: v for k, v in result.items() if k in ("loss", "val_loss", "bleu", "exact_match")})
@@ -191,14 +202,16 @@ def pipeline_prints(a, pipe, prefix: str = "pipe") -> dict[str, str]:
     out["pipe.default"] = digest(call())
     for method in METHODS:
         steps = 6 if method in ("langevin", "pc") else 10
-        out[f"pipe.method.{method}"] = digest(call(method=method, num_steps=steps, eta=0.0 if method != "ddim" else 1.0))
+        out[f"pipe.method.{method}"] = digest(call(method=method, num_steps=steps,
+                                                   eta=0.0 if method != "ddim" else 1.0))
     out["pipe.ddim_eta0"] = digest(call(method="ddim", eta=0.0))
     for n in (1, 2, 20):
         out[f"pipe.steps.{n}"] = digest(call(num_steps=n))
     out["pipe.dpm_order3"] = digest(call(method="dpm_solver++", eta=0.0, order=3))
     out["pipe.grid_logsnr"] = digest(call(grid="logsnr"))
     for name, kw in {"offset0": {"log_snr_offset": 0.0}, "temperature": {"temperature": 0.5}, "clamp": {"clamp": True},
-                     "repeats": {"block_adjacent_repeats": True}, "no_repeats": {"block_adjacent_repeats": False}}.items():
+                     "repeats": {"block_adjacent_repeats": True},
+                     "no_repeats": {"block_adjacent_repeats": False}}.items():
         out[f"pipe.{name}"] = digest(call(**kw))
     for k in (1, 2, 5):
         out[f"pipe.length_candidates.{k}"] = digest(call(length_candidates=k))
@@ -216,7 +229,8 @@ def pipeline_prints(a, pipe, prefix: str = "pipe") -> dict[str, str]:
     out["pipe.classifier"] = digest(call(classifier=clf, classes="b", classifier_scale=4.0))
     out["pipe.classifier.each"] = digest(call(classifier=clf, classes=["a", "b"] * 3, classifier_scale=2.0))
     objective = pipe.model.config.objective
-    pipe.model.config.objective = {**objective, "prompt_dropout": 0.1}  # the check reads it; the weights are as they are
+    # the check reads it; the weights are as they are
+    pipe.model.config.objective = {**objective, "prompt_dropout": 0.1}
     out["pipe.cfg"] = digest(call(guidance_scale=2.0))
     pipe.model.config.objective = objective
     out["distill"] = distill_print(a, pipe)
@@ -265,7 +279,8 @@ def main() -> None:
         before = json.loads(args.compare.read_text())
         changed = sorted(k for k in before if prints.get(k) != before[k])
         added = sorted(set(prints) - set(before))
-        print(f"{len(before) - len(changed)} of {len(before)} unchanged; changed: {changed or 'none'}; new: {added or 'none'}")
+        print(f"{len(before) - len(changed)} of {len(before)} unchanged; changed: {changed or 'none'}; "
+              f"new: {added or 'none'}")
 
 
 if __name__ == "__main__":
