@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from tasks import TASKS, task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,20 +48,21 @@ INFERENCE_VARIANTS = [("offset 0 (plain sampler)", {"log_snr_offset": 0.0}), ("o
                       ("offset 6", {"log_snr_offset": 6.0}), ("temperature 0.3", {"temperature": 0.3}),
                       ("adjacent repeats blocked", {"block_adjacent_repeats": True}), ("clamped", {"clamp": True}),
                       ("log-SNR grid", {"grid": "logsnr"}), ("time grid", {"grid": "time"}),
-                      ("3 length candidates", {"length_candidates": 3}), ("5 length candidates", {"length_candidates": 5})]
+                      ("3 length candidates", {"length_candidates": 3}),
+                      ("5 length candidates", {"length_candidates": 5})]
 DIAG_TIMES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0]
 
 
 def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: int, settings, steps: int | None,
         eval_only: bool = False) -> dict:
     from accelerate.state import AcceleratorState
+    from diffusion_lm.training.config import load_config
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train import train
 
     from diffusion_lm.text.batching import encode_pairs
     from diffusion_lm.text.diagnostics import token_accuracy_by_time
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from diffusion_lm.training.config import load_config
-    from diffusion_lm.training.evaluation import text_metrics
-    from diffusion_lm.training.train import train
 
     folder = out / task / name
     paths, config_path, task_overrides = task_files(task, out / task)
@@ -94,14 +94,16 @@ def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: i
     prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]
     result["copy"] = text_metrics(prompts, refs)
     batch = encode_pairs(pipe.tokenizer, prompts, refs, cfg.max_prompt_length, cfg.max_response_length)
-    result["accuracy_by_time"] = [vars(a) for a in token_accuracy_by_time(pipe.model, batch.prompt_ids, batch.prompt_mask,
-                                                                          batch.response_ids, DIAG_TIMES)]
+    result["accuracy_by_time"] = [vars(a) for a in token_accuracy_by_time(pipe.model, batch.prompt_ids,
+                                                                          batch.prompt_mask, batch.response_ids,
+                                                                          DIAG_TIMES)]
     result["generation"] = []
     result["generation_config"] = pipe.generation_config.to_dict()
     for label, overrides in settings:
         t0 = time.time()
         texts = pipe(prompts, batch_size=100, seed=0, **overrides)
-        row = {"setting": label, **overrides, **text_metrics(texts, refs), "seconds": round(time.time() - t0, 1), "examples": texts[:3]}
+        row = {"setting": label, **overrides, **text_metrics(texts, refs), "seconds": round(time.time() - t0, 1),
+               "examples": texts[:3]}
         result["generation"].append(row)
         print(name, label, {k: round(v, 2) for k, v in row.items() if k in ("bleu", "chrf", "exact_match")}, flush=True)
     result["references"] = refs[:3]
@@ -121,7 +123,8 @@ def report(folder: Path) -> str:
         metric = "bleu" if task == "bible" else "exact_match"
         labels = [label for label, _ in SETTINGS]
         lines += [f"### {task} ({'BLEU' if metric == 'bleu' else 'exact match %'}; training minutes in brackets)", "",
-                  "| variant | " + " | ".join(labels) + " | token acc. t=0.9 / 1.0 |", "|---|" + "---|" * (len(labels) + 1)]
+                  "| variant | " + " | ".join(labels) + " | token acc. t=0.9 / 1.0 |",
+                  "|---|" + "---|" * (len(labels) + 1)]
         order = {name: i for i, name in enumerate(VARIANTS)}
         for r in sorted(results, key=lambda r: order.get(r["name"], len(order))):
             rows = {g["setting"]: g for g in r["generation"] if "setting" in g}
@@ -131,7 +134,8 @@ def report(folder: Path) -> str:
                          + f" | {100 * acc.get(0.9, float('nan')):.0f} / {100 * acc.get(1.0, float('nan')):.0f} |")
             extra = [g for g in r["generation"] if g.get("setting") not in labels]
             for g in extra:
-                lines.append(f"| &nbsp;&nbsp;{r['name']}, {g['setting']} | " + f"{g[metric]:.1f} |" + " |" * (len(labels)))
+                lines.append(f"| &nbsp;&nbsp;{r['name']}, {g['setting']} | " + f"{g[metric]:.1f} |"
+                             + " |" * (len(labels)))
         lines.append("")
     return "\n".join(lines)
 
@@ -146,7 +150,8 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task config's)")
     parser.add_argument("--quick", action="store_true", help="skip the 200-step rollout")
-    parser.add_argument("--inference-variants", action="store_true", help="also measure the generation options (C1 offsets, ...)")
+    parser.add_argument("--inference-variants", action="store_true",
+                        help="also measure the generation options (C1 offsets, ...)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-only", action="store_true", help="re-measure a trained run with the current settings")
     parser.add_argument("--report", type=Path, default=None, help="print the table of the runs under this folder")

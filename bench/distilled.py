@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from tasks import TASKS, task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +33,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    from diffusion_lm.training.evaluation import text_metrics
+
     from diffusion_lm.common.atomic import write_json_atomic
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from diffusion_lm.training.evaluation import text_metrics
 
     teacher = DiffusionLMPipeline.from_pretrained(args.teacher)
     student = DiffusionLMPipeline.from_pretrained(args.student)
@@ -60,7 +60,8 @@ def main() -> None:
         for name, pipe in (("teacher", teacher), ("student", student)):
             texts, metrics = run(pipe, steps)
             same = sum(a == b for a, b in zip(texts, reference)) / len(texts)
-            table.append({"model": name, "steps": steps, **metrics, "same_as_teacher_reference": same, "examples": texts[:3]})
+            table.append({"model": name, "steps": steps, **metrics, "same_as_teacher_reference": same,
+                          "examples": texts[:3]})
             print({k: v for k, v in table[-1].items() if k != "examples"}, flush=True)
     out = args.out or args.student.parent / "vs_teacher.json"
     write_json_atomic(out, {"task": args.task, "teacher": str(args.teacher), "student": str(args.student),

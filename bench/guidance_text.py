@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from tasks import task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,17 +55,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train_classifier import main as train_classifier
+
     from diffusion_lm.common.atomic import write_json_atomic, write_jsonl_atomic
     from diffusion_lm.text.classifier import ResponseClassifier
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
-    from diffusion_lm.training.evaluation import text_metrics
-    from diffusion_lm.training.train_classifier import main as train_classifier
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config
     paths, _, _ = task_files("bible", args.out)
     train_rows = [json.loads(line) for line in open(paths["train"], encoding="utf-8")]
-    test = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, 10 * args.test_size)
+    test = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length,
+                      10 * args.test_size)
     earlier = args.out / "results.json"
     results = json.loads(earlier.read_text()) if earlier.exists() else {"model": str(args.model), "controls": {}}
     for name in args.controls:
@@ -86,9 +87,13 @@ def main() -> None:
             texts = pipe(prompts, batch_size=50, seed=0, classifier=clf, classes=targets, classifier_scale=scale)
             success = sum(rule(t) == c for t, c in zip(texts, targets)) / len(texts)
             empty = sum(not t.strip() for t in texts) / len(texts)
-            curve.append({"scale": scale, "success": success, "empty": empty, **text_metrics(texts, refs), "examples": texts[:3]})
-            print(name, scale, {k: round(v, 3) for k, v in curve[-1].items() if k in ("success", "empty", "bleu", "chrf")}, flush=True)
-        results["controls"][name] = {"verses": len(rows), "classifier": json.loads((folder / "training.json").read_text()),
+            curve.append({"scale": scale, "success": success, "empty": empty, **text_metrics(texts, refs),
+                          "examples": texts[:3]})
+            print(name, scale,
+                  {k: round(v, 3) for k, v in curve[-1].items() if k in ("success", "empty", "bleu", "chrf")},
+                  flush=True)
+        results["controls"][name] = {"verses": len(rows),
+                                     "classifier": json.loads((folder / "training.json").read_text()),
                                      "curve": curve}
     write_json_atomic(args.out / "results.json", results)
     import matplotlib

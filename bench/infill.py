@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from tasks import task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +29,8 @@ def templates_for(tokenizer, responses: list[str], max_response: int) -> tuple[l
         words = text.split()
         first, last = words[0], words[-1]
         n_all = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        n_ends = len(tokenizer(first, add_special_tokens=False)["input_ids"]) + len(tokenizer(last, add_special_tokens=False)["input_ids"])
+        n_ends = (len(tokenizer(first, add_special_tokens=False)["input_ids"])
+                  + len(tokenizer(last, add_special_tokens=False)["input_ids"]))
         k = max(1, min(n_all - n_ends, max_response - n_ends))
         templates.append(f"{first} [FILL:{k}] {last}")
         ends.append((first, last))
@@ -56,13 +56,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from diffusion_lm.text.pipeline import DiffusionLMPipeline
     from diffusion_lm.training.evaluation import text_metrics
+
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config
     paths, _, _ = task_files("bible", args.out)
-    rows = [r for r in test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
+    rows = [r for r in test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length,
+                                  args.test_size)
             if len(r["response"].split()) >= 3]
     prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]
     templates, ends = templates_for(pipe.tokenizer, refs, cfg.max_response_length)

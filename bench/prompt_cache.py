@@ -14,7 +14,6 @@ import argparse
 import json
 
 import torch
-
 from generation_throughput import best_time
 
 
@@ -48,7 +47,8 @@ def main() -> None:
     step = {(r["P"], r["mode"], r["batch"]): r["step_ms"] for r in rows}
     for batch in (1, 64):
         for mode in ("joint", "cached"):
-            print(f"batch {batch}, {mode}: step time at P = 4N over P = N: {step[(4 * n, mode, batch)] / step[(n, mode, batch)]:.2f}x")
+            print(f"batch {batch}, {mode}: step time at P = 4N over P = N: "
+                  f"{step[(4 * n, mode, batch)] / step[(n, mode, batch)]:.2f}x")
     print(json.dumps(rows))
 
 

@@ -17,7 +17,6 @@ import time
 
 import torch
 
-
 from diffusion_lm.core import VPSchedule, sample
 from diffusion_lm.toy import GaussianMixture
 
@@ -89,7 +88,8 @@ def accuracy_table(n: int, nfes: list[int], radius: float, std: float) -> list[d
 
     def add(name, nfe, x):
         err = (x - ref).norm(dim=1)
-        rows.append({"sampler": name, "nfe": nfe, "median": float(err.median()), "rms": float(err.pow(2).mean().sqrt())})
+        rows.append({"sampler": name, "nfe": nfe, "median": float(err.median()),
+                     "rms": float(err.pow(2).mean().sqrt())})
 
     for nfe in nfes:
         for name, kw, per_step in OURS:
@@ -143,7 +143,8 @@ def main() -> None:
     nfes = [5, 10, 20, 50]
     for title, params in PROBLEMS.items():
         rows = accuracy_table(n, nfes, **params)
-        print(f"## Accuracy on {title}: per-sample error vs the reference PF-ODE solution at t = 0 ({n} samples, VP linear)\n")
+        print(f"## Accuracy on {title}: per-sample error vs the reference PF-ODE solution at t = 0 "
+              f"({n} samples, VP linear)\n")
         names = list(dict.fromkeys(r["sampler"] for r in rows))
         print("| sampler | " + " | ".join(f"NFE {k} median / RMS" for k in nfes) + " |")
         print("|---|" + "---|" * len(nfes))
@@ -158,7 +159,8 @@ def main() -> None:
             ours = [r for r in rows if r["nfe"] == k and not r["sampler"].startswith("diffusers")]
             best = min(ours, key=lambda r: r["median"])
             peer = next(r for r in rows if r["nfe"] == k and r["sampler"] == "diffusers DPM++2M")
-            print(f"- NFE {k}: {best['sampler']} {best['median']:.2e} vs {peer['median']:.2e}: {peer['median'] / best['median']:.1f}x more accurate")
+            print(f"- NFE {k}: {best['sampler']} {best['median']:.2e} vs {peer['median']:.2e}: "
+                  f"{peer['median'] / best['median']:.1f}x more accurate")
         print()
 
     per_step = overhead(repeats=3 if args.quick else 7)
@@ -166,7 +168,8 @@ def main() -> None:
     print("| sampler | us / step | ratio to diffusers DPM++2M | ratio to diffusers DDIM |")
     print("|---|---|---|---|")
     for name, s in per_step.items():
-        print(f"| {name} | {s * 1e6:.1f} | {s / per_step['diffusers DPM++2M']:.2f} | {s / per_step['diffusers DDIM']:.2f} |")
+        print(f"| {name} | {s * 1e6:.1f} | {s / per_step['diffusers DPM++2M']:.2f} | "
+              f"{s / per_step['diffusers DDIM']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from ar_baseline import ar_batch, gpt2_like, token_pairs, train_gpt2
 from tasks import task_files, test_pairs
 
@@ -46,8 +45,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=64, help="Monte Carlo samples of the diffusion integral")
     parser.add_argument("--gpt2-minutes", type=float, default=None, help="default: ours' logged training minutes")
     parser.add_argument("--gpt2-steps", type=int, default=None,
-                        help="train GPT-2 exactly this many steps instead (e.g. the count it reached at equal time on an "
-                             "idle machine: a busy machine gives it fewer)")
+                        help="train GPT-2 exactly this many steps instead (e.g. the count it reached at equal time "
+                             "on an idle machine: a busy machine gives it fewer)")
     parser.add_argument("--reuse-ours", action="store_true", help="take our bound from an earlier OUT/results.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -67,7 +66,8 @@ def main() -> None:
         bound = pipe.score(prompts, responses, num_samples=args.samples, batch_size=50)  # 50-verse batches
         ours = {"nats_per_token": bound.nats_per_token,
                 "stderr_per_token": float(bound.stderr.pow(2).sum().sqrt() / bound.tokens.sum()),
-                "prior": float(bound.prior.sum() / bound.tokens.sum()), "diffusion": float(bound.diffusion.sum() / bound.tokens.sum()),
+                "prior": float(bound.prior.sum() / bound.tokens.sum()),
+                "diffusion": float(bound.diffusion.sum() / bound.tokens.sum()),
                 "reconstruction": float(bound.reconstruction.sum() / bound.tokens.sum())}
     print("ours (bound)", ours, flush=True)
 

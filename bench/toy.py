@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-
 from diffusion_lm.core import sample
 from diffusion_lm.toy.datasets import toy_distribution
 from diffusion_lm.toy.metrics import distance_to_data

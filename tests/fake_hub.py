@@ -33,7 +33,8 @@ class FakeHub:
             return httpx2.Response(200, json={"errors": [], "warnings": []})
         if "/preupload/" in path:
             wanted = json.loads(request.content)["files"]
-            return httpx2.Response(200, json={"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in wanted]})
+            return httpx2.Response(200, json={"files": [{"path": f["path"], "uploadMode": "regular",
+                                                         "shouldIgnore": False} for f in wanted]})
         if "/commit/" in path:
             for line in request.content.decode().splitlines():
                 item = json.loads(line)
@@ -44,7 +45,8 @@ class FakeHub:
                 else:
                     return httpx2.Response(400, json={"error": f"unexpected commit item {item['key']}"})
             repo = path.split("/api/models/", 1)[1].split("/commit/", 1)[0]
-            return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{repo}/commit/{'a' * 40}", "commitOid": "a" * 40})
+            return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{repo}/commit/{'a' * 40}",
+                                              "commitOid": "a" * 40})
         return httpx2.Response(404, json={"error": f"the fake hub does not serve {request.method} {path}"})
 
     def write_to(self, folder: Path) -> Path:
@@ -59,7 +61,8 @@ class FakeHub:
         import httpx2
         from huggingface_hub.utils import _http
 
-        monkeypatch.setattr(_http, "_GLOBAL_CLIENT_FACTORY", lambda: httpx2.Client(transport=httpx2.MockTransport(self.handle), follow_redirects=True))
+        monkeypatch.setattr(_http, "_GLOBAL_CLIENT_FACTORY",
+                            lambda: httpx2.Client(transport=httpx2.MockTransport(self.handle), follow_redirects=True))
         _http.close_session()
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         return self

@@ -36,7 +36,8 @@ def reference_pf_ode(mixture, schedule, x_start, t_start=1.0, t_end=1e-3, tol=1e
         f, g2 = float(schedule.drift_coef(t)), float(schedule.diffusion_sq(t))
         return (f * x - 0.5 * g2 * mixture.score(x, tt, schedule)).reshape(-1).numpy()
 
-    sol = solve_ivp(rhs, (t_start, t_end), x_start.reshape(-1).numpy().astype(np.float64), method="DOP853", rtol=tol, atol=tol)
+    sol = solve_ivp(rhs, (t_start, t_end), x_start.reshape(-1).numpy().astype(np.float64), method="DOP853",
+                    rtol=tol, atol=tol)
     assert sol.success, sol.message
     return torch.from_numpy(sol.y[:, -1]).reshape(shape)
 

@@ -47,8 +47,10 @@ def trace_steps(folder: Path) -> None:
             for p in group["params"]:
                 digest.update(p.detach().cpu().float().numpy().tobytes())
         rank = dist.get_rank() if dist.is_initialized() else 0
-        record = {"step": steps["done"], "rank": rank, "world_size": dist.get_world_size() if dist.is_initialized() else 1,
-                  "distributed_type": str(PartialState().distributed_type), "rows": list(rows), "weights": digest.hexdigest()}
+        record = {"step": steps["done"], "rank": rank,
+                  "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+                  "distributed_type": str(PartialState().distributed_type), "rows": list(rows),
+                  "weights": digest.hexdigest()}
         rows.clear()
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / f"rank-{rank}.jsonl", "a", encoding="utf-8") as f:

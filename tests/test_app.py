@@ -105,7 +105,8 @@ def test_app_in_a_headless_browser_shows_the_steps_and_the_response(pipe, tmp_pa
     pipe.save_pretrained(tmp_path / "model")
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "inference.app", "--model", str(tmp_path / "model"), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "inference.app", "--model", str(tmp_path / "model"),
+                               "--port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium

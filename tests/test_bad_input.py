@@ -13,10 +13,12 @@ X = torch.randn(4, 2)
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"method": "dpm++"}, r"unknown method 'dpm\+\+'; valid choices are: euler_maruyama, ddpm, ddim, euler, heun, rk45, dpm_solver, dpm_solver\+\+, unipc, langevin, pc"),
+        ({"method": "dpm++"}, r"unknown method 'dpm\+\+'; valid choices are: euler_maruyama, ddpm, ddim, euler, heun, "
+                              r"rk45, dpm_solver, dpm_solver\+\+, unipc, langevin, pc"),
         ({"method": "ddim", "steps": 0}, "steps must be an integer >= 1"),
         ({"method": "ddim", "steps": 2.5}, "steps must be an integer >= 1"),
-        ({"method": "ddim", "steps": 5, "grid": "cosine"}, "unknown grid 'cosine'; valid choices are: logsnr, time, karras"),
+        ({"method": "ddim", "steps": 5, "grid": "cosine"},
+         "unknown grid 'cosine'; valid choices are: logsnr, time, karras"),
         ({"method": "ddim", "steps": 5, "eta": 1.5}, r"eta must lie in \[0.0, 1.0\]"),
         ({"method": "ddim", "steps": 5, "eta": -0.1}, r"eta must lie in \[0.0, 1.0\]"),
         ({"method": "euler", "steps": 5, "eta": 0.5}, "eta applies only to method='ddim'"),
@@ -24,9 +26,13 @@ X = torch.randn(4, 2)
         ({"method": "ddim", "steps": 5, "t_start": 1.2}, "need 0 <= t_end < t_start <= 1"),
         ({"method": "ddim", "steps": 5, "t_end": -0.1}, "need 0 <= t_end < t_start <= 1"),
         ({"method": "ddim", "steps": 5, "prediction": "noise"}, "unknown prediction 'noise'"),
-        ({"method": "dpm_solver", "steps": 5, "order": 4}, r"order=4 is not valid for method='dpm_solver'; valid orders: \(1, 2, 3\)"),
-        ({"method": "heun", "steps": 5, "order": 2}, r"method='heun' takes no 'order' \(order applies only to method='dpm_solver', 'dpm_solver\+\+', 'unipc'\); its own settings are: none"),
-        ({"method": "ddim", "steps": 5, "etta": 0.5}, r"method='ddim' takes no 'etta' \(no sampler takes 'etta'\); its own settings are: eta"),
+        ({"method": "dpm_solver", "steps": 5, "order": 4},
+         r"order=4 is not valid for method='dpm_solver'; valid orders: \(1, 2, 3\)"),
+        ({"method": "heun", "steps": 5, "order": 2},
+         r"method='heun' takes no 'order' \(order applies only to method='dpm_solver', 'dpm_solver\+\+', 'unipc'\); "
+         r"its own settings are: none"),
+        ({"method": "ddim", "steps": 5, "etta": 0.5},
+         r"method='ddim' takes no 'etta' \(no sampler takes 'etta'\); its own settings are: eta"),
         ({"method": "ddim"}, "steps is required"),
         ({"method": "ddim", "steps": 3, "grid": torch.tensor([1.0, 0.5, 0.1])}, "disagrees with the explicit grid"),
         ({"method": "ddim", "grid": torch.tensor([1.0, 0.5, 0.7])}, "strictly decreasing"),

@@ -1,4 +1,5 @@
-"""Step distillation of the text model (D1): grids, teacher trajectories, and a student that learns the teacher's rollout."""
+"""Step distillation of the text model (D1): grids, teacher trajectories, and a student that learns the teacher's
+rollout."""
 
 import json
 
@@ -13,12 +14,14 @@ from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
 from .text_helpers import WORDS, tiny_model
 
-SETTINGS = GenerationConfig(num_steps=8, method="ddim", eta=0.0, log_snr_offset=1.0, temperature=0.7, length_candidates=1)
+SETTINGS = GenerationConfig(num_steps=8, method="ddim", eta=0.0, log_snr_offset=1.0, temperature=0.7,
+                            length_candidates=1)
 
 
 def _prompts(n: int, seed: int) -> list[str]:
     gen = torch.Generator().manual_seed(seed)
-    return [" ".join(WORDS[i] for i in torch.randint(0, 20, (int(torch.randint(2, 7, (1,), generator=gen)),), generator=gen))
+    return [" ".join(WORDS[i] for i in torch.randint(0, 20, (int(torch.randint(2, 7, (1,), generator=gen)),),
+                                                     generator=gen))
             for _ in range(n)]
 
 
@@ -64,7 +67,8 @@ def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight(length
     noise = traj.states[0]
 
     def agreement() -> float:
-        out = generate_ids(student.eval(), PairBatch(batch.prompt_ids, mask), SETTINGS.updated(num_steps=1), noise=noise)
+        out = generate_ids(student.eval(), PairBatch(batch.prompt_ids, mask), SETTINGS.updated(num_steps=1),
+                           noise=noise)
         student.train()
         return float((out == traj.target_ids).float().mean())
 
@@ -104,7 +108,8 @@ def test_distill_cli_saves_a_student_that_samples_in_k_steps(tmp_path, monkeypat
     original = library.teacher_trajectories
     monkeypatch.setattr(library, "teacher_trajectories", lambda *a, **k: calls.append(1) or original(*a, **k))
     assert main(args) == 0
-    assert len(calls) == 1, "a second run reuses the stored trajectories (only the held-out comparison runs the teacher)"
+    assert len(calls) == 1, ("a second run reuses the stored trajectories "
+                             "(only the held-out comparison runs the teacher)")
     assert main(args[:-6] + ["--held-out", "4", "--steps", "5", "--batch-size", "8"]) == 0
     assert len(calls) > 2, "other prompts (a different --held-out split) collect again"
     (tmp_path / "out" / "teacher_trajectories.safetensors").write_bytes(b"not a safetensors file")
@@ -134,7 +139,8 @@ def test_distill_cli_names_bad_settings(tmp_path, capsys):
     assert "no field 'prompt'" in capsys.readouterr().err
     DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="heun")).save_pretrained(tmp_path / "heun")
     data.write_text(json.dumps({"prompt": "w1"}) + "\n" + json.dumps({"prompt": "w2"}) + "\n")
-    assert main(["--teacher", str(tmp_path / "heun"), "--data", str(data), "--out", str(tmp_path / "o2"), "--held-out", "0"]) == 2
+    assert main(["--teacher", str(tmp_path / "heun"), "--data", str(data), "--out", str(tmp_path / "o2"),
+                 "--held-out", "0"]) == 2
     assert "steps on the grid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--student-steps", "0"])
@@ -161,7 +167,8 @@ def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(len
     (repeats blocked, the length held) and the same temperature; the first state is the shared noise."""
     model, tok = tiny_model(seed=6, length_prediction=length_prediction)
     with torch.no_grad():  # most slots lean to one word: repeats to block
-        model.denoiser.out.bias.copy_(model.embedding_table[tok.convert_tokens_to_ids(WORDS[0])] / model.config.embedding_scale)
+        model.denoiser.out.bias.copy_(model.embedding_table[tok.convert_tokens_to_ids(WORDS[0])]
+                                      / model.config.embedding_scale)
     settings = SETTINGS.updated(block_adjacent_repeats=True)
     batch = encode_prompts(tok, _prompts(4, 3), model.config.max_prompt_length)
     mask = batch.prompt_mask.bool()
@@ -179,7 +186,8 @@ def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(len
     distillation_loss(model, traj, settings)
     model.predict = spy("sampler")
     lengths = (traj.target_ids != model.config.pad_token_id).sum(-1) if length_prediction else None
-    generate_ids(model, PairBatch(batch.prompt_ids, mask), settings.updated(num_steps=2, grid=student_grid(model, settings, 2)),
+    generate_ids(model, PairBatch(batch.prompt_ids, mask),
+                 settings.updated(num_steps=2, grid=student_grid(model, settings, 2)),
                  Controls(lengths=lengths), noise=traj.states[0])
     del model.predict
     assert fed["loss"][0] is None and fed["sampler"][0] is None

@@ -37,7 +37,8 @@ def test_a_name_that_is_neither_a_folder_nor_reachable(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: the variable alone retried for 20 s
+    # read at import: the variable alone retried for 20 s
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="nope is not a local folder .*the Hub did not return a model"):
         DiffusionLMPipeline.from_pretrained("nope")
@@ -76,7 +77,8 @@ def test_generate_command_line_names_a_missing_input_and_a_bad_line(saved, tmp_p
     run = lambda *args: subprocess.run([sys.executable, "-m", "inference.generate", "--model", str(saved), *args],
                                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     missing = run("--input", str(tmp_path / "missing.jsonl"))
-    assert missing.returncode == 2 and "missing.jsonl: no such file" in missing.stderr and "Traceback" not in missing.stderr
+    assert (missing.returncode == 2 and "missing.jsonl: no such file" in missing.stderr
+            and "Traceback" not in missing.stderr)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "w1 w2"}\n{not json\n')
     result = run("--input", str(bad))
@@ -87,7 +89,8 @@ def test_generate_command_line_names_a_missing_input_and_a_bad_line(saved, tmp_p
 
 
 def _config(tmp_path, train, validation, *extra):
-    return load_config(ROOT / "configs" / "tiny.yaml", ["--output_dir", str(tmp_path / "run"), "--data.train_files", f"[{train}]",
+    return load_config(ROOT / "configs" / "tiny.yaml", ["--output_dir", str(tmp_path / "run"),
+                                                        "--data.train_files", f"[{train}]",
                                                         "--data.validation_files", f"[{validation}]", *extra])
 
 
@@ -106,7 +109,8 @@ def test_bundled_data_is_built_when_missing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(ROOT / "configs" / "tiny.yaml")
     train, validation = load_raw(config.data, 0)
-    assert (tmp_path / "data" / "generated" / "synthetic" / "train.jsonl").exists() and len(train) > 1000 and len(validation) > 10
+    assert ((tmp_path / "data" / "generated" / "synthetic" / "train.jsonl").exists() and len(train) > 1000
+            and len(validation) > 10)
 
 
 def test_split_files_with_other_field_names_name_the_setting(tmp_path):
@@ -114,7 +118,8 @@ def test_split_files_with_other_field_names_name_the_setting(tmp_path):
 
     rows = [{"prompt": p, "response": r} for p, r in reverse_pairs(50, 0)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "val.jsonl").write_text("".join(json.dumps({"question": r["prompt"], "answer": r["response"]}) + "\n" for r in rows))
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps({"question": r["prompt"], "answer": r["response"]}) + "\n"
+                                                for r in rows))
     config = _config(tmp_path, tmp_path / "train.jsonl", tmp_path / "val.jsonl")
     with pytest.raises(ConfigError, match="validation data has no prompt column 'prompt'; set data.prompt_field"):
         load_raw(config.data, 0)

@@ -20,7 +20,8 @@ def _posterior_grad(mixture, label):
 @pytest.mark.parametrize("prediction", PREDICTIONS)
 def test_classifier_guidance_at_scale_one_is_the_conditional_model(skewed, prediction):
     label = 1
-    guided = classifier_guidance(skewed.model(SCHEDULE, prediction), _posterior_grad(skewed, label), 1.0, SCHEDULE, prediction)
+    guided = classifier_guidance(skewed.model(SCHEDULE, prediction), _posterior_grad(skewed, label), 1.0, SCHEDULE,
+                                 prediction)
     conditional = skewed.component(label).model(SCHEDULE, prediction)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(32, 3, generator=gen, dtype=torch.float64)
@@ -48,7 +49,8 @@ def test_classifier_free_combination(scale):
     cond = lambda x, t: 2.0 * x + t[:, None]
     uncond = lambda x, t: -x
     x, t = torch.randn(5, 2), torch.rand(5)
-    torch.testing.assert_close(classifier_free(cond, uncond, scale)(x, t), (1 + scale) * cond(x, t) - scale * uncond(x, t))
+    torch.testing.assert_close(classifier_free(cond, uncond, scale)(x, t),
+                               (1 + scale) * cond(x, t) - scale * uncond(x, t))
 
 
 def test_classifier_free_with_exact_models_at_scale_zero_is_the_conditional(ring):

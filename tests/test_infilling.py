@@ -51,4 +51,5 @@ def test_template_errors_name_the_problem(pipe):
     with pytest.raises(ValueError, match="2 response templates for 1 prompts"):
         pipe(["w1"], response_template=["w1", "w2"])
     with pytest.raises(ValueError, match="needs both response_ids and given"):
-        generate(pipe.model, PairBatch(torch.tensor([[2]]), torch.tensor([[True]])), response_ids=torch.zeros(1, 8, dtype=torch.long))
+        generate(pipe.model, PairBatch(torch.tensor([[2]]), torch.tensor([[True]])),
+                 response_ids=torch.zeros(1, 8, dtype=torch.long))

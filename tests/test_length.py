@@ -20,7 +20,8 @@ from .text_helpers import generate, reverse_pairs, tiny_model, train_steps
 
 def _batch(tok, model, pairs):
     cfg = model.config
-    return encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], cfg.max_prompt_length, cfg.max_response_length)
+    return encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], cfg.max_prompt_length,
+                        cfg.max_response_length)
 
 
 def test_lengths_and_the_slots_past_them():
@@ -157,7 +158,8 @@ def test_length_model_learns_lengths_and_saves_them(tmp_path):
     tok.save_pretrained(tmp_path)
     again = DiffusionLMModel.from_pretrained(tmp_path)
     assert torch.equal(again.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1), predicted)
-    texts = DiffusionLMPipeline.from_pretrained(tmp_path)([p for p, _ in held_out[:10]], num_steps=2, length_candidates=1)
+    texts = DiffusionLMPipeline.from_pretrained(tmp_path)([p for p, _ in held_out[:10]], num_steps=2,
+                                                          length_candidates=1)
     assert [len(t.split()) for t in texts] == [len(p.split()) for p, _ in held_out[:10]]
 
 
@@ -166,7 +168,8 @@ def test_the_pipeline_writes_the_asked_length():
     pipe = DiffusionLMPipeline(model, tok)
     texts = pipe(["w1 w2", "w3", "w4 w5 w6"], num_steps=2, length=[1, 4, 6])
     assert [len(t.split()) for t in texts] == [1, 4, 6]
-    assert [len(t.split()) for t in pipe(["w1 w2", "w3"], num_steps=2, length=3, num_samples=2, return_all=True)[1]] == [3, 3]
+    assert [len(t.split())
+            for t in pipe(["w1 w2", "w3"], num_steps=2, length=3, num_samples=2, return_all=True)[1]] == [3, 3]
     with pytest.raises(ValueError, match="length must be an integer"):
         pipe(["w1"], length=[1, 2])
     with pytest.raises(ValueError, match="needs a length-conditioned model"):
@@ -200,7 +203,6 @@ def test_the_length_classifiers_gradients_are_clipped_apart_from_the_denoisers()
     group is clipped to the limit on its own, so a denoiser gradient under the limit passes unchanged."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-
     from diffusion_lm.training.train import clip_gradients
 
     model, _ = tiny_model(length_prediction=True)

@@ -8,7 +8,8 @@ import torch
 from diffusion_lm.core import VESchedule, VPSchedule, bits_per_dim, log_likelihood
 
 
-@pytest.mark.parametrize("schedule", [VPSchedule.linear(), VPSchedule.cosine(), VESchedule(0.01, 10.0)], ids=["linear", "cosine", "ve"])
+@pytest.mark.parametrize("schedule", [VPSchedule.linear(), VPSchedule.cosine(), VESchedule(0.01, 10.0)],
+                         ids=["linear", "cosine", "ve"])
 def test_exact_divergence_matches_the_exact_density(skewed, schedule):
     x0 = skewed.sample(16, torch.Generator().manual_seed(0))
     t_eps = 1e-5

@@ -45,7 +45,8 @@ def test_importance_sampling_makes_the_likelihood_loss_low_variance():
 
 
 def test_importance_times_follow_the_likelihood_weight():
-    t, pi = sample_time(200_000, SCHEDULE, t_sampling="importance", t_eps=T_EPS, generator=torch.Generator().manual_seed(0))
+    t, pi = sample_time(200_000, SCHEDULE, t_sampling="importance", t_eps=T_EPS,
+                        generator=torch.Generator().manual_seed(0))
     assert torch.all((t >= T_EPS) & (t <= 1))
     # histogram against pi(t) = (g^2 / sigma^2) / Z on a few bins
     edges = torch.tensor([T_EPS, 0.01, 0.1, 0.5, 1.0], dtype=torch.float64)
@@ -73,10 +74,12 @@ def test_loss_is_the_same_objective_in_every_parameterisation(skewed, weighting)
 def test_exact_denoiser_minimises_the_loss(skewed):
     x0 = skewed.sample(4096, torch.Generator().manual_seed(0))
     exact = skewed.model(SCHEDULE, "x0")
-    base = float(dsm_loss(exact, x0, SCHEDULE, prediction="x0", weighting="snr", generator=torch.Generator().manual_seed(1)))
+    base = float(dsm_loss(exact, x0, SCHEDULE, prediction="x0", weighting="snr",
+                          generator=torch.Generator().manual_seed(1)))
     for shift in (0.05, -0.05):
         worse = lambda x, t, s=shift: exact(x, t) + s
-        assert float(dsm_loss(worse, x0, SCHEDULE, prediction="x0", weighting="snr", generator=torch.Generator().manual_seed(1))) > base
+        assert float(dsm_loss(worse, x0, SCHEDULE, prediction="x0", weighting="snr",
+                              generator=torch.Generator().manual_seed(1))) > base
 
 
 def test_flow_matching_closed_form_for_the_zero_model():
@@ -91,7 +94,8 @@ def test_flow_matching_is_minimised_by_the_exact_velocity(ring):
     x0 = ring.sample(4096, torch.Generator().manual_seed(0))
     exact = ring.model(s, "velocity")
     base = float(flow_matching_loss(exact, x0, s, generator=torch.Generator().manual_seed(1)))
-    worse = float(flow_matching_loss(lambda x, t: 1.05 * exact(x, t), x0, s, generator=torch.Generator().manual_seed(1)))
+    worse = float(flow_matching_loss(lambda x, t: 1.05 * exact(x, t), x0, s,
+                                     generator=torch.Generator().manual_seed(1)))
     assert worse > base
 
 

@@ -9,10 +9,12 @@ def test_import_has_no_side_effects():
         "import sys, torch\n"
         "import diffusion_lm, diffusion_lm.core, diffusion_lm.toy\n"
         "assert not torch.cuda.is_initialized(), 'CUDA initialised at import'\n"
-        "heavy = [m for m in ('matplotlib', 'diffusers', 'tensorboard', 'sklearn', 'sacrebleu', 'datasets') if m in sys.modules]\n"
+        "heavy = [m for m in ('matplotlib', 'diffusers', 'tensorboard', 'sklearn', 'sacrebleu', 'datasets') "
+        "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 0, result.stderr
 
 
@@ -38,7 +40,8 @@ def test_core_alone_does_not_import_transformers():
         "config = diffusion_lm.DiffusionLMConfig()\n"
         "assert type(AutoConfig.for_model('diffusion-lm')) is type(config)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"PATH": "", "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 0, result.stderr
 
 

@@ -22,7 +22,8 @@ def _setup(scheduler, dtype):
     mixture = GaussianMixture.ring()
     exact = mixture.model(schedule, "eps")
     # diffusers' timestep k has alphas_cumprod[k] = alphabar_{k+1}: our t = (k + 1) / N
-    by_index = lambda x, k: exact(x.double(), torch.full((x.shape[0],), (k + 1) / N_TRAIN, dtype=torch.float64)).to(x.dtype)
+    by_index = lambda x, k: exact(x.double(),
+                                  torch.full((x.shape[0],), (k + 1) / N_TRAIN, dtype=torch.float64)).to(x.dtype)
     ours = lambda x, t: exact(x.double(), t.double()).to(x.dtype)
     return schedule, by_index, ours
 
@@ -61,7 +62,8 @@ def test_ddpm_matches_diffusers(steps, dtype):
     x = x_T.clone()
     for k in scheduler.timesteps:
         x = scheduler.step(by_index(x, int(k)), k, x, generator=gen).prev_sample
-    mine = sample(ours, x_T.clone(), schedule, method="ddpm", grid=_grid(scheduler), generator=torch.Generator().manual_seed(1))
+    mine = sample(ours, x_T.clone(), schedule, method="ddpm", grid=_grid(scheduler),
+                  generator=torch.Generator().manual_seed(1))
     # the same noise draws in the same order
     torch.testing.assert_close(mine, x, rtol=0, atol=TOLERANCE["ddpm"][dtype])
     assert float((mine - x).abs().median()) < (1e-4 if dtype == torch.float32 else 1e-12)

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from diffusion_lm import build_model, DiffusionLMConfig, train_tokenizer
-from diffusion_lm.text.mbr import mbr_select
+from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
 from diffusion_lm.text.generation_config import GenerationConfig
+from diffusion_lm.text.mbr import mbr_select
 from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
 from .fake_hub import FakeHub
@@ -34,9 +34,11 @@ def test_save_load_generate_gives_identical_strings(pipe, tmp_path):
     before = pipe(PROMPTS, num_steps=5, method="ddim", eta=0.5, seed=11)
     pipe.save_pretrained(tmp_path / "ckpt", metrics={"bleu": 12.5}, training={"steps": 10})
     files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert files == ["README.md", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    assert files == ["README.md", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                     "tokenizer_config.json"]
     card = (tmp_path / "ckpt" / "README.md").read_text()
-    assert "library_name: diffusion-lm" in card and "| bleu | 12.5 |" in card and "DiffusionLMPipeline.from_pretrained" in card
+    assert ("library_name: diffusion-lm" in card and "| bleu | 12.5 |" in card
+            and "DiffusionLMPipeline.from_pretrained" in card)
     loaded = DiffusionLMPipeline.from_pretrained(tmp_path / "ckpt")
     assert loaded(PROMPTS, num_steps=5, method="ddim", eta=0.5, seed=11) == before
     assert not list(tmp_path.glob(".ckpt*")), "no staging folder left behind"
@@ -55,7 +57,8 @@ def test_push_to_hub_uploads_a_loadable_folder(pipe, tmp_path, monkeypatch):
     hub = FakeHub().install(monkeypatch)
     url = pipe.push_to_hub("someone/tiny-diffusion-lm", private=True, token="hf_test")
     assert url.startswith("https://huggingface.co/someone/tiny-diffusion-lm")
-    assert hub.created == [{"name": "tiny-diffusion-lm", "organization": "someone", "visibility": "private", "type": "model"}]
+    assert hub.created == [{"name": "tiny-diffusion-lm", "organization": "someone", "visibility": "private",
+                            "type": "model"}]
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(hub.files)
     uploaded = DiffusionLMPipeline.from_pretrained(hub.write_to(tmp_path / "uploaded"))
     assert uploaded(PROMPTS, num_steps=4, seed=2) == pipe(PROMPTS, num_steps=4, seed=2)
@@ -70,7 +73,8 @@ def test_num_samples_return_all_and_mbr(pipe):
 
 
 def test_mbr_picks_the_consensus():
-    assert mbr_select(["dogs run fast", "the cat sat on the mat", "the cat sat on a mat", "the cat sat on the mat"]) == 1
+    assert mbr_select(["dogs run fast", "the cat sat on the mat", "the cat sat on a mat",
+                       "the cat sat on the mat"]) == 1
     assert mbr_select(["only one"]) == 0
 
 
@@ -212,11 +216,13 @@ def test_every_sampler_constructs_a_generation_config_and_overrides_keep_the_res
     """Every valid combination constructs; eta is DDIM's own and is not rewritten when another sampler is asked for."""
     config = GenerationConfig(method=method)
     assert config.method == method and config.eta == 1.0
-    assert GenerationConfig(num_steps=7, eta=0.3).updated(method=method) == GenerationConfig(num_steps=7, eta=0.3, method=method)
+    assert (GenerationConfig(num_steps=7, eta=0.3).updated(method=method)
+            == GenerationConfig(num_steps=7, eta=0.3, method=method))
 
 
 def test_a_wrong_setting_name_lists_the_valid_ones(pipe):
-    with pytest.raises(ValueError, match="unknown setting.*num_stepz.*valid.*num_steps.*length_candidates.*response_template"):
+    with pytest.raises(ValueError,
+                       match="unknown setting.*num_stepz.*valid.*num_steps.*length_candidates.*response_template"):
         pipe(PROMPTS, num_stepz=3)
     with pytest.raises(ValueError, match="unknown generation setting.*valid: num_steps"):
         GenerationConfig().updated(num_stepz=3)
@@ -307,7 +313,8 @@ def test_generate_command_line(pipe, tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text("\n".join(json.dumps({"prompt": p}) for p in PROMPTS) + "\n")
     out = tmp_path / "out.jsonl"
-    run = lambda *args: subprocess.run([sys.executable, "-m", "inference.generate", "--model", str(tmp_path / "ckpt"), *args],
+    run = lambda *args: subprocess.run([sys.executable, "-m", "inference.generate", "--model", str(tmp_path / "ckpt"),
+                                        *args],
                                        capture_output=True, text=True, timeout=300)
     result = run("--input", str(inp), "--output", str(out), "--num-steps", "3", "--seed", "4")
     assert result.returncode == 0, result.stderr
@@ -320,8 +327,8 @@ def test_generate_command_line(pipe, tmp_path):
     assert bad.returncode != 0 and "prompt 0 is empty" in bad.stderr
     sized = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--length", "5", "--length-candidates", "1")
     assert sized.returncode == 0 and len(sized.stdout.split()) == 5
-    tuned = run("--prompt", "w1 w2 w3", "--method", "dpm_solver++", "--num-steps", "3", "--order", "3", "--grid", "time",
-                "--no-block-adjacent-repeats", "--t-end", "0.01")
+    tuned = run("--prompt", "w1 w2 w3", "--method", "dpm_solver++", "--num-steps", "3", "--order", "3",
+                "--grid", "time", "--no-block-adjacent-repeats", "--t-end", "0.01")
     want = pipe(["w1 w2 w3"], method="dpm_solver++", num_steps=3, order=3, grid="time", block_adjacent_repeats=False,
                 t_end=0.01)[0]
     assert tuned.returncode == 0 and tuned.stdout.strip() == want, tuned.stderr

@@ -21,7 +21,8 @@ def test_cached_prompt_gives_the_joint_pass_output(position_embedding):
     cache = den.encode_prompt(prompt, mask)
     torch.testing.assert_close(den(None, mask, z, t, sc, prompt_cache=cache, past=past), joint, rtol=1e-5, atol=1e-5)
     assert torch.isfinite(joint).all()
-    assert not torch.allclose(den(None, mask, z, t, sc, prompt_cache=cache, past=past_the_end(torch.tensor([2, 2, 2]), 8)), joint)
+    assert not torch.allclose(den(None, mask, z, t, sc, prompt_cache=cache,
+                                  past=past_the_end(torch.tensor([2, 2, 2]), 8)), joint)
     other = den(prompt, mask, torch.randn(3, 8, 16, generator=gen), t, sc, past=past)
     assert not torch.allclose(other, joint), "the response must matter"
 
@@ -32,8 +33,10 @@ def test_prompt_slots_ignore_the_response_and_the_time():
     prompt, mask = torch.randn(2, 8, 16), torch.ones(2, 8, dtype=torch.bool)
     captured = []
     hook = model.denoiser.blocks[-1].register_forward_hook(lambda m, i, o: captured.append(o[:, :8].clone()))
-    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.9), past=past_the_end(torch.tensor([8, 3]), 8))
-    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.1), past=past_the_end(torch.tensor([1, 6]), 8))
+    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.9),
+                   past=past_the_end(torch.tensor([8, 3]), 8))
+    model.denoiser(prompt, mask, torch.randn(2, 8, 16), torch.full((2,), 0.1),
+                   past=past_the_end(torch.tensor([1, 6]), 8))
     hook.remove()
     torch.testing.assert_close(captured[0], captured[1], rtol=0, atol=0)
 

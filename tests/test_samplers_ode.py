@@ -18,7 +18,8 @@ LINEAR = VPSchedule.linear()
 def _problem(schedule_name: str):
     from diffusion_lm.toy import GaussianMixture
 
-    schedule = {"linear": LINEAR, "cosine": VPSchedule.cosine(), "ve": VESchedule(0.01, 10.0), "flow": FlowSchedule()}[schedule_name]
+    schedule = {"linear": LINEAR, "cosine": VPSchedule.cosine(), "ve": VESchedule(0.01, 10.0),
+                "flow": FlowSchedule()}[schedule_name]
     mixture = GaussianMixture.ring(8, radius=2.0, std=0.1)
     x_start = torch.randn(48, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x_start = x_start * float(schedule.sigma(1.0))
@@ -68,7 +69,8 @@ def test_order_of_convergence(method, kw, order):
 
 
 @pytest.mark.parametrize("schedule_name", ["cosine", "ve", "flow"])
-@pytest.mark.parametrize("method,kw,order", [("heun", {}, 2), ("dpm_solver++", {"order": 3}, 3), ("unipc", {"order": 3}, 3)], ids=["heun", "dpm3M", "unipc3"])
+@pytest.mark.parametrize("method,kw,order", [("heun", {}, 2), ("dpm_solver++", {"order": 3}, 3),
+                                             ("unipc", {"order": 3}, 3)], ids=["heun", "dpm3M", "unipc3"])
 def test_orders_hold_on_other_schedules(schedule_name, method, kw, order):
     steps = [80, 160, 320]
     errors = [_error(schedule_name, method, n, **kw) for n in steps]
@@ -90,7 +92,8 @@ def test_ddim_equals_dpm_solver_1():
 @pytest.mark.parametrize("method", ["euler", "heun", "ddim", "dpm_solver", "dpm_solver++", "unipc", "rk45"])
 def test_every_parameterisation_gives_the_same_trajectory(method):
     schedule, mixture, x_start, _, _ = _problem("linear")
-    outs = [sample(mixture.model(schedule, p), x_start, schedule, method=method, steps=12, prediction=p) for p in PREDICTIONS]
+    outs = [sample(mixture.model(schedule, p), x_start, schedule, method=method, steps=12, prediction=p)
+            for p in PREDICTIONS]
     for out in outs[1:]:
         torch.testing.assert_close(out, outs[0], rtol=1e-8, atol=1e-8)
 
@@ -122,7 +125,8 @@ def test_sampling_to_t_zero_is_finite_and_accurate():
     ref = reference_pf_ode(mixture, LINEAR, x_start, 1.0, 0.0)
     model = mixture.model(schedule, "eps")
     for method in ("euler", "heun", "ddim", "dpm_solver", "dpm_solver++", "rk45", "ddpm", "euler_maruyama"):
-        x = sample(model, x_start, schedule, method=method, steps=50, t_end=0.0, generator=torch.Generator().manual_seed(0))
+        x = sample(model, x_start, schedule, method=method, steps=50, t_end=0.0,
+                   generator=torch.Generator().manual_seed(0))
         assert torch.isfinite(x).all(), method
         if method not in ("ddpm", "euler_maruyama"):
             assert float((x - ref).norm(dim=1).median()) < 0.05, method
@@ -131,7 +135,8 @@ def test_sampling_to_t_zero_is_finite_and_accurate():
 def test_callback_sees_every_step_and_progress_bar_runs(capsys):
     schedule, mixture, x_start, _, _ = _problem("linear")
     seen = []
-    sample(mixture.model(schedule), x_start, schedule, method="dpm_solver++", steps=6, callback=seen.append, progress=True)
+    sample(mixture.model(schedule), x_start, schedule, method="dpm_solver++", steps=6, callback=seen.append,
+           progress=True)
     assert [d["i"] for d in seen] == list(range(6))
     assert seen[-1]["t"] == pytest.approx(1e-3) and seen[-1]["x"].shape == x_start.shape
 

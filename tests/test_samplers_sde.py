@@ -14,7 +14,8 @@ T_END = 1e-3
 def _exact_at_t_end(mixture, seed):
     gen = torch.Generator().manual_seed(seed)
     x0 = mixture.sample(N, gen)
-    return float(SCHEDULE.alpha(T_END)) * x0 + float(SCHEDULE.sigma(T_END)) * torch.randn(N, 2, generator=gen, dtype=torch.float64)
+    return (float(SCHEDULE.alpha(T_END)) * x0
+            + float(SCHEDULE.sigma(T_END)) * torch.randn(N, 2, generator=gen, dtype=torch.float64))
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def setting():
     mixture = GaussianMixture.ring(8, radius=2.0, std=0.1)
     proj = torch.Generator().manual_seed(123)
     reference = _exact_at_t_end(mixture, 1)
-    floor = torch.tensor([sliced_wasserstein(_exact_at_t_end(mixture, 100 + k), reference, 128, proj) for k in range(8)])
+    floor = torch.tensor([sliced_wasserstein(_exact_at_t_end(mixture, 100 + k), reference, 128, proj)
+                          for k in range(8)])
     return mixture, reference, float(floor.mean()), float(floor.std())
 
 
@@ -58,9 +60,11 @@ def test_langevin_corrector_at_fixed_t_keeps_the_marginal(setting):
     mixture, *_ = setting
     t = 0.3
     gen = torch.Generator().manual_seed(0)
-    exact = float(SCHEDULE.alpha(t)) * mixture.sample(N, gen) + float(SCHEDULE.sigma(t)) * torch.randn(N, 2, generator=gen, dtype=torch.float64)
+    exact = (float(SCHEDULE.alpha(t)) * mixture.sample(N, gen)
+             + float(SCHEDULE.sigma(t)) * torch.randn(N, 2, generator=gen, dtype=torch.float64))
     start = torch.randn(N, 2, generator=gen, dtype=torch.float64) * 3  # far from p_t
     x = langevin_corrector(mixture.model(SCHEDULE), start, t, SCHEDULE, steps=300, snr=0.2, generator=gen)
-    other = float(SCHEDULE.alpha(t)) * mixture.sample(N, gen) + float(SCHEDULE.sigma(t)) * torch.randn(N, 2, generator=gen, dtype=torch.float64)
+    other = (float(SCHEDULE.alpha(t)) * mixture.sample(N, gen)
+             + float(SCHEDULE.sigma(t)) * torch.randn(N, 2, generator=gen, dtype=torch.float64))
     floor = sliced_wasserstein(other, exact, 128, torch.Generator().manual_seed(1))
     assert sliced_wasserstein(x, exact, 128, torch.Generator().manual_seed(1)) < 2.5 * floor + 0.02

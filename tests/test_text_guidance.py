@@ -18,7 +18,8 @@ PROMPTS = ["w1 w2 w3", "w4 w5", "w6 w7 w8", "w9 w10", "w11 w12 w13", "w14"] * 4
 def trained(tmp_path_factory):
     """A tiny model saved as a pipeline, and a classifier trained by the CLI on "does the response start with w5"."""
     folder = tmp_path_factory.mktemp("guidance")
-    pipe = DiffusionLMPipeline(*tiny_model(seed=1, self_conditioning=True, length_prediction=False))  # untrained: its length head may pick n = 0
+    # untrained: its length head may pick n = 0
+    pipe = DiffusionLMPipeline(*tiny_model(seed=1, self_conditioning=True, length_prediction=False))
     pipe.save_pretrained(folder / "model")
     rng = random.Random(0)
     with open(folder / "labelled.jsonl", "w") as f:
@@ -51,14 +52,16 @@ def test_guidance_steers_the_first_word(trained):
 
 def test_guidance_input_errors(trained, tmp_path):
     pipe, clf = trained
-    with pytest.raises(ValueError, match=r"does not know the class\(es\) \['w6'\]; it was trained on \['other', 'w5'\]"):
+    with pytest.raises(ValueError,
+                       match=r"does not know the class\(es\) \['w6'\]; it was trained on \['other', 'w5'\]"):
         pipe(PROMPTS[:1], classifier=clf, classes="w6", classifier_scale=1.0)
     with pytest.raises(ValueError, match="needs classes"):
         pipe(PROMPTS[:1], classifier=clf, classifier_scale=1.0)
     other = DiffusionLMPipeline(*tiny_model(seed=2))
     with pytest.raises(ValueError, match="trained with another diffusion model"):
         other(PROMPTS[:1], classifier=clf, classes="w5", classifier_scale=1.0)
-    assert train_classifier_main(["--model", str(tmp_path / "missing"), "--data", str(tmp_path / "x.jsonl"), "--out", str(tmp_path / "c")]) != 0
+    assert train_classifier_main(["--model", str(tmp_path / "missing"), "--data", str(tmp_path / "x.jsonl"),
+                                  "--out", str(tmp_path / "c")]) != 0
 
 
 def test_a_prompt_blind_classifier_ignores_the_prompt_and_round_trips(tmp_path):
@@ -67,7 +70,8 @@ def test_a_prompt_blind_classifier_ignores_the_prompt_and_round_trips(tmp_path):
     from diffusion_lm.text.classifier import ResponseClassifierConfig
 
     clf = ResponseClassifier(ResponseClassifierConfig(class_names=["a", "b"], embedding_dim=16, max_prompt_length=8,
-                                                      max_response_length=8, hidden_size=32, num_heads=2, use_prompt=False))
+                                                      max_response_length=8, hidden_size=32, num_heads=2,
+                                                      use_prompt=False))
     z, t = torch.randn(3, 8, 16), torch.rand(3)
     mask = torch.ones(3, 8, dtype=torch.bool)
     out = clf(torch.randn(3, 8, 16), mask, z, t)

@@ -4,13 +4,14 @@ real-text train-then-generate round trip is tests/test_text_steps.py."""
 import pytest
 
 from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
-from diffusion_lm.text.synthetic import synthetic_pairs
 from diffusion_lm.text.pipeline import DiffusionLMPipeline
+from diffusion_lm.text.synthetic import synthetic_pairs
 
 from .text_helpers import exact_match, reverse_pairs, train_steps, word_tokenizer
 
 
-@pytest.mark.slow  # ~1-2 min on 2 cores; the default run keeps test_text_steps.py's real-text train-then-generate round trip
+# ~1-2 min on 2 cores; the default run keeps test_text_steps.py's real-text train-then-generate round trip
+@pytest.mark.slow
 def test_short_run_learns_to_reverse_words():
     """Train for seconds, then generate: only a model that reads its prompt can reverse it."""
     cfg = DiffusionLMConfig(embedding_dim=16, hidden_size=64, num_heads=4, num_layers=3, mlp_ratio=2.0,

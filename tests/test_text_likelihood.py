@@ -35,8 +35,10 @@ def test_a_wrong_denoiser_gives_a_looser_bound():
     schedule = VPSchedule.linear()
     table = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     ids = torch.tensor([[0, 1], [1, 1]])
-    exact = embedding_nll_bound(_bayes_denoiser(table, schedule), ids, table, schedule, 1e-3, 200, torch.Generator().manual_seed(1))
-    blind = embedding_nll_bound(lambda z, t: torch.zeros_like(z), ids, table, schedule, 1e-3, 200, torch.Generator().manual_seed(1))
+    exact = embedding_nll_bound(_bayes_denoiser(table, schedule), ids, table, schedule, 1e-3, 200,
+                                torch.Generator().manual_seed(1))
+    blind = embedding_nll_bound(lambda z, t: torch.zeros_like(z), ids, table, schedule, 1e-3, 200,
+                                torch.Generator().manual_seed(1))
     assert (blind.nats > exact.nats + 3 * (blind.stderr + exact.stderr)).all()
 
 
@@ -52,8 +54,8 @@ def test_model_nll_on_a_one_token_vocabulary_is_the_prior_kl():
     config.embedding_scale = float(row.pow(2).mean().sqrt())
     model = DiffusionLMModel(config, row).eval()
     ids = torch.zeros(2, 5, dtype=torch.long)
-    bound = nll_bound(model, torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool), ids, num_samples=8,
-                      generator=torch.Generator().manual_seed(0))
+    bound = nll_bound(model, torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool), ids,
+                      num_samples=8, generator=torch.Generator().manual_seed(0))
     e = (row / config.embedding_scale).double()
     a1, s1 = float(model.schedule.alpha(1.0)), float(model.schedule.sigma(1.0))
     kl = 5 * 0.5 * (a1**2 * e.pow(2) + s1**2 - 1 - math.log(s1**2)).sum()

@@ -5,7 +5,6 @@ import torch
 
 from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
 from diffusion_lm.text.batching import encode_pairs
-
 from diffusion_lm.text.length import past_the_end
 
 from .text_helpers import reverse_pairs, tiny_model
@@ -45,7 +44,8 @@ def test_prompt_padding_does_not_leak():
     wider_ids = torch.cat([batch.prompt_ids, torch.full((6, 2), 7)], 1)
     wider_mask = torch.cat([batch.prompt_mask, torch.zeros(6, 2, dtype=torch.bool)], 1)
     torch.testing.assert_close(model.denoise(wider_ids, wider_mask, z, t, past=_past(6)), ref, rtol=0, atol=1e-6)
-    loss = lambda ids: model(ids, batch.prompt_mask, batch.response_ids, generator=torch.Generator().manual_seed(1)).loss
+    loss = lambda ids: model(ids, batch.prompt_mask, batch.response_ids,
+                             generator=torch.Generator().manual_seed(1)).loss
     torch.testing.assert_close(loss(garbage), loss(batch.prompt_ids), rtol=0, atol=1e-6)
 
 
@@ -67,10 +67,12 @@ def test_losses_of_the_interpolated_estimate_are_the_equations():
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
     table = model.embedding_table / model.config.embedding_scale
     torch.testing.assert_close(out.x0_pred, torch.softmax(out.logits, -1) @ table, rtol=1e-5, atol=1e-6)
-    loss_round = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), batch.response_ids.reshape(-1))
+    loss_round = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
+                                                   batch.response_ids.reshape(-1))
     loss_x0 = (out.x0_pred - table[batch.response_ids]).pow(2).mean()
     torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length, rtol=1e-5, atol=1e-6)  # (124) + (L2)
+    torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length,
+                               rtol=1e-5, atol=1e-6)  # (124) + (L2)
 
 
 def test_embedding_table_is_frozen_bitwise():
@@ -91,7 +93,8 @@ def test_embedding_table_is_frozen_bitwise():
 
 def test_noise_is_drawn_at_the_table_scale():
     """(118), (125): at t = 1 the noisy response has the RMS of the table, sigma_E, in table units."""
-    model, tok = tiny_model(schedule={"type": "vp", "profile": "linear", "beta_min": 0.1, "beta_max": 20.0}, t_eps=0.999)
+    model, tok = tiny_model(schedule={"type": "vp", "profile": "linear", "beta_min": 0.1, "beta_max": 20.0},
+                            t_eps=0.999)
     seen = []
     model.denoiser.register_forward_pre_hook(lambda mod, args: seen.append(args[2].detach()))
     batch = _batch(tok, n=64)
@@ -101,7 +104,8 @@ def test_noise_is_drawn_at_the_table_scale():
 
 
 def test_minilm_table_and_tokenizer():
-    model, tok = build_model(DiffusionLMConfig(embedding_source=str(minilm_path()), hidden_size=32, num_heads=2, num_layers=1))
+    model, tok = build_model(DiffusionLMConfig(embedding_source=str(minilm_path()), hidden_size=32, num_heads=2,
+                                               num_layers=1))
     from transformers import AutoModel
 
     encoder = AutoModel.from_pretrained(minilm_path())

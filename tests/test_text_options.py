@@ -58,13 +58,15 @@ def test_shifted_schedule_moves_the_log_snr_and_keeps_variance(shift):
     shifted = base.shifted(shift)
     t = torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
     torch.testing.assert_close(shifted.log_snr(t), base.log_snr(t) + shift, rtol=0, atol=1e-12)
-    torch.testing.assert_close(shifted.alpha(t) ** 2, torch.sigmoid(2 * (base.log_snr(t) + shift)), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(shifted.alpha(t) ** 2, torch.sigmoid(2 * (base.log_snr(t) + shift)),
+                               rtol=1e-12, atol=1e-14)
     rebuilt = schedule_from_config(shifted.config())
     torch.testing.assert_close(rebuilt.sigma(t), shifted.sigma(t), rtol=0, atol=0)
     # the same path as data scaled by e^s under the unshifted schedule: x_t / sqrt(e^2s alpha^2 + sigma^2)
     a, s_ = base.alpha(t), base.sigma(t)
     scale = math.exp(shift)
-    torch.testing.assert_close(shifted.alpha(t), scale * a / torch.sqrt(scale**2 * a**2 + s_**2), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(shifted.alpha(t), scale * a / torch.sqrt(scale**2 * a**2 + s_**2),
+                               rtol=1e-12, atol=1e-14)
 
 
 def _spy_predict(model):
@@ -110,7 +112,8 @@ def test_legacy_objective_keys_fold_into_the_objective_group():
 
     config = DiffusionLMConfig(lambda_round=0.5, t_eps=0.01, prompt_dropout=0.1)
     objective = config.training_objective
-    assert (objective.lambda_round, objective.t_eps, objective.prompt_dropout, objective.lambda_x0) == (0.5, 0.01, 0.1, 1.0)
+    assert (objective.lambda_round, objective.t_eps, objective.prompt_dropout,
+            objective.lambda_x0) == (0.5, 0.01, 0.1, 1.0)
     assert "t_eps" not in config.to_dict() and config.to_dict()["objective"]["t_eps"] == 0.01
     assert DiffusionLMConfig.from_dict(config.to_dict()).training_objective == objective
     with pytest.raises(ValueError, match="unknown objective setting"):
@@ -136,20 +139,24 @@ def test_log_snr_offset_evaluates_the_denoiser_at_a_noisier_time():
             want = float(sched.t_from_log_snr(torch.tensor(lam - delta, dtype=torch.float64)))
             assert abs(float(t_model[0]) - want) < 1e-5, (delta, t, float(t_model[0]), want)
         if delta > 0:
-            assert all(float(c[0][0]) >= t - 1e-7 for c, t in zip(calls, grid)) and any(float(c[0][0]) > t + 1e-3 for c, t in zip(calls, grid))
+            assert (all(float(c[0][0]) >= t - 1e-7 for c, t in zip(calls, grid))
+                    and any(float(c[0][0]) > t + 1e-3 for c, t in zip(calls, grid)))
 
 
 def test_encoder_init_makes_the_encoders_own_layers_the_denoiser(tmp_path):
-    """TESS: the MiniLM encoder (offline copy) is the denoiser; its pretrained layers are loaded, trained, saved, reloaded."""
+    """TESS: the MiniLM encoder (offline copy) is the denoiser; its pretrained layers are loaded, trained, saved,
+    reloaded."""
     from transformers import AutoModel
 
     from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model, minilm_path
     from diffusion_lm.text.batching import encode_pairs
 
-    config = DiffusionLMConfig(embedding_source=str(minilm_path()), encoder_init=True, max_prompt_length=8, max_response_length=8)
+    config = DiffusionLMConfig(embedding_source=str(minilm_path()), encoder_init=True, max_prompt_length=8,
+                               max_response_length=8)
     model, tok = build_model(config)
     reference = AutoModel.from_pretrained(minilm_path())
-    assert model.config.hidden_size == reference.config.hidden_size and model.config.num_layers == reference.config.num_hidden_layers
+    assert (model.config.hidden_size == reference.config.hidden_size
+            and model.config.num_layers == reference.config.num_hidden_layers)
     ours = model.denoiser.encoder.encoder.layer[2].attention.self.query.weight
     torch.testing.assert_close(ours, reference.encoder.layer[2].attention.self.query.weight)
     batch = encode_pairs(tok, ["in the beginning", "let there be light"], ["at first", "light"], 8, 8)
@@ -166,15 +173,17 @@ def test_encoder_init_makes_the_encoders_own_layers_the_denoiser(tmp_path):
     z, t = torch.randn(2, 8, model.config.embedding_dim), torch.rand(2)
     past = past_the_end(torch.tensor([3, 5]), 8)  # the length marker (L2) of the default model, saved with it
     torch.testing.assert_close(back.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=past),
-                               model.eval().denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=past), rtol=1e-5, atol=1e-5)
+                               model.eval().denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=past),
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("how", ["l2", "layernorm"])
 def test_embedding_normalization_of_an_encoder_table(how):
     from diffusion_lm import DiffusionLMConfig, build_model, minilm_path
 
-    model, _ = build_model(DiffusionLMConfig(embedding_source=str(minilm_path()), embedding_normalization=how, hidden_size=32,
-                                             num_layers=1, num_heads=2, max_prompt_length=4, max_response_length=4))
+    model, _ = build_model(DiffusionLMConfig(embedding_source=str(minilm_path()), embedding_normalization=how,
+                                             hidden_size=32, num_layers=1, num_heads=2, max_prompt_length=4,
+                                             max_response_length=4))
     table = model.embedding_table
     if how == "l2":
         norms = table.norm(dim=-1)
@@ -224,8 +233,9 @@ def test_block_adjacent_repeats_fallback_is_neither_the_neighbour_nor_the_last_w
     from diffusion_lm.text.repeats import block_adjacent_repeats
 
     punctuation = torch.tensor([False, False, False, False, False, True])
-    for first, second, third, want in (([3, 5, 3], [1, 1, 5], [1, 1, 2], [3, 5, 2]),   # "that , that" -> not ", ," either
-                                       ([3, 5, 5], [1, 1, 3], [1, 1, 2], [3, 5, 2])):  # ", ," -> not "that , that" either
+    for first, second, third, want in (
+            ([3, 5, 3], [1, 1, 5], [1, 1, 2], [3, 5, 2]),  # "that , that" -> not ", ," either
+            ([3, 5, 5], [1, 1, 3], [1, 1, 2], [3, 5, 2])):  # ", ," -> not "that , that" either
         logits = torch.full((1, 3, 6), -5.0)
         for j, (a, b, c) in enumerate(zip(first, second, third)):
             logits[0, j, a], logits[0, j, b], logits[0, j, c] = 3.0, 2.0, 1.0
@@ -289,7 +299,8 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     batch = _batch(tok)
     pad = model.config.pad_token_id
     with torch.no_grad():  # a table where almost every slot rounds to the same word: repeats everywhere unless blocked
-        model.denoiser.out.bias.copy_(model.embedding_table[tok.convert_tokens_to_ids(WORDS[0])] / model.config.embedding_scale * 4)
+        model.denoiser.out.bias.copy_(model.embedding_table[tok.convert_tokens_to_ids(WORDS[0])]
+                                      / model.config.embedding_scale * 4)
     seen = []
     original = model.interpolate
     model.interpolate = lambda logits, temperature=1.0: seen.append(logits.argmax(-1)) or original(logits, temperature)
@@ -302,4 +313,5 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     seen.clear()
     ids = generate(model, batch, num_steps=4, block_adjacent_repeats=True,
                        length_candidates=1, generator=torch.Generator().manual_seed(0))
-    assert repeats(ids) == 0 and len(seen) == 4 and all(repeats(s) == 0 for s in seen)  # one interpolation per step, blocked
+    # one interpolation per step, blocked
+    assert repeats(ids) == 0 and len(seen) == 4 and all(repeats(s) == 0 for s in seen)

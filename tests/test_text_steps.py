@@ -35,7 +35,8 @@ def _trained(verses, seed: int = 0, steps: int = 300):
     config = DiffusionLMConfig(embedding_dim=32, hidden_size=96, num_layers=3, num_heads=4, mlp_ratio=2.0,
                                max_prompt_length=SLOTS, max_response_length=SLOTS)
     model, tok = build_model(config, tok, seed=seed)
-    fits = lambda r: all(len(ids) <= SLOTS for ids in tok([r["prompt"], r["response"]], add_special_tokens=False)["input_ids"])
+    fits = lambda r: all(len(ids) <= SLOTS
+                         for ids in tok([r["prompt"], r["response"]], add_special_tokens=False)["input_ids"])
     train, test = [r for r in train if fits(r)], [r for r in test if fits(r)]
     model = train_steps(model, tok, [(r["prompt"], r["response"]) for r in train], steps, batch_size=32, seed=seed)
     return DiffusionLMPipeline(model, tok), test
@@ -46,8 +47,10 @@ def test_rollouts_on_real_text_do_not_get_worse_with_steps(verses):
     prompts, refs = [r["prompt"] for r in test], [r["response"] for r in test]
     chrf = lambda **kw: text_metrics(pipe(prompts, batch_size=100, seed=0, **kw), refs)["chrf"]
     one = chrf(num_steps=1)
-    for label, kwargs in (("ddim eta=1", {}), ("ddim eta=0", {"eta": 0.0}), ("dpm_solver++", {"method": "dpm_solver++"})):
+    for label, kwargs in (("ddim eta=1", {}), ("ddim eta=0", {"eta": 0.0}),
+                          ("dpm_solver++", {"method": "dpm_solver++"})):
         ten = chrf(num_steps=10, **kwargs)
         assert ten >= one - 1.0, f"{label}: 10 steps score chrF {ten:.1f}, one x0 prediction {one:.1f}"
     plain = chrf(num_steps=10, eta=0.0, log_snr_offset=0.0)
-    assert plain < one - 3.0, f"the plain sampler ({plain:.1f}) should fall below one prediction ({one:.1f}) on this model"
+    assert plain < one - 3.0, (f"the plain sampler ({plain:.1f}) should fall below one prediction ({one:.1f}) "
+                               "on this model")

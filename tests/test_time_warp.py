@@ -1,6 +1,5 @@
 """Time warping (W1): the isotonic fit, the density it draws t from, and the sampling grid uniform in it."""
 
-import pytest
 import torch
 
 from diffusion_lm.text.time_warp import WARP_MIN_HITS, WARP_UNIFORM, TimeWarp, isotonic_increasing

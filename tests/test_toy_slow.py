@@ -30,6 +30,7 @@ def test_flow_matching_on_moons_reaches_the_floor(tmp_path):
 def test_consistency_distillation_beats_the_teacher_at_one_and_two_nfe(tmp_path):
     metrics = distill_toy.main(["--exact-teacher", "ring", "--no-plots", "--out", str(tmp_path)])
     sw = {k: v["sliced_wasserstein"] for k, v in metrics["distance_to_data"].items()}
-    best_teacher_2 = min(v for k, v in sw.items() if k.startswith("teacher") and metrics["distance_to_data"][k]["nfe"] == 2)
+    best_teacher_2 = min(v for k, v in sw.items()
+                         if k.startswith("teacher") and metrics["distance_to_data"][k]["nfe"] == 2)
     assert sw["consistency, 1 step"] < sw["teacher ddim, 1 step"] / 3, sw
     assert sw["consistency, 2 steps"] < best_teacher_2, sw

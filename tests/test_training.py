@@ -43,7 +43,8 @@ def data(tmp_path_factory):
 
 def _overrides(data, out, *extra) -> list[str]:
     return ["--output_dir", str(out), "--data.train_files", f"[{data / 'train.jsonl'}]",
-            "--data.validation_files", f"[{data / 'validation.jsonl'}]", "--optim.max_steps", "12", "--optim.warmup_steps", "2",
+            "--data.validation_files", f"[{data / 'validation.jsonl'}]", "--optim.max_steps", "12",
+            "--optim.warmup_steps", "2",
             "--optim.batch_size", "16", "--eval.every", "6", "--eval.generate", "8", "--generation.num_steps", "3",
             "--checkpoint.every", "6", "--log_every", "2", *extra]
 
@@ -122,7 +123,8 @@ def test_every_config_in_configs_loads():
 def test_jsonl_trains_and_writes_everything(data, tmp_path):
     result = run(data, tmp_path)
     assert result["step"] == 12 and {"val_loss", "bleu", "chrf", "exact_match", "copy_bleu"} <= set(result)
-    for name in ("metrics.jsonl", "curves.png", "model/model.safetensors", "model/README.md", "tokenizer/tokenizer.json"):
+    for name in ("metrics.jsonl", "curves.png", "model/model.safetensors", "model/README.md",
+                 "tokenizer/tokenizer.json"):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path).rglob("events.out.tfevents*")), "tensorboard logs"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -147,12 +149,14 @@ def test_csv_and_datasets_dataset_train(data, tmp_path):
     rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
     csv = tmp_path / "train.csv"
     datasets.Dataset.from_list(rows).to_csv(csv)
-    assert run(data, tmp_path / "csv", "--data.dataset", "csv", "--data.train_files", f"[{csv}]", "--data.validation_files", "null")["step"] == 12
+    assert run(data, tmp_path / "csv", "--data.dataset", "csv", "--data.train_files", f"[{csv}]",
+               "--data.validation_files", "null")["step"] == 12
     assert run(data, tmp_path / "ds", train_dataset=datasets.Dataset.from_list(rows))["step"] == 12
 
 
 def test_streaming_trains(data, tmp_path):
-    assert run(data, tmp_path, "--data.streaming", "true", "--data.validation_files", "null", "--data.validation_size", "32")["step"] == 12
+    assert run(data, tmp_path, "--data.streaming", "true", "--data.validation_files", "null",
+               "--data.validation_size", "32")["step"] == 12
 
 
 def test_bad_rows_are_counted_and_skipped_or_refused(data, tmp_path, caplog):
@@ -166,7 +170,8 @@ def test_bad_rows_are_counted_and_skipped_or_refused(data, tmp_path, caplog):
     assert result["step"] == 12
     message = " ".join(r.getMessage() for r in caplog.records)
     assert "train: skipped 4 of 604 rows" in message and "2 with a missing prompt or response field" in message
-    assert "1 with an empty prompt or response" in message and "1 with a prompt or response longer than the model's slots" in message
+    assert ("1 with an empty prompt or response" in message
+            and "1 with a prompt or response longer than the model's slots" in message)
     assert message.count("skipped 4 of 604 rows") == 1, "the report is logged once"
     with pytest.raises(ValueError, match="found 4 of 604 rows.*strict is on: nothing was skipped"):
         run(data, tmp_path / "strict", "--data.train_files", f"[{path}]", "--data.strict", "true")
@@ -208,7 +213,8 @@ def test_num_threads_sets_torchs_cpu_threads(data, tmp_path):
 
 def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):
     full = run(data, tmp_path / "full", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2")
-    stopped = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2", "--stop_at_step", "6")
+    stopped = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2",
+                  "--stop_at_step", "6")
     assert stopped == {"stopped_at": 6}
     resumed = run(data, tmp_path / "split", "--model.self_conditioning", "true", "--objective.prompt_dropout", "0.2",
                   "--checkpoint.resume_from_checkpoint", "latest")
@@ -224,7 +230,8 @@ def test_stopped_and_resumed_run_matches_an_uninterrupted_one(data, tmp_path):
     assert resumed["loss"] == pytest.approx(full["loss"], abs=1e-6)
 
 
-@pytest.mark.slow  # a minute of launching and killing; test_sigterm_checkpoints_and_exits keeps a kill in the default run
+# a minute of launching and killing; test_sigterm_checkpoints_and_exits keeps a kill in the default run
+@pytest.mark.slow
 def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "tests.probed_train", "--slow-save", "60", "--", "--config", str(TINY),
@@ -254,7 +261,8 @@ def test_kill_during_a_checkpoint_save_resumes_from_the_previous_good_one(data, 
 
 def test_sigterm_checkpoints_and_exits(data, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "training.train", "--config", str(TINY), *_overrides(data, out, "--optim.max_steps", "100000")]
+    cmd = [sys.executable, "-m", "training.train", "--config", str(TINY),
+           *_overrides(data, out, "--optim.max_steps", "100000")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     _kill_after(proc, 300)  # reading its output never blocks past the timeout
@@ -323,13 +331,15 @@ def test_two_processes_train_one_model_data_parallel(data, tmp_path):
     """configs/accelerate/multi_cpu.yaml: two ranks in one gloo group, each drawing its own rows, with identical
     weights after every step (gradients all-reduced), an effective batch of 2 x 8, and a model that generates."""
     out, trace = tmp_path / "ddp", tmp_path / "trace"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs" / "accelerate" / "multi_cpu.yaml"),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch",
+           "--config_file", str(ROOT / "configs" / "accelerate" / "multi_cpu.yaml"),
            "-m", "tests.probed_train", "--trace", str(trace), "--", "--config", str(TINY),
            *_overrides(data, out, "--optim.max_steps", "4", "--optim.batch_size", "8")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    logs = {int(p.stem.split("-")[1]): [json.loads(line) for line in p.read_text().splitlines()] for p in trace.glob("rank-*.jsonl")}
+    logs = {int(p.stem.split("-")[1]): [json.loads(line) for line in p.read_text().splitlines()]
+            for p in trace.glob("rank-*.jsonl")}
     assert sorted(logs) == [0, 1], f"expected two ranks, got {sorted(logs)}"
     for rank, records in logs.items():
         assert [r["step"] for r in records] == [1, 2, 3, 4]
@@ -348,7 +358,8 @@ def test_minilm_config_trains_with_the_encoders_table_and_tokenizer(data, tmp_pa
     """configs/minilm.yaml's model, shrunk: MiniLM's 30522 x 384 table and its WordPiece tokenizer."""
     from accelerate.state import AcceleratorState
 
-    overrides = _overrides(data, tmp_path, "--optim.max_steps", "2", "--optim.batch_size", "4", "--model.hidden_size", "32",
+    overrides = _overrides(data, tmp_path, "--optim.max_steps", "2", "--optim.batch_size", "4",
+                           "--model.hidden_size", "32",
                            "--model.num_layers", "1", "--model.num_heads", "2", "--model.max_prompt_length", "16",
                            "--model.max_response_length", "16", "--eval.generate", "2", "--eval.loss_batches", "1")
     try:

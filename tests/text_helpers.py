@@ -17,7 +17,8 @@ def word_tokenizer():
 
 def tiny_model(seed: int = 0, **overrides):
     """A small random-table model over the word tokenizer, with perturbed weights so outputs are not trivial."""
-    settings = dict(embedding_dim=16, hidden_size=32, num_heads=4, num_layers=2, max_prompt_length=8, max_response_length=8)
+    settings = dict(embedding_dim=16, hidden_size=32, num_heads=4, num_layers=2, max_prompt_length=8,
+                    max_response_length=8)
     settings.update(overrides)
     model, tok = build_model(DiffusionLMConfig(**settings), word_tokenizer(), seed=seed)
     gen = torch.Generator().manual_seed(seed)
@@ -43,7 +44,8 @@ def train_steps(model, tok, pairs, steps: int, batch_size: int = 64, lr: float =
     model.train()
     for _ in range(steps):
         idx = torch.randint(0, len(pairs), (batch_size,), generator=gen).tolist()
-        batch = encode_pairs(tok, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx], cfg.max_prompt_length, cfg.max_response_length)
+        batch = encode_pairs(tok, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx], cfg.max_prompt_length,
+                             cfg.max_response_length)
         loss = model(**batch.as_kwargs()).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

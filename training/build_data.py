@@ -77,7 +77,8 @@ def g2p_pairs() -> list[dict]:
 def synthetic_rows(n: int, seed: int) -> list[dict]:
     from diffusion_lm.text.synthetic import synthetic_pairs
 
-    return [{"prompt": p, "response": r} for p, r in synthetic_pairs(n, "reverse", vocab=30, min_words=2, max_words=8, seed=seed)]
+    return [{"prompt": p, "response": r}
+            for p, r in synthetic_pairs(n, "reverse", vocab=30, min_words=2, max_words=8, seed=seed)]
 
 
 def write_jsonl(rows: list[dict], path: Path) -> None:
@@ -98,7 +99,8 @@ def build_g2p(root: Path, validation: int = 1000, test: int = 1000, seed: int = 
     return _write(root / "g2p", splits)
 
 
-def build_simplify(root: Path, train: int = 4000, validation: int = 500, test: int = 500, seed: int = 0) -> dict[str, Path]:
+def build_simplify(root: Path, train: int = 4000, validation: int = 500, test: int = 500,
+                   seed: int = 0) -> dict[str, Path]:
     pairs = [p for p in bible_pairs("BIBLE_IN_BASIC_ENGLISH") if 20 <= len(p["prompt"].split()) <= 30]
     random.Random(seed).shuffle(pairs)
     splits = {"test": pairs[:test], "validation": pairs[test : test + validation],
@@ -110,7 +112,8 @@ BUILDERS = {"bible": build_bible, "g2p": build_g2p, "simplify": build_simplify}
 
 
 def build_synthetic(root: Path, n: int = 20_000) -> dict[str, Path]:
-    return _write(root / "synthetic", {"train": synthetic_rows(n, 1), "validation": synthetic_rows(500, 2), "test": synthetic_rows(500, 3)})
+    return _write(root / "synthetic", {"train": synthetic_rows(n, 1), "validation": synthetic_rows(500, 2),
+                                       "test": synthetic_rows(500, 3)})
 
 
 def _write(folder: Path, splits: dict[str, list[dict]]) -> dict[str, Path]:

@@ -29,7 +29,8 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, ema: EMA | None, state: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, ema: EMA | None, state: dict[str, Any],
+                    keep: int) -> Path:
     """Save everything needed to resume at ``step``; keep the newest ``keep`` checkpoints."""
     root = checkpoint_dir(output_dir)
     final = root / f"step-{step}"
@@ -41,7 +42,8 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, ema: EMA | N
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
         if ema is not None:
-            save_file({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors", metadata={"updates": str(ema.updates), "decay": str(ema.decay)})
+            save_file({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors",
+                      metadata={"updates": str(ema.updates), "decay": str(ema.decay)})
         _write_json(tmp / STATE_FILE, {**state, "step": step})  # written last: its presence marks a complete folder
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -53,13 +55,15 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, ema: EMA | N
 
 
 def resolve_checkpoint(output_dir: str | Path, resume: str | None) -> Path | None:
-    """``latest`` -> the newest complete checkpoint of this run (or None if there is none yet); a path -> that folder."""
+    """``latest`` -> the newest complete checkpoint of this run (or None if there is none yet);
+    a path -> that folder."""
     if resume is None:
         return None
     if resume != "latest":
         path = Path(resume)
         if not (path / STATE_FILE).exists():
-            raise ValueError(f"{path} is not a complete checkpoint (no {STATE_FILE}); give a checkpoints/step-N folder or 'latest'.")
+            raise ValueError(f"{path} is not a complete checkpoint (no {STATE_FILE}); "
+                             "give a checkpoints/step-N folder or 'latest'.")
         return path
     root = checkpoint_dir(output_dir)
     pointer = root / "latest"

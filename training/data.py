@@ -63,18 +63,21 @@ def load_raw(cfg: DataConfig, seed: int, train_dataset: Any = None, eval_dataset
     import datasets
 
     if train_dataset is not None:
-        train = train_dataset if isinstance(train_dataset, (datasets.Dataset, datasets.IterableDataset)) else datasets.Dataset.from_list(list(train_dataset))
+        train = (train_dataset if isinstance(train_dataset, (datasets.Dataset, datasets.IterableDataset))
+                 else datasets.Dataset.from_list(list(train_dataset)))
         validation = eval_dataset
         if validation is not None and not isinstance(validation, (datasets.Dataset, datasets.IterableDataset)):
             validation = datasets.Dataset.from_list(list(validation))
     else:
         if cfg.dataset in ("json", "csv", "parquet"):  # each split on its own: their columns may differ
             train = _load_files(cfg.dataset, cfg.train_files, cfg.streaming, "train")
-            validation = _load_files(cfg.dataset, cfg.validation_files, cfg.streaming, "validation") if cfg.validation_files else None
+            validation = (_load_files(cfg.dataset, cfg.validation_files, cfg.streaming, "validation")
+                          if cfg.validation_files else None)
         else:
             splits = datasets.load_dataset(cfg.dataset, cfg.dataset_config, streaming=cfg.streaming)
             if cfg.train_split not in splits:
-                raise ConfigError(f"{cfg.dataset} has no split {cfg.train_split!r}; it has {list(splits)} (set data.train_split).")
+                raise ConfigError(f"{cfg.dataset} has no split {cfg.train_split!r}; it has {list(splits)} "
+                                  "(set data.train_split).")
             train = splits[cfg.train_split]
             validation = splits[cfg.validation_split] if cfg.validation_split in splits else None
     _check_columns(train, cfg)
@@ -83,7 +86,8 @@ def load_raw(cfg: DataConfig, seed: int, train_dataset: Any = None, eval_dataset
     else:
         _check_columns(validation, cfg)
     if cfg.max_train_samples is not None:
-        train = train.take(cfg.max_train_samples) if _is_streaming(train) else train.select(range(min(cfg.max_train_samples, len(train))))
+        train = (train.take(cfg.max_train_samples) if _is_streaming(train)
+                 else train.select(range(min(cfg.max_train_samples, len(train)))))
     return train, validation
 
 
@@ -98,13 +102,15 @@ def _load_files(kind: str, files: list[str], streaming: bool, split: str):
         if not Path(path).exists():
             if bundled_split(path) is None:
                 raise ConfigError(f"{key}: {path} does not exist; give the path of a {kind} file with "
-                                  f"prompt/response rows (or build the bundled data: python -m training.build_data --help).")
+                                  f"prompt/response rows (or build the bundled data: "
+                                  f"python -m training.build_data --help).")
             bundled_split(path)()  # builds the data set the path belongs to
     try:
         return datasets.load_dataset(kind, data_files={split: files}, streaming=streaming)[split]
     except Exception as err:  # a malformed file: name it
         raise ConfigError(f"{key}: could not read {', '.join(files)} as {kind} ({type(err).__name__}: {err}); "
-                          "each line must be a JSON object (json) or each row a record with the prompt and response columns.") from err
+                          "each line must be a JSON object (json) or each row a record with the prompt and "
+                          "response columns.") from err
 
 
 def _is_streaming(ds) -> bool:
@@ -129,7 +135,8 @@ def _hold_out(train, cfg: DataConfig, seed: int):
         return train.skip(n), train.take(n)
     n = cfg.validation_size or max(1, round(cfg.validation_fraction * len(train)))
     if n >= len(train):
-        raise ConfigError(f"cannot hold out {n} validation rows from {len(train)}; lower data.validation_fraction or add data.validation_files.")
+        raise ConfigError(f"cannot hold out {n} validation rows from {len(train)}; "
+                          "lower data.validation_fraction or add data.validation_files.")
     parts = train.train_test_split(test_size=n, seed=seed, shuffle=True)
     return parts["train"], parts["test"]
 
@@ -178,7 +185,8 @@ def tokenize(ds, tokenizer: Any, cfg: DataConfig, max_prompt: int, max_response:
             report.total += 1
             report.truncated += bool(row["truncated"])
             if row["problem"]:
-                report.add(row["problem"], {"prompt_ids": row["prompt_ids"][:10], "response_ids": row["response_ids"][:10]})
+                report.add(row["problem"], {"prompt_ids": row["prompt_ids"][:10],
+                                            "response_ids": row["response_ids"][:10]})
             return not row["problem"]
 
         return encoded.filter(counted).remove_columns("truncated"), report
@@ -192,9 +200,11 @@ def tokenize(ds, tokenizer: Any, cfg: DataConfig, max_prompt: int, max_response:
     if report.dropped:
         if cfg.strict:
             raise ValueError(report.summary("found") + " (data.strict is on: nothing was skipped; clean the data, "
-                             "or turn strict off to skip such rows" + (", or set data.truncate true" if report.counts.get("too_long") else "") + ")")
+                             "or turn strict off to skip such rows"
+                             + (", or set data.truncate true" if report.counts.get("too_long") else "") + ")")
         logger.warning(report.summary())
-    clean = encoded.filter(lambda p: not p, input_columns="problem", **({"num_proc": cfg.num_proc} if cfg.num_proc else {}))
+    clean = encoded.filter(lambda p: not p, input_columns="problem",
+                           **({"num_proc": cfg.num_proc} if cfg.num_proc else {}))
     if len(clean) == 0:
         raise ValueError(f"{split}: no usable rows left ({report.summary()}).")
     return clean.remove_columns(["problem", "truncated"]), report
@@ -216,7 +226,8 @@ class BatchStream:
     def __init__(self, ds, global_batch: int, seed: int, shuffle_buffer: int = 10_000):
         self.ds, self.global_batch, self.seed, self.shuffle_buffer = ds, global_batch, seed, shuffle_buffer
         if not _is_streaming(ds) and len(ds) < global_batch:
-            raise ConfigError(f"the training set has {len(ds)} rows, fewer than one global batch of {global_batch}; lower optim.batch_size.")
+            raise ConfigError(f"the training set has {len(ds)} rows, fewer than one global batch of {global_batch}; "
+                              "lower optim.batch_size.")
 
     @property
     def batches_per_epoch(self) -> int | None:

@@ -56,10 +56,12 @@ def main(argv=None) -> int:
     parser.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     parser.add_argument("--test-size", type=int, default=300)
     parser.add_argument("--rows", type=int, default=5)
-    parser.add_argument("--num-steps", type=int, default=None, help="sampler steps (default: the saved generation config's)")
+    parser.add_argument("--num-steps", type=int, default=None,
+                        help="sampler steps (default: the saved generation config's)")
     parser.add_argument("--method", default=None, help="sampler (default: the saved generation config's)")
     parser.add_argument("--model", type=Path, default=None,
-                        help="score this already-trained model (e.g. bench/text_vs_ar.py's runs/bench_bible/ours/model) "
+                        help="score this already-trained model "
+                             "(e.g. bench/text_vs_ar.py's runs/bench_bible/ours/model) "
                              "instead of training one")
     args, overrides = parser.parse_known_args(argv)
     paths = ensure("bible")
@@ -89,17 +91,22 @@ def main(argv=None) -> int:
     sampler = f"{gen.method}{f' eta={gen.eta:g}' if gen.method == 'ddim' else ''}, {gen.num_steps} steps"
     seconds = time.time() - start
     model, copy = text_metrics(generated, refs), text_metrics(prompts, refs)
-    result = {"train_minutes": round(minutes, 1), "train_steps": trained.get("step", config.optim.max_steps), "test_verses": len(rows),
+    result = {"train_minutes": round(minutes, 1), "train_steps": trained.get("step", config.optim.max_steps),
+              "test_verses": len(rows),
               "sampler": sampler, "generation_config": gen.to_dict(), "generate_seconds": round(seconds, 1),
               "bleu": round(model["bleu"], 2), "chrf": round(model["chrf"], 2),
-              "copy_bleu": round(copy["bleu"], 2), "copy_chrf": round(copy["chrf"], 2), "final_train_loss": trained.get("loss")}
-    print(f"\nKJV -> WEB, {len(rows)} held-out verses ({sampler}; trained {result['train_steps']} steps, {minutes:.1f} min):")
+              "copy_bleu": round(copy["bleu"], 2), "copy_chrf": round(copy["chrf"], 2),
+              "final_train_loss": trained.get("loss")}
+    print(f"\nKJV -> WEB, {len(rows)} held-out verses ({sampler}; trained {result['train_steps']} steps, "
+          f"{minutes:.1f} min):")
     print(f"  model BLEU {model['bleu']:.1f}  chrF {model['chrf']:.1f}")
     print(f"  copy-the-input baseline BLEU {copy['bleu']:.1f}  chrF {copy['chrf']:.1f}\n")
     for row, gen in list(zip(rows, generated))[: args.rows]:
-        print(f"[{row.get('ref', '')}]\n  KJV:       {row['prompt']}\n  generated: {gen}\n  WEB:       {row['response']}\n")
+        print(f"[{row.get('ref', '')}]\n  KJV:       {row['prompt']}\n  generated: {gen}\n"
+              f"  WEB:       {row['response']}\n")
     write_json_atomic(out / "demo_results.json", {**result, "examples": [
-        {"prompt": r["prompt"], "generated": g, "reference": r["response"]} for r, g in list(zip(rows, generated))[: args.rows]]})
+        {"prompt": r["prompt"], "generated": g, "reference": r["response"]}
+        for r, g in list(zip(rows, generated))[: args.rows]]})
     print(f"model: {out / 'model'}  curves: {out / 'curves.png'}  results: {out / 'demo_results.json'}")
     return 0
 

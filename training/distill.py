@@ -47,8 +47,9 @@ def trajectory_key(pipe, prompts: list[str], settings, args) -> str:
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     digest.update(tokenizer_fingerprint(pipe.tokenizer).encode())
     digest.update("\n".join(prompts).encode())
-    return json.dumps({"teacher": digest.hexdigest(), "student": args.student_steps, "teacher_steps": args.teacher_steps,
-                       "seed": args.seed, "batch_size": args.batch_size, "settings": settings.to_dict()}, sort_keys=True)
+    return json.dumps({"teacher": digest.hexdigest(), "student": args.student_steps,
+                       "teacher_steps": args.teacher_steps, "seed": args.seed, "batch_size": args.batch_size,
+                       "settings": settings.to_dict()}, sort_keys=True)
 
 
 def _stored(cache: Path, key: str):
@@ -87,12 +88,14 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
         batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
         parts.append(teacher_trajectories(pipe.model, PairBatch(batch.prompt_ids, batch.prompt_mask.bool()), settings,
-                                          args.student_steps, args.teacher_steps, generator, repeat_block=pipe.repeat_block))
+                                          args.student_steps, args.teacher_steps, generator,
+                                          repeat_block=pipe.repeat_block))
     width = cfg.max_prompt_length  # batches are padded to their own longest prompt: bring them to one width
     widen = lambda t, value: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
     data = Trajectories(torch.cat([widen(p.prompt_ids, cfg.pad_token_id) for p in parts]),
                         torch.cat([widen(p.prompt_mask, False) for p in parts]),
-                        torch.cat([p.states for p in parts], dim=1), parts[0].times, torch.cat([p.target_ids for p in parts]))
+                        torch.cat([p.states for p in parts], dim=1), parts[0].times,
+                        torch.cat([p.target_ids for p in parts]))
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_name(cache.name + ".partial")
     save_file({n: getattr(data, n).contiguous() for n in FIELDS}, str(partial), metadata={"key": key})
@@ -115,7 +118,8 @@ def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> d
                                 torch.Generator().manual_seed(args.seed + 2), repeat_block=pipe.repeat_block)
     shares = {}
     for steps in sorted({1, args.student_steps}):
-        ids = generate_ids(student, PairBatch(batch.prompt_ids, mask), settings.updated(num_steps=steps, guidance_scale=1.0),
+        ids = generate_ids(student, PairBatch(batch.prompt_ids, mask),
+                           settings.updated(num_steps=steps, guidance_scale=1.0),
                            Controls(repeat_block=pipe.repeat_block), noise=traj.states[0],
                            generator=torch.Generator().manual_seed(args.seed + 3))
         shares[str(steps)] = float((ids == traj.target_ids).all(-1).float().mean())
@@ -130,20 +134,23 @@ def distill(args: argparse.Namespace) -> dict:
     teacher = pipe.model.eval()
     settings = pipe.generation_config.updated(length_candidates=1)  # one rollout per prompt: the one the student learns
     if args.teacher_steps % args.student_steps:
-        raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of --student-steps ({args.student_steps}).")
+        raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of "
+                         f"--student-steps ({args.student_steps}).")
     check_distillable(settings, args.student_steps, args.teacher_steps)
     prompts = read_prompts(args.data, args.prompt_field, args.prompts + args.held_out, args.skip)
     if len(prompts) <= args.held_out:
-        raise ValueError(f"{args.data} has {len(prompts)} prompts; distillation needs more than --held-out ({args.held_out}).")
+        raise ValueError(f"{args.data} has {len(prompts)} prompts; "
+                         f"distillation needs more than --held-out ({args.held_out}).")
     held, train_prompts = prompts[: args.held_out], prompts[args.held_out :]
     data = collect(pipe, train_prompts, settings, args, args.out / "teacher_trajectories.safetensors")
 
     if args.student_init is not None:  # continue an earlier distillation
-        from diffusion_lm.text.loading import load_model
         from diffusion_lm.text import DiffusionLMModel
+        from diffusion_lm.text.loading import load_model
 
         student = load_model(DiffusionLMModel, args.student_init).train()
-        fields = lambda cfg: {k: v for k, v in cfg.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+        fields = lambda cfg: {k: v for k, v in cfg.to_dict().items()
+                              if not k.startswith("_") and k != "transformers_version"}
         if fields(student.config) != fields(teacher.config):
             raise ValueError(f"--student-init {args.student_init} is not a model of the teacher's configuration.")
     else:
@@ -158,7 +165,8 @@ def distill(args: argparse.Namespace) -> dict:
     losses = []
     for _ in bar:
         idx = torch.randint(0, data.target_ids.shape[0], (args.batch_size,), generator=generator)
-        batch = Trajectories(data.prompt_ids[idx], data.prompt_mask[idx], data.states[:, idx], data.times, data.target_ids[idx])
+        batch = Trajectories(data.prompt_ids[idx], data.prompt_mask[idx], data.states[:, idx], data.times,
+                             data.target_ids[idx])
         loss = distillation_loss(student, batch, settings, pipe.repeat_block)  # (D1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -169,9 +177,11 @@ def distill(args: argparse.Namespace) -> dict:
         bar.set_postfix(loss=f"{loss.item():.3f}")
     student.eval()
     # the student has absorbed the teacher's guidance (if any) and samples in K steps
-    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer, settings.updated(num_steps=args.student_steps, guidance_scale=1.0))
+    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer,
+                                       settings.updated(num_steps=args.student_steps, guidance_scale=1.0))
     agreement = same_text_as_teacher(pipe, student, held, settings, args) if held else {}
-    result = {"teacher": str(args.teacher), "student_init": args.student_init, "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
+    result = {"teacher": str(args.teacher), "student_init": args.student_init, "teacher_steps": args.teacher_steps,
+              "student_steps": args.student_steps,
               "prompts": len(train_prompts), "steps": args.steps, "lr": args.lr,
               "final_loss": sum(losses[-50:]) / len(losses[-50:]),
               "held_out_same_text_as_teacher": agreement}
@@ -187,12 +197,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--prompt_field", default="prompt")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--student-steps", type=int, default=2)
-    p.add_argument("--student-init", default=None, help="start from this student (an earlier OUT/model) instead of the teacher")
+    p.add_argument("--student-init", default=None,
+                   help="start from this student (an earlier OUT/model) instead of the teacher")
     p.add_argument("--teacher-steps", type=int, default=20)
     p.add_argument("--prompts", type=int, default=4096, help="training prompts the teacher answers")
     p.add_argument("--held-out", type=int, default=64, help="prompts kept back to compare student and teacher")
     p.add_argument("--skip", type=int, default=0,
-                   help="start after this many rows of --data: a later round (--student-init) on prompts the student has not seen")
+                   help="start after this many rows of --data: a later round (--student-init) on prompts "
+                        "the student has not seen")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)

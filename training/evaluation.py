@@ -29,7 +29,8 @@ def validation_loss(model, rows, pad_id: int, batches: int, batch_size: int, dev
         if out.loss_length is not None:  # a length-conditioned model's length classifier (L2)
             lengths = response_lengths(batch.response_ids, pad_id)
             scores["loss_length"] = float(out.loss_length)
-            scores["length_accuracy"] = float((model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1) == lengths).float().mean())
+            scores["length_accuracy"] = float((model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1)
+                                               == lengths).float().mean())
         for k, v in scores.items():
             totals[k] = totals.get(k, 0.0) + v * size
         seen += size

@@ -18,7 +18,8 @@ class MetricsLog:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line).get("step", 0) <= resume_step]
             write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, step: int, **values) -> None:
@@ -56,7 +57,8 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path | N
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend()
     else:
-        ax2.text(0.5, 0.5, "no generation metrics (eval.generate = 0)", ha="center", va="center", transform=ax2.transAxes)
+        ax2.text(0.5, 0.5, "no generation metrics (eval.generate = 0)", ha="center", va="center",
+                 transform=ax2.transAxes)
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

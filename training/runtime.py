@@ -52,7 +52,8 @@ def available_trackers(names: list[str]) -> list[str]:
             try:
                 import tensorboard  # noqa: F401
             except ImportError:
-                logger.warning("tensorboard is not installed (pip install tensorboard); metrics still go to metrics.jsonl")
+                logger.warning("tensorboard is not installed (pip install tensorboard); "
+                               "metrics still go to metrics.jsonl")
                 continue
         found.append(name)
     return found

@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-
 from .jsonl import read_fields, report
 from .threads import require_positive, run_command
 
 
 def read_labelled(path: Path, prompt_field: str, response_field: str, label_field: str) -> list[tuple[str, str, str]]:
     """(prompt, response, label) rows of a JSON-lines file, with errors that name the file, line and field."""
-    return read_fields(path, (prompt_field, response_field, label_field), "--prompt_field / --response_field / --label_field")
+    return read_fields(path, (prompt_field, response_field, label_field),
+                       "--prompt_field / --response_field / --label_field")
 
 
 def noisy_batch(model, batch, generator: torch.Generator):
@@ -54,7 +54,8 @@ def train_classifier(args: argparse.Namespace) -> dict:
         print(f"skipped {len(rows) - len(kept)} of {len(rows)} rows longer than the model's slots", file=sys.stderr)
     classes = sorted({r[2] for r in kept})
     if len(classes) < 2:
-        raise ValueError(f"the data have {len(classes)} distinct label(s) in {args.label_field!r}; a classifier needs two or more.")
+        raise ValueError(f"the data have {len(classes)} distinct label(s) in {args.label_field!r}; "
+                         "a classifier needs two or more.")
     generator = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(kept), generator=generator).tolist()
     held = [kept[i] for i in order[: max(1, len(kept) // 10)]]
@@ -66,7 +67,8 @@ def train_classifier(args: argparse.Namespace) -> dict:
         num_heads=args.num_heads, base_fingerprint=base_fingerprint(model), use_prompt=not args.no_prompt))
     opt = torch.optim.AdamW(clf.parameters(), lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    encode = lambda part: encode_pairs(tok, [r[0] for r in part], [r[1] for r in part], cfg.max_prompt_length, cfg.max_response_length)
+    encode = lambda part: encode_pairs(tok, [r[0] for r in part], [r[1] for r in part], cfg.max_prompt_length,
+                                       cfg.max_response_length)
     label = lambda part: torch.tensor([classes.index(r[2]) for r in part])
     clf.train()
     bar = tqdm(range(args.steps), desc="train classifier")
@@ -89,11 +91,12 @@ def train_classifier(args: argparse.Namespace) -> dict:
         for t in (0.1, 0.5, 0.8, 0.95):
             tt = torch.full((len(held),), t)
             x0 = model.embed(batch.response_ids).float()
-            z = model.schedule.alpha(tt).float()[:, None, None] * x0 + model.schedule.sigma(tt).float()[:, None, None] * torch.randn(
-                x0.shape, generator=generator)
+            z = (model.schedule.alpha(tt).float()[:, None, None] * x0
+                 + model.schedule.sigma(tt).float()[:, None, None] * torch.randn(x0.shape, generator=generator))
             accuracy[str(t)] = float((clf(prompt, mask, z, tt).argmax(-1) == target).float().mean())
     clf.save_pretrained(args.out)
-    result = {"classes": classes, "train_rows": len(train), "held_out_rows": len(held), "held_out_accuracy_by_t": accuracy}
+    result = {"classes": classes, "train_rows": len(train), "held_out_rows": len(held),
+              "held_out_accuracy_by_t": accuracy}
     return report(Path(args.out) / "training.json", result)
 
 

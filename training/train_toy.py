@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> dict:
 
     x_T = float(schedule.sigma(1.0)) * torch.randn(args.samples, 2, generator=gen)
     given = {"order": args.order, "eta": args.eta or None, "corrector_steps": args.corrector_steps, "snr": args.snr}
-    own = {k: v for k, v in given.items() if v is not None and (k in sampler_options(args.method) or k in ("order", "eta"))}
+    own = {k: v for k, v in given.items()
+           if v is not None and (k in sampler_options(args.method) or k in ("order", "eta"))}
     x = sample(counted, x_T, schedule, method=args.method, steps=args.sample_steps, prediction=args.prediction,
                t_end=0.0, generator=gen, progress=True, **own).double()
     distance = distance_to_data(x, data.sample, seed=args.seed + 1)

@@ -13,8 +13,15 @@ from .ode_solvers import euler, heun, rk45, solve_ode
 from .parameterization import PREDICTIONS, convert
 from .sampling import METHODS, SAMPLERS, register_sampler, sample, sampler_options
 from .schedules import FlowSchedule, Schedule, VESchedule, VPSchedule, schedule_from_config
-from .sde_solvers import (annealed_langevin, ddim, ddpm, euler_maruyama, langevin, langevin_corrector,
-                          predictor_corrector)
+from .sde_solvers import (
+    annealed_langevin,
+    ddim,
+    ddpm,
+    euler_maruyama,
+    langevin,
+    langevin_corrector,
+    predictor_corrector,
+)
 
 __all__ = [
     "GRIDS",

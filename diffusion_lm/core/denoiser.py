@@ -8,6 +8,7 @@ float64 (exact to double precision, and cheap per step).
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import torch
 from torch import Tensor
 

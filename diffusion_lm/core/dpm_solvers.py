@@ -32,7 +32,8 @@ def dpm_solver(den: Denoiser, x: Tensor, ts: Tensor, *, order: int = 3, generato
     Needs alpha > 0 at the start (FlowSchedule at t = 1 has alpha = 0: use ``dpm_solver++``).
     """
     if den.point(float(ts[0])).alpha == 0.0:
-        raise ValueError("dpm_solver (noise prediction) needs alpha > 0 at t_start; use method='dpm_solver++' or t_start < 1.")
+        raise ValueError("dpm_solver (noise prediction) needs alpha > 0 at t_start; "
+                         "use method='dpm_solver++' or t_start < 1.")
     ratios = {1: (), 2: (1 / 2,), 3: (1 / 3, 2 / 3)}[order]
     # the intermediate times t(lambda_t + r h) of every step, in one vectorised pass
     schedule = den.schedule
@@ -140,7 +141,8 @@ def _data_step(x: Tensor, history: list[tuple[Point, Tensor, Tensor]], pt: Point
     return lincomb(*terms)
 
 
-def _corrected(x: Tensor, history: list[tuple[Point, Tensor, Tensor]], ps: Point, x0_s: Tensor, quadratic: bool) -> Tensor:
+def _corrected(x: Tensor, history: list[tuple[Point, Tensor, Tensor]], ps: Point, x0_s: Tensor,
+               quadratic: bool) -> Tensor:
     """The step t -> s again, integrating exactly the line (or parabola, with the prediction before t)
     through the x0 predictions, now including ``x0_s`` at s: x0(lam_t + u h) = m0 + a1 u + a2 u^2."""
     pt, _, m0 = history[-1]

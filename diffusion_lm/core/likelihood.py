@@ -56,7 +56,8 @@ def log_likelihood(
     x1, delta = state1[:, :dim].reshape(x0.shape), state1[:, dim]
     if prior_log_prob is None:
         sigma1 = float(schedule.sigma(1.0))
-        prior = -0.5 * (x1.reshape(batch, dim) / sigma1).pow(2).sum(1) - dim * (math.log(sigma1) + 0.5 * math.log(2 * math.pi))
+        prior = (-0.5 * (x1.reshape(batch, dim) / sigma1).pow(2).sum(1)
+                 - dim * (math.log(sigma1) + 0.5 * math.log(2 * math.pi)))
     else:
         prior = prior_log_prob(x1)
     return prior + delta
@@ -75,7 +76,8 @@ def _divergence(v: Tensor, x: Tensor, probe: Tensor | None) -> Tensor:
     return div
 
 
-def bits_per_dim(log_likelihood: Tensor, dim: int, *, data_width: float | None = None, bins: int | None = None) -> Tensor:
+def bits_per_dim(log_likelihood: Tensor, dim: int, *, data_width: float | None = None,
+                 bins: int | None = None) -> Tensor:
     """Bits per dimension ``-log p / (d ln 2)`` of a log-likelihood in nats.
 
     For dequantised discrete data (``bins`` levels spread over a width ``data_width``, e.g. 256 levels

@@ -72,8 +72,9 @@ def dsm_loss(
     with eps_hat the model's output converted to noise prediction. ``weighting`` picks w: ``none``
     (the DDPM loss), ``snr`` (w = SNR = alpha^2/sigma^2; since ||eps_hat - eps||^2 = SNR ||x0_hat - x0||^2
     this is SNR^2 ||x0_hat - x0||^2, not plain x0 regression, which would be w = 1/SNR),
-    ``likelihood`` (g^2/sigma^2: score matching with g^2 weighting, the likelihood bound). ``t_sampling='importance'`` draws t from pi(t) proportional
-    to g^2/sigma^2 and divides by pi, which makes the likelihood-weighted loss a constant times the MSE.
+    ``likelihood`` (g^2/sigma^2: score matching with g^2 weighting, the likelihood bound). ``t_sampling='importance'``
+    draws t from pi(t) proportional to g^2/sigma^2 and divides by pi, which makes the likelihood-weighted loss a
+    constant times the MSE.
     The error is taken in the model's own space and rescaled, ``eps_hat - eps = b (pred - target)``,
     so x0 or v models stay well conditioned at small t.
     """

@@ -136,7 +136,8 @@ def solve_ode(fn: Callable[[float, Tensor], Tensor], y: Tensor, t0: float, t1: f
         factor = 5.0 if ratio == 0.0 else min(5.0, max(0.2, 0.9 * ratio ** (-1 / 5)))
         h = h * (min(1.0, factor) if ratio > 1.0 else factor)
         if h < 1e-14 * max(1.0, abs(t)):
-            raise RuntimeError(f"rk45 step size underflow at t={t:.6g}: the ODE is too stiff or the model returns non-finite values.")
+            raise RuntimeError(f"rk45 step size underflow at t={t:.6g}: the ODE is too stiff "
+                               "or the model returns non-finite values.")
     else:
         raise RuntimeError(f"rk45 did not reach t={t1} in {max_steps} steps; loosen rtol/atol.")
     if bar is not None:

@@ -49,7 +49,8 @@ _ORDERS = {"dpm_solver": (1, 2, 3), "dpm_solver++": (1, 2, 3), "unipc": (1, 2, 3
 
 
 def sampler_options(method: str) -> tuple[str, ...]:
-    """The keyword arguments sampler ``method`` takes beyond the common ones (``generator``, ``callback``, ``progress``)."""
+    """The keyword arguments sampler ``method`` takes beyond the common ones
+    (``generator``, ``callback``, ``progress``)."""
     check_choice(method, tuple(SAMPLERS), "method")
     params = inspect.signature(SAMPLERS[method]).parameters.values()
     return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _COMMON)
@@ -65,9 +66,11 @@ def _check_sampler_kwargs(method: str, sampler_kwargs: dict) -> None:
             raise ValueError(f"method={method!r} takes no {key!r} ({hint}); its own settings are: "
                              f"{', '.join(own) or 'none'}.")
     if "eta" in sampler_kwargs:
-        check_in_range(sampler_kwargs["eta"], 0.0, 1.0, "eta", "Use 0 for the deterministic DDIM/ODE sampler, 1 for DDPM-like noise.")
+        check_in_range(sampler_kwargs["eta"], 0.0, 1.0, "eta",
+                       "Use 0 for the deterministic DDIM/ODE sampler, 1 for DDPM-like noise.")
     if "order" in sampler_kwargs and sampler_kwargs["order"] not in _ORDERS[method]:
-        raise ValueError(f"order={sampler_kwargs['order']} is not valid for method={method!r}; valid orders: {_ORDERS[method]}.")
+        raise ValueError(f"order={sampler_kwargs['order']} is not valid for method={method!r}; "
+                         f"valid orders: {_ORDERS[method]}.")
     if "corrector_steps" in sampler_kwargs:
         check_positive_int(sampler_kwargs["corrector_steps"], "corrector_steps")
 
@@ -121,7 +124,8 @@ def sample(
     if isinstance(grid, Tensor):
         ts = make_grid(schedule, 1, grid)
         if steps is not None and steps != len(ts) - 1:
-            raise ValueError(f"steps={steps} disagrees with the explicit grid of {len(ts) - 1} intervals; pass steps=None.")
+            raise ValueError(f"steps={steps} disagrees with the explicit grid of {len(ts) - 1} intervals; "
+                             "pass steps=None.")
     else:
         if steps is None:
             raise ValueError("steps is required unless grid is an explicit tensor of times.")
@@ -130,4 +134,5 @@ def sample(
         ts = make_grid(schedule, steps, grid, t_start, t_end)
     denoiser = Denoiser(model, schedule, prediction)
     with torch.no_grad():
-        return SAMPLERS[method](denoiser, x_T, ts, generator=generator, callback=callback, progress=progress, **sampler_kwargs)
+        return SAMPLERS[method](denoiser, x_T, ts, generator=generator, callback=callback, progress=progress,
+                                **sampler_kwargs)

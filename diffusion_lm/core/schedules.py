@@ -73,7 +73,8 @@ class Schedule(ABC):
 
     def t_from_log_snr(self, lam: Tensor | float) -> Tensor:
         """The exact inverse of ``log_snr``; log-SNRs beyond the schedule's range map to t = 0 or 1."""
-        lam64 = lam.to(torch.float64) if isinstance(lam, Tensor) else torch.tensor(lam, dtype=torch.float64, device="cpu")
+        lam64 = (lam.to(torch.float64) if isinstance(lam, Tensor)
+                 else torch.tensor(lam, dtype=torch.float64, device="cpu"))
         if torch.isnan(lam64).any():
             raise ValueError("t_from_log_snr got NaN; pass finite log-SNR values.")
         lam64 = lam64.clamp(-LOG_SNR_LIMIT, LOG_SNR_LIMIT)
@@ -290,7 +291,8 @@ def schedule_from_config(config: dict[str, Any]) -> Schedule:
     if kind == "vp":
         profile = cfg.pop("profile", None)
         shift = cfg.pop("log_snr_shift", 0.0)
-        builders = {"linear": VPSchedule.linear, "cosine": VPSchedule.cosine, "sqrt": VPSchedule.sqrt, "discrete": VPSchedule.from_betas}
+        builders = {"linear": VPSchedule.linear, "cosine": VPSchedule.cosine, "sqrt": VPSchedule.sqrt,
+                    "discrete": VPSchedule.from_betas}
         if profile not in builders:
             raise ValueError(f"unknown VP profile {profile!r}; valid: {', '.join(builders)}.")
         schedule = builders[profile](**cfg)

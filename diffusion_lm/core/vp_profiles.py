@@ -143,7 +143,8 @@ class _Discrete(_Profile):
         self.betas = betas
         self.n = betas.numel()
         # log alpha at the knots: 1/2 log alphabar_k, alphabar_k = prod_{j<=k} (1 - beta_j)
-        self.knots = torch.cat([torch.zeros(1, dtype=torch.float64, device="cpu"), 0.5 * torch.cumsum(torch.log1p(-betas), 0)])
+        self.knots = torch.cat([torch.zeros(1, dtype=torch.float64, device="cpu"),
+                                0.5 * torch.cumsum(torch.log1p(-betas), 0)])
 
     def _segment(self, t):
         k = torch.clamp(torch.ceil(t * self.n).long(), 1, self.n)  # t in ((k-1)/N, k/N]
