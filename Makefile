@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo toy-demo test test-slow bench clean
+.PHONY: install demo demo-quick toy-demo lint test test-slow bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m training.demo
 
+demo-quick: $(STAMP)
+	$(PY) -m training.demo --config configs/demo_quick.yaml --test-size 100
+
 toy-demo: $(STAMP)
 	$(PY) -m training.train_toy --dataset ring --steps 3000 --out outputs/toy
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

@@ -56,13 +56,13 @@ DIAG_TIMES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0
 def run(task: str, name: str, overrides: dict[str, str], out: Path, test_size: int, settings, steps: int | None,
         eval_only: bool = False) -> dict:
     from accelerate.state import AcceleratorState
-    from diffusion_lm.training.config import load_config
-    from diffusion_lm.training.evaluation import text_metrics
-    from diffusion_lm.training.train import train
 
     from diffusion_lm.text.batching import encode_pairs
     from diffusion_lm.text.diagnostics import token_accuracy_by_time
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
+    from diffusion_lm.training.config import load_config
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train import train
 
     folder = out / task / name
     paths, config_path, task_overrides = task_files(task, out / task)

@@ -33,10 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from diffusion_lm.training.evaluation import text_metrics
-
     from diffusion_lm.common.atomic import write_json_atomic
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
+    from diffusion_lm.training.evaluation import text_metrics
 
     teacher = DiffusionLMPipeline.from_pretrained(args.teacher)
     student = DiffusionLMPipeline.from_pretrained(args.student)

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from ar_baseline import gpt2_like
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -55,12 +55,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from diffusion_lm.training.evaluation import text_metrics
-    from diffusion_lm.training.train_classifier import main as train_classifier
-
     from diffusion_lm.common.atomic import write_json_atomic, write_jsonl_atomic
     from diffusion_lm.text.classifier import ResponseClassifier
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
+    from diffusion_lm.training.evaluation import text_metrics
+    from diffusion_lm.training.train_classifier import main as train_classifier
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config

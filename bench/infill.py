@@ -56,9 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from diffusion_lm.training.evaluation import text_metrics
-
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
+    from diffusion_lm.training.evaluation import text_metrics
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     cfg = pipe.model.config

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2
 from tasks import TASKS, task_files, test_pairs
 

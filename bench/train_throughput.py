@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _setup(config_name: str):
     import torch
-    from diffusion_lm.training.build_data import ensure
-    from diffusion_lm.training.config import load_config
 
     from diffusion_lm import build_model, train_tokenizer
+    from diffusion_lm.training.build_data import ensure
+    from diffusion_lm.training.config import load_config
 
     config = load_config(ROOT / "configs" / f"{config_name}.yaml")
     paths = ensure("bible" if "bible" in config.data.train_files[0] else "synthetic")

@@ -3,8 +3,9 @@
     pip install "diffusion-lm[app]"
     python -m inference.app --model PATH [--classifier CLF_PATH] [--port 7860]
 
-Type a prompt, pick the sampler settings (method, steps, eta, guidance, clamp, seed), optionally a response
-template with ``[FILL]`` slots or a classifier control, and press Generate: the table fills in step by step,
+Type a prompt (or pick one of the model card's examples), set any generation setting (the form has a widget for
+every ``GenerationConfig`` field), optionally a response template with ``[FILL]`` slots, truncation, or a classifier
+control with one of the classifier's classes, and press Generate: the table fills in step by step,
 each row the response the model would give if the rollout stopped there (its x0 estimate rounded (121)),
 tokens that changed since the previous step highlighted. A collapsing rollout is visible at a glance:
 rows that stop changing early and then fill with repeated or stray tokens.
@@ -18,6 +19,7 @@ import argparse
 import html
 import os
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,8 +28,10 @@ from typing import Any
 
 import torch
 
-from diffusion_lm.core.sampling import METHODS
+from diffusion_lm.text.generation_config import GRIDS, GenerationConfig, text_samplers
 from diffusion_lm.text.rollout import hold
+
+APP_FIXED = ("num_samples", "mbr", "length_candidates")  # the app watches one rollout of one length
 
 
 @dataclass
@@ -138,64 +142,121 @@ def render_steps(trace: Trace) -> str:
     return STYLE + head + "".join(rows) + "</table>"
 
 
-def form_settings(method: str, steps: float, eta: float, guidance: float, clamp: bool, seed: float,
-                  template: str | None) -> dict[str, Any]:
-    """The pipeline call's settings from the form's widgets (eta only for ddim, the one sampler that takes it)."""
-    call: dict[str, Any] = {"method": method, "num_steps": int(steps), "eta": float(eta) if method == "ddim" else 0.0,
-                            "guidance_scale": float(guidance), "clamp": bool(clamp), "seed": int(seed)}
+def form_fields() -> list[str]:
+    """The generation settings the form shows: every ``GenerationConfig`` field but those fixed for watching."""
+    return [name for name in GenerationConfig.names() if name not in APP_FIXED]
+
+
+def form_settings(values: dict[str, Any], seed: float = 0, template: str | None = None,
+                  truncation: bool = False) -> dict[str, Any]:
+    """The pipeline call's settings from the form's widgets, typed as the ``GenerationConfig`` fields are (a value
+    left empty keeps the model's own)."""
+    import typing
+
+    hints = typing.get_type_hints(GenerationConfig)
+    call: dict[str, Any] = {"seed": int(seed or 0), "truncation": bool(truncation)}
+    for name, value in values.items():
+        if value is None or (isinstance(value, str) and value.strip() in ("", "model default")):
+            continue
+        kinds = set(typing.get_args(hints[name])) or {hints[name]}
+        if bool in kinds:
+            call[name] = bool(value)
+        elif int in kinds:
+            call[name] = int(float(value))
+        elif float in kinds:
+            call[name] = float(value)
+        else:
+            call[name] = value
     if template and template.strip():
         call["response_template"] = template
     return call
 
 
-def build_app(pipe, classifier_path: str | None = None):
-    """The Gradio Blocks app over a loaded :class:`DiffusionLMPipeline`."""
+def _widget(gr, name: str, default: Any, help_text: str):
+    """A Gradio input for one ``GenerationConfig`` field, typed as the field is; an optional one is a text box whose
+    empty value keeps the model's own."""
+    info = help_text.split(". ")[0].replace("``", "")[:140]
+    common = dict(label=name, info=info, elem_id=f"setting-{name}")
+    if name == "method":
+        return gr.Dropdown(text_samplers(), value=default, **common)
+    if name == "grid":
+        return gr.Dropdown(["model default", *GRIDS], value=default or "model default", **common)
+    if isinstance(default, bool):
+        return gr.Checkbox(value=default, **common)
+    if default is None:
+        return gr.Textbox(value="", placeholder="the model's own", **common)
+    return gr.Number(value=default, precision=0 if isinstance(default, int) else None, **common)
+
+
+def _classifier_classes(path: str | None) -> list[str]:
+    """The class names a classifier folder offers (empty when there is none, or it cannot be read)."""
+    if not path or not path.strip():
+        return []
+    from diffusion_lm.text.classifier import ResponseClassifierConfig
+
+    try:
+        return list(ResponseClassifierConfig.from_pretrained(path.strip()).class_names)
+    except (OSError, ValueError):
+        return []
+
+
+def build_app(pipe, classifier_path: str | None = None, examples: list[str] | None = None):
+    """The Gradio Blocks app over a loaded :class:`DiffusionLMPipeline`; ``examples`` (default: the prompts of the
+    model card's widget) are offered under the prompt box."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     from diffusion_lm.text.classifier import ResponseClassifier
 
     defaults = pipe.generation_config
+    helps = GenerationConfig.describe()
+    names = form_fields()
     classifiers: dict[str, Any] = {}
+    examples = examples if examples is not None else pipe.card.get("examples", [])
 
-    def generate(prompt, method, steps, eta, guidance, clamp, seed, template, clf_path, clf_class, clf_scale):
-        call = form_settings(method, steps, eta, guidance, clamp, seed, template)
-        if clf_path and clf_path.strip() and float(clf_scale) != 0.0:
-            try:
-                if clf_path not in classifiers:
-                    classifiers[clf_path] = ResponseClassifier.from_pretrained(clf_path)
-            except (OSError, ValueError) as error:
-                raise gr.Error(f"cannot load the classifier at {clf_path!r}: {error}") from error
-            call.update(classifier=classifiers[clf_path], classes=clf_class.strip(), classifier_scale=float(clf_scale))
+    def generate(prompt, template, truncation, seed, clf_path, clf_class, clf_scale, *values):
+        call = form_settings(dict(zip(names, values)), seed, template, truncation)
         try:
+            if clf_path and clf_path.strip() and float(clf_scale or 0) != 0.0:
+                if clf_path not in classifiers:
+                    classifiers[clf_path] = ResponseClassifier.from_pretrained(clf_path.strip())
+                if not clf_class:
+                    raise ValueError(f"pick a class for the classifier: one of {_classifier_classes(clf_path)}.")
+                call.update(classifier=classifiers[clf_path], classes=clf_class, classifier_scale=float(clf_scale))
             for trace in watch(pipe, prompt, **call):
                 yield render_steps(trace), trace.text
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
+        except (OSError, ValueError) as error:  # the user's input: shown in the page, no traceback in the terminal
+            raise gr.Error(str(error).replace("pass truncation=True", "tick 'Truncate long prompts'"),
+                           print_exception=False) from None
 
     with gr.Blocks(title="diffusion-lm: watch a response form") as app:
         gr.Markdown("## diffusion-lm: watch a response form\nEach row is the response the model would give if the "
-                    "rollout stopped at that step; highlighted tokens changed since the step before.")
+                    "rollout stopped at that step; highlighted tokens changed since the step before. One rollout at "
+                    "the model's most likely length is watched.")
         with gr.Row():
             with gr.Column(scale=2):
                 prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt")
+                if examples:
+                    gr.Examples([[e] for e in examples], inputs=[prompt], label="Examples")
                 template = gr.Textbox(label="Response template (optional, e.g. 'In the beginning [FILL:6] the earth.')",
                                       elem_id="template")
+                truncation = gr.Checkbox(value=False, label="Truncate long prompts", elem_id="truncation")
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=1):
-                method = gr.Dropdown(list(METHODS), value=defaults.method, label="Sampler")
-                steps = gr.Slider(1, 200, value=defaults.num_steps, step=1, label="Steps")
-                eta = gr.Slider(0.0, 1.0, value=defaults.eta, step=0.05, label="eta (DDIM noise)")
-                guidance = gr.Number(value=defaults.guidance_scale, label="Guidance scale (1 = off)")
-                clamp = gr.Checkbox(value=defaults.clamp, label="Clamp to the table")
-                seed = gr.Number(value=0, precision=0, label="Seed")
+                seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
+                with gr.Accordion("Generation settings (empty: the model's own)", open=True):
+                    settings = [_widget(gr, n, getattr(defaults, n), helps.get(n, "")) for n in names]
                 with gr.Accordion("Classifier control", open=classifier_path is not None):
-                    clf_path = gr.Textbox(value=classifier_path or "", label="Classifier folder")
-                    clf_class = gr.Textbox(label="Class")
-                    clf_scale = gr.Number(value=0.0, label="Classifier scale (0 = off)")
+                    clf_path = gr.Textbox(value=classifier_path or "", label="Classifier folder", elem_id="clf-path")
+                    offered = _classifier_classes(classifier_path)
+                    clf_class = gr.Dropdown(offered, value=offered[0] if offered else None, label="Class",
+                                            elem_id="clf-class")
+                    clf_scale = gr.Number(value=0.0, label="Classifier scale (0 = off)", elem_id="clf-scale")
+                    clf_path.change(lambda p: gr.update(choices=_classifier_classes(p), value=None), [clf_path],
+                                    [clf_class])
         final = gr.Textbox(label="Response", elem_id="response", interactive=False)
         steps_view = gr.HTML(elem_id="steps")
-        run.click(generate, [prompt, method, steps, eta, guidance, clamp, seed, template, clf_path, clf_class, clf_scale],
+        run.click(generate, [prompt, template, truncation, seed, clf_path, clf_class, clf_scale, *settings],
                   [steps_view, final])
     return app
 
@@ -204,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="folder written by save_pretrained, or a Hub repo id")
     parser.add_argument("--classifier", default=None, help="a ResponseClassifier folder to offer as the control")
+    parser.add_argument("--example", action="append", default=None,
+                        help="an example prompt to offer (repeat for several; default: the model card's examples)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public link")
@@ -214,8 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error('the app needs Gradio: pip install "diffusion-lm[app]"')
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
-    pipe = DiffusionLMPipeline.from_pretrained(Path(args.model) if Path(args.model).is_dir() else args.model)
-    build_app(pipe, args.classifier).queue().launch(server_name=args.host, server_port=args.port, share=args.share)
+    try:
+        pipe = DiffusionLMPipeline.from_pretrained(Path(args.model) if Path(args.model).is_dir() else args.model)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    app = build_app(pipe, args.classifier, args.example)
+    app.queue().launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
 
 

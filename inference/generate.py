@@ -22,8 +22,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     own."""
     import typing
 
-    from diffusion_lm.core.sampling import SAMPLERS
-    from diffusion_lm.text.generation_config import GenerationConfig
+    from diffusion_lm.text.generation_config import GenerationConfig, text_samplers
 
     hints, helps = typing.get_type_hints(GenerationConfig), GenerationConfig.describe()
     group = parser.add_argument_group("generation settings (default: the model's generation_config.json)")
@@ -34,7 +33,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         if bool in options:
             extra["action"] = argparse.BooleanOptionalAction
         elif name == "method":
-            extra.update(choices=list(SAMPLERS), type=str)
+            extra.update(type=str, metavar="{" + ",".join(text_samplers()) + "}")
         else:
             extra["type"] = next(t for t in (int, float, str) if t in options)
         group.add_argument(flag, dest=name, default=None, help=helps.get(name, "").replace("%", "%%"), **extra)
@@ -71,7 +70,7 @@ def read_rows(path: Path, field: str) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); "
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg}, column {err.colno}); "
                                  f"each line must be one JSON object such as {{\"{field}\": \"...\"}}.") from err
             if not isinstance(row, dict) or field not in row:
                 raise ValueError(f"{path}:{number}: each line must be a JSON object with a {field!r} field.")

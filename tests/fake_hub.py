@@ -13,7 +13,10 @@ from pathlib import Path
 
 
 class FakeHub:
-    def __init__(self):
+    """``offline=True``: every request fails to connect, as with no network."""
+
+    def __init__(self, offline: bool = False):
+        self.offline = offline
         self.requests: list[tuple[str, str]] = []
         self.files: dict[str, bytes] = {}
         self.created: list[dict] = []
@@ -23,7 +26,13 @@ class FakeHub:
         import httpx2
 
         self.requests.append((request.method, request.url.path))
+        if self.offline:
+            raise httpx2.ConnectError("[Errno -2] Name or service not known", request=request)
         path = request.url.path
+        if path == "/api/whoami-v2":
+            if not request.headers.get("authorization"):
+                return httpx2.Response(401, json={"error": "Invalid credentials in Authorization header"})
+            return httpx2.Response(200, json={"name": "me", "type": "user", "auth": {}})
         if path == "/api/repos/create":
             payload = json.loads(request.content)
             self.created.append(payload)

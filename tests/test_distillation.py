@@ -59,7 +59,8 @@ def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight(length
     prompts = _prompts(64, 1)
     batch = encode_prompts(tok, prompts, teacher.config.max_prompt_length)
     mask = batch.prompt_mask.bool()
-    traj = teacher_trajectories(teacher, PairBatch(batch.prompt_ids, mask), SETTINGS, 1, 8, torch.Generator().manual_seed(0))
+    traj = teacher_trajectories(teacher, PairBatch(batch.prompt_ids, mask), SETTINGS, 1, 8,
+                                torch.Generator().manual_seed(0))
 
     import copy
 
@@ -137,7 +138,7 @@ def test_distill_cli_names_bad_settings(tmp_path, capsys):
     assert "multiple of --student-steps" in capsys.readouterr().err
     assert main(base) == 2
     assert "no field 'prompt'" in capsys.readouterr().err
-    DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="heun")).save_pretrained(tmp_path / "heun")
+    DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="euler")).save_pretrained(tmp_path / "heun")
     data.write_text(json.dumps({"prompt": "w1"}) + "\n" + json.dumps({"prompt": "w2"}) + "\n")
     assert main(["--teacher", str(tmp_path / "heun"), "--data", str(data), "--out", str(tmp_path / "o2"),
                  "--held-out", "0"]) == 2
@@ -172,7 +173,8 @@ def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(len
     settings = SETTINGS.updated(block_adjacent_repeats=True)
     batch = encode_prompts(tok, _prompts(4, 3), model.config.max_prompt_length)
     mask = batch.prompt_mask.bool()
-    traj = teacher_trajectories(model, PairBatch(batch.prompt_ids, mask), settings, 2, 4, torch.Generator().manual_seed(0))
+    traj = teacher_trajectories(model, PairBatch(batch.prompt_ids, mask), settings, 2, 4,
+                                torch.Generator().manual_seed(0))
     fed = {"loss": [], "sampler": []}
     original = model.predict
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,26 @@ def test_a_name_that_is_neither_a_folder_nor_reachable(monkeypatch, tmp_path):
     # read at import: the variable alone retried for 20 s
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="nope is not a local folder .*the Hub did not return a model"):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="nope is not a local folder .*the Hugging Face Hub, where it would be a "
+                                         "repository id, is not reachable"):
+        DiffusionLMPipeline.from_pretrained("nope")
+    assert time.perf_counter() - start < 5, "an unreachable Hub is reported at once, not after retries"
+
+
+def test_a_name_without_a_network_fails_fast_and_says_so(monkeypatch, tmp_path):
+    """No network (the Hub's host refuses the connection): the same clear error, without the client's retries."""
+    import socket
+
+    from diffusion_lm.text import hub
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("no network")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.chdir(tmp_path)
+    assert hub.hub_reachable() is False
+    with pytest.raises(ValueError, match="nope is not a local folder .*not reachable"):
         DiffusionLMPipeline.from_pretrained("nope")
 
 
@@ -126,12 +146,28 @@ def test_split_files_with_other_field_names_name_the_setting(tmp_path):
 
 
 def test_malformed_data_file_is_named(tmp_path):
+    """The file and the line: datasets' own error names neither."""
     from training.data import load_raw
 
     (tmp_path / "train.jsonl").write_text('{"prompt": "w1", "response": "w1"}\n{oops\n')
     config = _config(tmp_path, tmp_path / "train.jsonl", tmp_path / "train.jsonl")
-    with pytest.raises(ConfigError, match="could not read .*train.jsonl as json"):
+    with pytest.raises(ConfigError, match=r"data.train_files: .*train.jsonl:2 is not valid JSON \(Expecting property "
+                                          r"name enclosed in double quotes, column 2\); each line must be one JSON"):
         load_raw(config.data, 0)
+    (tmp_path / "list.jsonl").write_text('["w1", "w2"]\n')
+    with pytest.raises(ConfigError, match="list.jsonl:1 is a JSON list, not an object"):
+        load_raw(_config(tmp_path, tmp_path / "list.jsonl", tmp_path / "train.jsonl").data, 0)
+
+
+def test_an_empty_data_file_is_named(tmp_path):
+    from training.data import load_raw
+
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "blank.jsonl").write_text("\n\n")
+    for name in ("empty.jsonl", "blank.jsonl"):
+        config = _config(tmp_path, tmp_path / name, tmp_path / name)
+        with pytest.raises(ConfigError, match=f"data.train_files: .*{name} is empty; it needs prompt/response rows"):
+            load_raw(config.data, 0)
 
 
 def test_truncation_keeps_over_long_pairs_and_counts_them(tmp_path):

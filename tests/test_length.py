@@ -203,6 +203,7 @@ def test_the_length_classifiers_gradients_are_clipped_apart_from_the_denoisers()
     group is clipped to the limit on its own, so a denoiser gradient under the limit passes unchanged."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+
     from diffusion_lm.training.train import clip_gradients
 
     model, _ = tiny_model(length_prediction=True)

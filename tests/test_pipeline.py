@@ -23,7 +23,7 @@ def pipe():
     return DiffusionLMPipeline(*tiny_model(self_conditioning=True, objective={"prompt_dropout": 0.1}))
 
 
-@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "heun", "ddpm", "euler_maruyama"])
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "ddpm", "euler", "dpm_solver", "langevin", "pc"])
 def test_every_sampler_generates_reproducibly(pipe, method):
     a = pipe(PROMPTS, num_steps=4, method=method, seed=3)
     assert len(a) == 3 and all(isinstance(s, str) for s in a)
@@ -62,6 +62,30 @@ def test_push_to_hub_uploads_a_loadable_folder(pipe, tmp_path, monkeypatch):
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(hub.files)
     uploaded = DiffusionLMPipeline.from_pretrained(hub.write_to(tmp_path / "uploaded"))
     assert uploaded(PROMPTS, num_steps=4, seed=2) == pipe(PROMPTS, num_steps=4, seed=2)
+
+
+def test_push_to_hub_offline_names_the_hub_and_the_way_out(pipe, monkeypatch):
+    from diffusion_lm.text.hub import HubError
+
+    FakeHub(offline=True).install(monkeypatch)
+    with pytest.raises(HubError, match="pushing to the Hub repository 'someone/x': the Hugging Face Hub is not "
+                                       "reachable .*ConnectError.*save_pretrained\\(folder\\)"):
+        pipe.push_to_hub("someone/x", token="hf_test")
+
+
+def test_a_loaded_model_saved_again_keeps_its_cards_training_and_metrics(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "a", metrics={"bleu": 41.25, "exact_match": 12.5},
+                         training={"steps": 600, "lr": 0.002, "train_files": ["data/train.jsonl"]})
+    first = (tmp_path / "a" / "README.md").read_text()
+    loaded = DiffusionLMPipeline.from_pretrained(tmp_path / "a")
+    assert loaded.card == {"training": {"steps": "600", "lr": "0.002", "train_files": "['data/train.jsonl']"},
+                           "metrics": {"bleu": "41.25", "exact_match": "12.5"}, "examples": []}
+    loaded.save_pretrained(tmp_path / "b")
+    assert (tmp_path / "b" / "README.md").read_text() == first
+    loaded.card["examples"] = ["w1 w2", 'say "w3"']
+    loaded.save_pretrained(tmp_path / "c")
+    assert DiffusionLMPipeline.from_pretrained(tmp_path / "c").card["examples"] == ["w1 w2", 'say "w3"']
+    assert "pip install -e ." in first and "pip install diffusion-lm`" not in first
 
 
 def test_num_samples_return_all_and_mbr(pipe):
@@ -132,20 +156,28 @@ def test_self_conditioning_feeds_back_the_previous_prediction(pipe):
         assert torch.equal(self_cond, previous_out)
 
 
-@pytest.mark.parametrize("method", ["rk45", "heun"])
+@pytest.mark.parametrize("method", ["rk45", "heun", "dpm_solver"])
 def test_self_conditioning_reads_only_accepted_steps(pipe, method):
-    """Every evaluation is fed the x0_hat of the last accepted step (explicit state, committed by the sampler's
-    per-step callback): a rejected rk45 trial or a heun predictor stage never feeds another evaluation."""
-    from diffusion_lm.text.batching import encode_prompts
-
-    from .text_helpers import generate
+    """Every evaluation is fed the x0_hat of the last accepted step (a Rollout's explicit state, committed by the
+    sampler's per-step callback): a rejected rk45 trial, a heun predictor stage or a singlestep DPM-Solver's inner
+    stage never feeds another evaluation. (The rollout is driven by the core sampler itself: rk45 and heun are
+    refused by a text model's generation config, but the Rollout works under any sampler.)"""
+    from diffusion_lm.core import sample
+    from diffusion_lm.text.rollout import Rollout
 
     seen, accepted = [], []
     pipe.model.predict = _recording_predict(pipe.model, seen)
     try:
-        batch = encode_prompts(pipe.tokenizer, ["w1 w2", "w3"], pipe.model.config.max_prompt_length)
-        generate(pipe.model, batch, method=method, num_steps=3, log_snr_offset=0.0, length_candidates=1,
-                 callback=lambda info: accepted.append(len(seen)))
+        ids = torch.tensor([[3, 4], [5, 0]])
+        rollout = Rollout(pipe.model, GenerationConfig(log_snr_offset=0.0), ids, ids != 0, lengths=torch.tensor([4, 6]))
+
+        def commit(info):
+            rollout.commit()
+            accepted.append(len(seen))
+
+        z = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(0))
+        sample(rollout, z, pipe.model.schedule, method=method, steps=3, prediction="x0", callback=commit,
+               **({"order": 3} if method == "dpm_solver" else {}))
     finally:
         del pipe.model.predict
     for k, (self_cond, _) in enumerate(seen):
@@ -154,6 +186,7 @@ def test_self_conditioning_reads_only_accepted_steps(pipe, method):
             assert self_cond is None
         else:
             assert torch.equal(self_cond, seen[before[-1] - 1][1])
+    assert len(seen) > len(accepted), "the check needs evaluations between accepted steps"
     if method == "rk45":
         assert len(seen) - 1 > 6 * len(accepted), "the check needs an rk45 run with a rejected trial"
 
@@ -211,7 +244,17 @@ def test_generation_config_refuses_impossible_settings(bad, message):
         GenerationConfig().updated(**bad)
 
 
-@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "heun", "euler", "ddpm", "rk45"])
+@pytest.mark.parametrize("method", ["heun", "euler_maruyama", "rk45"])
+def test_samplers_that_write_word_salad_on_text_are_refused_with_the_ones_to_use(pipe, method):
+    from diffusion_lm.text.generation_config import text_samplers
+
+    with pytest.raises(ValueError, match=f"method='{method}' does not hold quality on the text model .*use one of "
+                                         "ddpm, ddim, euler, dpm_solver, dpm_solver\\+\\+, unipc"):
+        pipe(PROMPTS, method=method)
+    assert method not in text_samplers() and "ddim" in text_samplers()
+
+
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "euler", "ddpm", "dpm_solver"])
 def test_every_sampler_constructs_a_generation_config_and_overrides_keep_the_rest(method):
     """Every valid combination constructs; eta is DDIM's own and is not rewritten when another sampler is asked for."""
     config = GenerationConfig(method=method)

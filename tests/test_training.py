@@ -173,8 +173,14 @@ def test_bad_rows_are_counted_and_skipped_or_refused(data, tmp_path, caplog):
     assert ("1 with an empty prompt or response" in message
             and "1 with a prompt or response longer than the model's slots" in message)
     assert message.count("skipped 4 of 604 rows") == 1, "the report is logged once"
-    with pytest.raises(ValueError, match="found 4 of 604 rows.*strict is on: nothing was skipped"):
+    with pytest.raises(ConfigError, match="train: 4 of 604 rows are unusable and data.strict is on: 2 with a missing "
+                                          ".*Nothing was trained; clean the data, or set data.strict false"):
         run(data, tmp_path / "strict", "--data.train_files", f"[{path}]", "--data.strict", "true")
+    strict = _overrides(data, tmp_path / "cli", "--data.train_files", f"[{path}]", "--data.strict", "true")
+    cli = subprocess.run([sys.executable, "-m", "training.train", "--config", str(TINY), *strict], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert cli.returncode == 2 and "config error: train: 4 of 604 rows are unusable" in cli.stderr, cli.stderr[-2000:]
+    assert "Traceback" not in cli.stderr
 
 
 def test_missing_column_names_the_fix(data, tmp_path):
@@ -320,11 +326,51 @@ def test_bf16_mixed_precision_trains_on_cpu(data, tmp_path, monkeypatch):
 
 
 def test_push_to_hub_at_the_end(data, tmp_path, monkeypatch):
+    """The login is checked with the Hub before training; the trained model is uploaded with its card's numbers."""
     hub = FakeHub().install(monkeypatch)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
     result = run(data, tmp_path / "run", "--push_to_hub", "me/tiny-run", "--optim.max_steps", "4")
     assert "me/tiny-run" in result["hub_commit"]
-    loaded = DiffusionLMPipeline.from_pretrained(hub.write_to(tmp_path / "pushed"))
-    assert len(loaded(["w1 w2"], num_steps=2)) == 1
+    paths = [path for _, path in hub.requests]
+    assert "/api/whoami-v2" in paths and paths.index("/api/whoami-v2") < paths.index("/api/repos/create")
+    pushed = hub.write_to(tmp_path / "pushed")
+    loaded = DiffusionLMPipeline.from_pretrained(pushed)
+    assert loaded(["w1 w2"], num_steps=2) == DiffusionLMPipeline.from_pretrained(tmp_path / "run" / "model")(
+        ["w1 w2"], num_steps=2)
+    assert "| effective_batch_size | `16` |" in (pushed / "README.md").read_text()
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_push_to_hub_without_a_login_or_a_network_fails_before_training(data, tmp_path, monkeypatch, offline):
+    hub = FakeHub(offline=offline).install(monkeypatch)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token either
+    if offline:
+        monkeypatch.setenv("HF_TOKEN", "hf_test")
+    message = "the Hugging Face Hub is not reachable" if offline else "needs a login: log in with `huggingface-cli"
+    with pytest.raises(ConfigError, match=f"--push_to_hub me/tiny-run: .*{message}.*Nothing was trained"):
+        run(data, tmp_path / "run", "--push_to_hub", "me/tiny-run")
+    assert not (tmp_path / "run").exists(), "nothing was trained or written"
+    assert ("/api/whoami-v2" in [path for _, path in hub.requests]) == offline
+
+
+def test_a_push_that_fails_at_the_end_keeps_the_model_and_says_where(data, tmp_path, monkeypatch, caplog):
+    hub = FakeHub().install(monkeypatch)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    original = hub.handle
+
+    def network_gone_after_the_check(request):
+        if request.url.path != "/api/whoami-v2":
+            hub.offline = True
+        return original(request)
+
+    hub.handle = network_gone_after_the_check
+    with caplog.at_level("ERROR"):
+        result = run(data, tmp_path / "run", "--push_to_hub", "me/tiny-run", "--optim.max_steps", "4")
+    assert "not reachable" in result["hub_error"] and (tmp_path / "run" / "model" / "model.safetensors").exists()
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert f"The trained model is saved in {tmp_path / 'run' / 'model'}" in logged
+    assert f"huggingface-cli upload me/tiny-run {tmp_path / 'run' / 'model'}" in logged
 
 
 def test_two_processes_train_one_model_data_parallel(data, tmp_path):
@@ -349,7 +395,12 @@ def test_two_processes_train_one_model_data_parallel(data, tmp_path):
         assert not set(a["rows"]) & set(b["rows"]), f"step {a['step']}: both ranks drew the same rows"
         assert a["weights"] == b["weights"], f"step {a['step']}: the ranks' weights differ (no gradient all-reduce)"
     assert logs[0][0]["weights"] != logs[0][-1]["weights"], "the weights never changed"
-    assert "| batch_size | `16` |" in (out / "model" / "README.md").read_text()
+    card = (out / "model" / "README.md").read_text()
+    assert "| effective_batch_size | `16` |" in card and "| processes | `2` |" in card
+    output = result.stdout + result.stderr
+    assert "world size 2 (MULTI_CPU): per-process batch 8 x 1 accumulation step x 2 processes = effective batch 16" \
+        in output
+    assert result.stdout.count("'model_dir'") == 1, "one final report, not one per rank"
     pipe = DiffusionLMPipeline.from_pretrained(out / "model")
     assert len(pipe(["w1 w2 w3", "w4"], num_steps=3)) == 2
 

@@ -44,9 +44,11 @@ class DataReport:
 
     truncated: int = 0
 
-    def summary(self, verb: str = "skipped") -> str:
-        parts = [f"{n} with {PROBLEMS[p]} (e.g. {self.examples[p]})" for p, n in self.counts.items()]
-        return f"{self.split}: {verb} {self.dropped} of {self.total} rows: " + "; ".join(parts)
+    def reasons(self) -> str:
+        return "; ".join(f"{n} with {PROBLEMS[p]} (e.g. {self.examples[p]})" for p, n in self.counts.items())
+
+    def summary(self) -> str:
+        return f"{self.split}: skipped {self.dropped} of {self.total} rows: {self.reasons()}"
 
     def note(self) -> str:
         """One line for the run's log: how many rows were used, skipped and truncated."""
@@ -105,12 +107,38 @@ def _load_files(kind: str, files: list[str], streaming: bool, split: str):
                                   f"prompt/response rows (or build the bundled data: "
                                   f"python -m training.build_data --help).")
             bundled_split(path)()  # builds the data set the path belongs to
+    for path in files:
+        if Path(path).stat().st_size == 0 or (kind == "json" and not Path(path).read_text(encoding="utf-8").strip()):
+            raise ConfigError(f"{key}: {path} is empty; it needs prompt/response rows (json: one object per line, "
+                              'such as {"prompt": "...", "response": "..."}).')
+        if kind == "json":
+            _check_json_lines(Path(path), key)
     try:
         return datasets.load_dataset(kind, data_files={split: files}, streaming=streaming)[split]
     except Exception as err:  # a malformed file: name it
-        raise ConfigError(f"{key}: could not read {', '.join(files)} as {kind} ({type(err).__name__}: {err}); "
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConfigError(f"{key}: could not read {', '.join(files)} as {kind} ({type(err).__name__}: {reason}); "
                           "each line must be a JSON object (json) or each row a record with the prompt and "
-                          "response columns.") from err
+                          "response columns.") from None
+
+
+def _check_json_lines(path: Path, key: str) -> None:
+    """Name the first line of a JSON-lines file that is not one JSON object (datasets' own error names none)."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"{key}: {path}:{number} is not valid JSON ({err.msg}, column {err.colno}); each "
+                                  'line must be one JSON object such as {"prompt": "...", "response": "..."}.'
+                                  ) from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{key}: {path}:{number} is a JSON {type(row).__name__}, not an object; each line "
+                                  'must be one JSON object such as {"prompt": "...", "response": "..."}.')
 
 
 def _is_streaming(ds) -> bool:
@@ -199,14 +227,16 @@ def tokenize(ds, tokenizer: Any, cfg: DataConfig, max_prompt: int, max_response:
             report.add(problem, {pf: row.get(pf), rf: row.get(rf)})
     if report.dropped:
         if cfg.strict:
-            raise ValueError(report.summary("found") + " (data.strict is on: nothing was skipped; clean the data, "
-                             "or turn strict off to skip such rows"
-                             + (", or set data.truncate true" if report.counts.get("too_long") else "") + ")")
+            fixes = "clean the data, or set data.strict false to skip such rows"
+            if report.counts.get("too_long"):
+                fixes += ", or data.truncate true to cut over-long ones to the model's slots"
+            raise ConfigError(f"{report.split}: {report.dropped} of {report.total} rows are unusable and data.strict "
+                              f"is on: {report.reasons()}. Nothing was trained; {fixes}.")
         logger.warning(report.summary())
     clean = encoded.filter(lambda p: not p, input_columns="problem",
                            **({"num_proc": cfg.num_proc} if cfg.num_proc else {}))
     if len(clean) == 0:
-        raise ValueError(f"{split}: no usable rows left ({report.summary()}).")
+        raise ConfigError(f"{split}: no usable rows left ({report.summary()}).")
     return clean.remove_columns(["problem", "truncated"]), report
 
 

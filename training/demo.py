@@ -1,6 +1,7 @@
 """The README demo: King James -> World English Bible verse modernisation on a CPU.
 
     python -m training.demo [--config configs/demo.yaml] [--section.key value ...]
+    python -m training.demo --config configs/demo_quick.yaml --test-size 100     # a first look in a few minutes
 
 Builds the verse pairs if missing (python -m training.build_data bible), trains the demo config,
 then generates for held-out test verses and prints BLEU and chrF next to the copy-the-input baseline,
@@ -86,7 +87,8 @@ def main(argv=None) -> int:
     rows = test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, args.test_size)
     prompts, refs = [r["prompt"] for r in rows], [r["response"] for r in rows]
     start = time.time()
-    generated = pipe(prompts, num_steps=args.num_steps, method=args.method, batch_size=100)
+    print(f"generating for {len(prompts)} held-out verses ...", flush=True)
+    generated = pipe(prompts, num_steps=args.num_steps, method=args.method, batch_size=50, progress=True)
     gen = pipe.generation_config.updated(num_steps=args.num_steps, method=args.method)
     sampler = f"{gen.method}{f' eta={gen.eta:g}' if gen.method == 'ddim' else ''}, {gen.num_steps} steps"
     seconds = time.time() - start
@@ -108,8 +110,18 @@ def main(argv=None) -> int:
         {"prompt": r["prompt"], "generated": g, "reference": r["response"]}
         for r, g in list(zip(rows, generated))[: args.rows]]})
     print(f"model: {out / 'model'}  curves: {out / 'curves.png'}  results: {out / 'demo_results.json'}")
+    print(next_steps(out / "model"))
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def next_steps(model: Path) -> str:
+    """What to run next with the model the demo saved."""
+    return "\n".join([
+        "",
+        "Next:",
+        f'  python -m inference.generate --model {model} --prompt "Jesus wept."   # generate from it',
+        f"  python -m inference.app --model {model}   # watch a response form (pip install -e '.[app]')",
+        f"  python -m training.demo --output_dir {model.parent} --optim.max_steps 1500 "
+        "--checkpoint.resume_from_checkpoint latest   # train it longer",
+        "  python -m training.train --config configs/demo.yaml --data.train_files '[your.jsonl]'   # your own data",
+    ])

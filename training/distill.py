@@ -114,8 +114,9 @@ def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> d
     cfg = pipe.model.config
     batch = encode_prompts(pipe.tokenizer, prompts, cfg.max_prompt_length, True)
     mask = batch.prompt_mask.bool()
-    traj = teacher_trajectories(pipe.model, PairBatch(batch.prompt_ids, mask), settings, args.student_steps, args.teacher_steps,
-                                torch.Generator().manual_seed(args.seed + 2), repeat_block=pipe.repeat_block)
+    traj = teacher_trajectories(pipe.model, PairBatch(batch.prompt_ids, mask), settings, args.student_steps,
+                                args.teacher_steps, torch.Generator().manual_seed(args.seed + 2),
+                                repeat_block=pipe.repeat_block)
     shares = {}
     for steps in sorted({1, args.student_steps}):
         ids = generate_ids(student, PairBatch(batch.prompt_ids, mask),

@@ -84,6 +84,14 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     out = Path(config.output_dir)
+    if config.push_to_hub:  # before any work: a run that ends in an upload needs a login and the Hub
+        from diffusion_lm.text.hub import HubError, check_hub_access
+
+        try:
+            user = check_hub_access(config.push_to_hub)
+        except HubError as err:
+            raise ConfigError(f"--push_to_hub {config.push_to_hub}: {err} Nothing was trained.") from None
+        logger.info("the Hub accepts %s: the model will be pushed to %s at the end", user, config.push_to_hub)
     trackers = available_trackers(config.trackers)
     # cpu=True when there is no GPU: then a multi-process launch (accelerate's multi-process config, torchrun)
     # joins one gloo process group instead of starting independent single-process runs
@@ -95,9 +103,13 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     for chatty in ("accelerate", "datasets", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     set_seed(config.seed)
+    o = config.optim
+    logger.info("world size %d (%s): per-process batch %d x %d accumulation step%s x %d process%s = effective batch %d",
+                accelerator.num_processes, accelerator.distributed_type.value, o.batch_size, o.grad_accum,
+                "s" * (o.grad_accum > 1), accelerator.num_processes, "es" * (accelerator.num_processes > 1),
+                effective_batch(o, accelerator))
     if accelerator.device.type == "cpu":
-        logger.info("%d torch thread%s per process (num_threads; %d process%s)", threads, "s" * (threads > 1),
-                    accelerator.num_processes, "es" * (accelerator.num_processes > 1))
+        logger.info("%d torch thread%s per process (num_threads)", threads, "s" * (threads > 1))
     if main:
         out.mkdir(parents=True, exist_ok=True)
         for partial in clean_partial(out):
@@ -105,7 +117,8 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     accelerator.wait_for_everyone()
 
     # ----------------------------------------------------------------- model, tokenizer, data
-    train_raw, val_raw = load_raw(config.data, config.seed, train_dataset, eval_dataset)
+    with accelerator.main_process_first():  # a bundled data set is built once, by the main process
+        train_raw, val_raw = load_raw(config.data, config.seed, train_dataset, eval_dataset)
     if config.init_from:
         base = DiffusionLMPipeline.from_pretrained(config.init_from)
         model, tok = base.model.train(), base.tokenizer
@@ -115,8 +128,9 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
         model, tok = build_model(config.model_config(), tok, seed=config.seed)
     mcfg = model.config
     with accelerator.main_process_first():
-        train_ds, train_report = tokenize(train_raw, tok, config.data, mcfg.max_prompt_length, mcfg.max_response_length, "train")
-        val_ds, val_report = tokenize(val_raw, tok, config.data, mcfg.max_prompt_length, mcfg.max_response_length, "validation")
+        slots = (mcfg.max_prompt_length, mcfg.max_response_length)
+        train_ds, train_report = tokenize(train_raw, tok, config.data, *slots, "train")
+        val_ds, val_report = tokenize(val_raw, tok, config.data, *slots, "validation")
     val_ds = _materialise(val_ds, config.eval)
     val_text = _validation_text(val_raw, config, tok, mcfg, config.eval.generate)
     n_params = sum(p.numel() for p in model.parameters())
@@ -126,9 +140,8 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    o = config.optim
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(o))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     raw_model = accelerator.unwrap_model(model)
@@ -168,7 +181,8 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
             for micro in range(o.grad_accum):
                 rows = next(batches)
                 lo = accelerator.process_index * per_process
-                batch = collate({k: v[lo : lo + per_process] for k, v in rows.items()}, mcfg.pad_token_id, mcfg.max_response_length)
+                mine = {k: v[lo : lo + per_process] for k, v in rows.items()}
+                batch = collate(mine, mcfg.pad_token_id, mcfg.max_response_length)
                 batch = batch.to(accelerator.device)
                 tokens += int(batch.prompt_mask.sum()) + batch.response_ids.numel()
                 sync = micro == o.grad_accum - 1
@@ -189,13 +203,16 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
                 _record(accelerator, log, step, last)
                 progress.set_postfix(loss=f"{last['loss']:.4f}")
             if step % config.eval.every == 0 or step == o.max_steps:
-                last.update(_evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log,
-                                      train_seconds))
-            if step % config.checkpoint.every == 0 or step == o.max_steps or stop.requested or step == config.stop_at_step:
-                save_checkpoint(accelerator, out, step, ema, {"epoch_batches": stream.batches_per_epoch}, config.checkpoint.keep)
+                last.update(_evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text,
+                                      copy_scores, step, log, train_seconds))
+            last_step = step == o.max_steps or stop.requested or step == config.stop_at_step
+            if step % config.checkpoint.every == 0 or last_step:
+                save_checkpoint(accelerator, out, step, ema, {"epoch_batches": stream.batches_per_epoch},
+                                config.checkpoint.keep)
             progress.update(1)
             if stop.requested or step == config.stop_at_step:
-                logger.warning("stopping after the checkpoint of step %d (%s)", step, "signal" if stop.requested else "stop_at_step")
+                logger.warning("stopping after the checkpoint of step %d (%s)", step,
+                               "signal" if stop.requested else "stop_at_step")
                 stopped_at = step
                 break
     progress.close()
@@ -204,25 +221,45 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
         return {"stopped_at": stopped_at}
 
     # ----------------------------------------------------------------- the result
-    result = {"step": o.max_steps, "train_seconds": round(train_seconds, 2), **{k: v for k, v in last.items() if k != "lr"},
-              **{f"copy_{k}": v for k, v in copy_scores.items()}}
+    result = {"step": o.max_steps, "train_seconds": round(train_seconds, 2),
+              **{k: v for k, v in last.items() if k != "lr"}, **{f"copy_{k}": v for k, v in copy_scores.items()}}
     if main:
         _weights_for_eval(raw_model, eval_model, ema)
         pipe = DiffusionLMPipeline(eval_model, tok, config.generation_config())  # it generates as evaluation did
-        training_card = {"steps": o.max_steps, "batch_size": o.batch_size * accelerator.num_processes * o.grad_accum,
-                         "lr": o.lr, "ema_decay": o.ema_decay, "data": config.data.dataset, "train_files": config.data.train_files,
-                         "init_from": config.init_from, "mixed_precision": config.mixed_precision}
-        pipe.save_pretrained(out / "model", metrics=_card_metrics(result), training=training_card)
+        pipe.card["examples"] = val_text[0][:3]  # the card's (and the app's) example prompts
+        card = {"steps": o.max_steps, "effective_batch_size": effective_batch(o, accelerator),
+                "per_process_batch_size": o.batch_size, "processes": accelerator.num_processes,
+                "grad_accum": o.grad_accum, "lr": o.lr, "ema_decay": o.ema_decay, "data": config.data.dataset,
+                "train_files": config.data.train_files, "init_from": config.init_from,
+                "mixed_precision": config.mixed_precision}
+        pipe.save_pretrained(out / "model", metrics=_card_metrics(result), training=card)
         result["model_dir"] = str(out / "model")
         figure = plot_curves(log.rows(), out / "curves.png", title=config.run_name or out.name)
         if figure:
             result["curves"] = str(figure)
         if config.push_to_hub:
-            result["hub_commit"] = pipe.push_to_hub(config.push_to_hub, private=config.hub_private,
-                                                    metrics=_card_metrics(result), training=training_card)
+            result.update(_push(pipe, config, _card_metrics(result), card, out / "model"))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
+
+
+def effective_batch(o, accelerator) -> int:
+    """Rows per optimiser step across every process: per-process batch x accumulation x processes."""
+    return o.batch_size * o.grad_accum * accelerator.num_processes
+
+
+def _push(pipe, config, metrics: dict, card: dict, folder: Path) -> dict:
+    """Upload the saved model; a failure keeps the run's result and says where the model is and how to upload it."""
+    from diffusion_lm.text.hub import HubError
+
+    try:
+        return {"hub_commit": pipe.push_to_hub(config.push_to_hub, private=config.hub_private, metrics=metrics,
+                                               training=card)}
+    except HubError as err:
+        logger.error("%s The trained model is saved in %s; upload it when the Hub is back with "
+                     "`huggingface-cli upload %s %s`.", err, folder, config.push_to_hub, folder)
+        return {"hub_error": str(err)}
 
 
 def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_text, copy_scores, step, log,
@@ -244,7 +281,8 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
             metrics.update(scores)
             metrics.update({f"copy_{k}": v for k, v in copy_scores.items() if k in ("bleu", "chrf")})
             for row in rows:
-                logger.info("step %d | %s -> %s (reference: %s)", step, row["prompt"], row["generated"], row["reference"])
+                logger.info("step %d | %s -> %s (reference: %s)", step, row["prompt"], row["generated"],
+                            row["reference"])
         _record(accelerator, log, step, metrics)
         logger.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     accelerator.wait_for_everyone()
@@ -253,7 +291,8 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
 
 def _previous_run(out: Path) -> str:
     """What an earlier run left in ``out`` (its checkpoints, its saved model), or '' if nothing."""
-    found = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1])) if (out / "checkpoints").exists() else []
+    root = out / "checkpoints"
+    found = sorted(root.glob("step-*"), key=lambda p: int(p.name.split("-")[1])) if root.exists() else []
     parts = [f"checkpoints up to {found[-1].name}"] if found else []
     if (out / "model" / "config.json").exists():
         parts.append("a saved model")
@@ -266,7 +305,8 @@ def _weights_for_eval(raw_model, eval_model, ema) -> None:
         ema.copy_to(eval_model)
 
 
-def clip_gradients(accelerator: Accelerator, groups: list[list[torch.nn.Parameter]], max_norm: float) -> list[torch.Tensor]:
+def clip_gradients(accelerator: Accelerator, groups: list[list[torch.nn.Parameter]],
+                   max_norm: float) -> list[torch.Tensor]:
     """Clip each group's gradient norm to ``max_norm`` on its own (the denoiser's is not scaled by the length
     classifier's); returns the norms before clipping, as tensors (no device sync on the training step)."""
     accelerator.unscale_gradients()
@@ -285,7 +325,8 @@ def _validation_text(val_raw, config, tok, mcfg, limit: int):
         return [], []
     d = config.data
     prompts, refs = [], []
-    rows = val_raw.take(limit * 4) if not hasattr(val_raw, "__len__") else val_raw.select(range(min(len(val_raw), limit * 4)))
+    streamed = not hasattr(val_raw, "__len__")
+    rows = val_raw.take(limit * 4) if streamed else val_raw.select(range(min(len(val_raw), limit * 4)))
     for row in rows:
         p, r = row.get(d.prompt_field), row.get(d.response_field)
         if not (isinstance(p, str) and isinstance(r, str) and p.strip() and r.strip()):
@@ -328,18 +369,22 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, add_help=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="YAML file (see configs/)")
     args, rest = parser.parse_known_args(argv)
-    rest = [SHORTCUTS.get(a.split("=")[0], a.split("=")[0]) + (("=" + a.split("=", 1)[1]) if "=" in a else "") for a in rest]
+    rest = [SHORTCUTS.get(a.split("=")[0], a.split("=")[0]) + (("=" + a.split("=", 1)[1]) if "=" in a else "")
+            for a in rest]
     try:
         config = load_config(args.config, rest)
         result = train(config)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()})
-    return 0
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one final report, not one per rank
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()})
+    return 1 if "hub_error" in result else 0
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ def teacher_trajectories(teacher: "DiffusionLMModel", batch: PairBatch, settings
                          teacher_steps: int, generator: torch.Generator | None = None, noise: Tensor | None = None,
                          repeat_block: RepeatBlock | None = None) -> Trajectories:
     """Run the teacher on the prompts of ``batch`` for ``teacher_steps`` (a multiple of ``student_steps``) on the
-    refined student grid, from ``noise`` (drawn from ``generator`` if None); ``repeat_block`` as ``Controls`` takes it."""
+    refined student grid, from ``noise`` (drawn from ``generator`` if None); ``repeat_block`` as ``Controls`` takes
+    it."""
     check_distillable(settings, student_steps, teacher_steps)
     factor = teacher_steps // student_steps
     coarse = student_grid(teacher, settings, student_steps)

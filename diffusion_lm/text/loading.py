@@ -46,6 +46,13 @@ def load_model(model_class: Any, path: str | os.PathLike, **kwargs: Any):
     """``model_class.from_pretrained(path)`` with its failures turned into ``ValueError``s naming file and fix."""
     check_source(path)
     local = Path(path).expanduser().is_dir()
+    if not local:
+        from .hub import hub_reachable
+
+        if not hub_reachable():
+            raise ValueError(f"{path!s} is not a local folder (none in {Path.cwd()}), and the Hugging Face Hub, where "
+                             "it would be a repository id, is not reachable (no network, or HF_HUB_OFFLINE is set). "
+                             "Give the folder that training or save_pretrained wrote, e.g. runs/demo/model.")
     try:
         with quiet_progress():
             return model_class.from_pretrained(path, **kwargs)
@@ -58,13 +65,11 @@ def load_model(model_class: Any, path: str | os.PathLike, **kwargs: Any):
                              "or download it again.") from err
         if "mismatch" in message.lower() or "size mismatch" in message:
             raise ValueError(f"{Path(path) / 'config.json'} does not match the weights in {weights}: the config "
-                             "describes "
-                             "other shapes (vocab_size, embedding_dim, widths) than the saved tensors. Use the "
-                             "config.json "
-                             f"saved with these weights. Details: {message.splitlines()[0]}") from err
+                             "describes other shapes (vocab_size, embedding_dim, widths) than the saved tensors. Use "
+                             f"the config.json saved with these weights. Details: {message.splitlines()[0]}") from err
         if not local and isinstance(err, (OSError, ValueError)):
+            reason = message.splitlines()[0] if message else type(err).__name__
             raise ValueError(f"{path!s} is not a local folder (none in {Path.cwd()}), and the Hub did not return a "
-                             "model "
-                             f"for it ({message.splitlines()[0] if message else type(err).__name__}). Check the path, "
-                             "or the repo id and your network/token.") from err
+                             f"model for it ({reason}). Check the path, or the repo id and your network/token."
+                             ) from err
         raise

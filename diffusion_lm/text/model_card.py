@@ -16,9 +16,12 @@ CARD_KEYS = (
 )
 
 
-def model_card(config: Any, metrics: dict | None = None, training: dict | None = None) -> str:
-    """Markdown with YAML front matter: what the model is, how it was trained, its metrics and how to use it."""
+def model_card(config: Any, metrics: dict | None = None, training: dict | None = None,
+               examples: list[str] | None = None) -> str:
+    """Markdown with YAML front matter: what the model is, how it was trained, its metrics and how to use it;
+    ``examples`` become the front matter's ``widget`` prompts (the Hub's and the app's examples)."""
     params = {k: getattr(config, k) for k in CARD_KEYS if hasattr(config, k)}
+    widget = ["widget:", *(f"- text: {json.dumps(e, ensure_ascii=False)}" for e in examples)] if examples else []
     lines = [
         "---",
         "library_name: diffusion-lm",
@@ -27,6 +30,7 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
         "- diffusion",
         "- diffusion-lm",
         "- text-generation",
+        *widget,
         "---",
         "",
         "# diffusion-lm model",
@@ -41,7 +45,7 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
         "| setting | value |",
         "|---|---|",
     ]
-    lines += [f"| {k} | `{json.dumps(v) if isinstance(v, dict) else v}` |" for k, v in params.items()]
+    lines += [f"| {k} | `{json.dumps(v, sort_keys=True) if isinstance(v, dict) else v}` |" for k, v in params.items()]
     if training:
         lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
         lines += [f"| {k} | `{v}` |" for k, v in training.items()]
@@ -67,7 +71,29 @@ def model_card(config: Any, metrics: dict | None = None, training: dict | None =
     return "\n".join(lines)
 
 
+def read_card_sections(folder: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """The Training and Metrics tables and the widget's example prompts of the model card in ``folder`` (README.md),
+    as written by ``model_card``: ``{"training": {...}, "metrics": {...}, "examples": [...]}``, each empty when the
+    card has none. Table values are the table's text."""
+    path = Path(folder) / "README.md"
+    sections: dict[str, Any] = {"training": {}, "metrics": {}, "examples": []}
+    if not path.exists():
+        return sections
+    current = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("- text: ") and current is None:
+            sections["examples"].append(json.loads(line[len("- text: "):]))
+        elif line.startswith("## "):
+            current = line[3:].strip().lower() if line[3:].strip().lower() in sections else None
+        elif current and line.startswith("| ") and not line.startswith(("| setting |", "| metric |", "|---")):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 2:
+                sections[current][cells[0]] = cells[1][1:-1] if current == "training" and cells[1].startswith("`") \
+                    else cells[1]
+    return sections
+
+
 def write_model_card(folder: str | os.PathLike, config: Any, metrics: dict | None = None,
-                     training: dict | None = None) -> Path:
+                     training: dict | None = None, examples: list[str] | None = None) -> Path:
     """Write README.md into ``folder`` (via a temporary file and a rename)."""
-    return write_text_atomic(Path(folder) / "README.md", model_card(config, metrics, training))
+    return write_text_atomic(Path(folder) / "README.md", model_card(config, metrics, training, examples))

@@ -15,11 +15,12 @@ from ..common.atomic import staged_directory
 from .batching import encode_pairs, encode_prompts
 from .generation import Controls, generate_ids
 from .generation_config import FILE_NAME, GenerationConfig
+from .hub import hub_call
 from .likelihood import NLLBound, nll_bound
 from .loading import HUB_KWARGS, load_model
 from .mbr import mbr_select
 from .model import DiffusionLMModel
-from .model_card import write_model_card
+from .model_card import read_card_sections, write_model_card
 from .repeats import RepeatBlock
 from .tokenization import tokenizer_fingerprint
 
@@ -51,6 +52,7 @@ class DiffusionLMPipeline:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.generation_config = generation_config or GenerationConfig()
+        self.card: dict[str, Any] = {}  # its card's Training, Metrics and example prompts, kept on save
 
     @cached_property
     def repeat_block(self) -> RepeatBlock:
@@ -74,37 +76,44 @@ class DiffusionLMPipeline:
         model = load_model(DiffusionLMModel, path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in HUB_KWARGS})
         pipe = cls(model, tokenizer, _load_generation_config(path, model, kwargs))
+        pipe.card = _card_sections(path, kwargs)
         return pipe.to(device) if device is not None else pipe
 
     def save_pretrained(self, path: str | os.PathLike, metrics: dict | None = None,
                         training: dict | None = None) -> Path:
         """Write config.json, model.safetensors, generation_config.json, the tokenizer files and a model card README.md.
 
-        The folder is assembled next to ``path`` and moved into place, so an interrupted save
-        never leaves a half-written checkpoint.
+        The card's Training and Metrics tables are ``training`` and ``metrics``, or, where None, those of the card the
+        pipeline was loaded with (``self.card``, with its example prompts), so a loaded model saved or pushed again
+        keeps its numbers. The folder is assembled
+        next to ``path`` and moved into place, so an interrupted save never leaves a half-written checkpoint.
         """
         path = Path(path)
+        metrics = self.card.get("metrics") if metrics is None else metrics
+        training = self.card.get("training") if training is None else training
         with staged_directory(path) as staging:
             self.model.save_pretrained(staging, safe_serialization=True)
             self.tokenizer.save_pretrained(staging)
             self.generation_config.save(staging)
-            write_model_card(staging, self.model.config, metrics=metrics, training=training)
+            write_model_card(staging, self.model.config, metrics=metrics, training=training,
+                             examples=self.card.get("examples"))
         return path
 
     def push_to_hub(
-        self, repo_id: str, private: bool = False, token: str | None = None, commit_message: str = "Upload "
-                                                                                                   "diffusion-lm model",
-        metrics: dict | None = None, training: dict | None = None,
+        self, repo_id: str, private: bool = False, token: str | None = None,
+        commit_message: str = "Upload diffusion-lm model", metrics: dict | None = None, training: dict | None = None,
     ) -> str:
-        """Save to a temporary folder and upload it to the Hub repo ``repo_id`` (created if missing)."""
+        """Save to a temporary folder and upload it to the Hub repo ``repo_id`` (created if missing); a missing login
+        or an unreachable Hub is a ``HubError`` that says so (``save_pretrained`` keeps a local copy)."""
         from huggingface_hub import HfApi
 
+        what = f"pushing to the Hub repository {repo_id!r}"
         api = HfApi(token=token)
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(Path(tmp) / "model", metrics=metrics, training=training)
-            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
-                                     repo_type="model")
+            hub_call(what, lambda: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"))
+            info = hub_call(what, lambda: api.upload_folder(repo_id=repo_id, folder_path=folder,
+                                                             commit_message=commit_message, repo_type="model"))
         return str(getattr(info, "commit_url", info))
 
     def __call__(
@@ -271,6 +280,20 @@ class DiffusionLMPipeline:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
         return list(prompts)
+
+
+def _card_sections(path, kwargs: dict) -> dict[str, dict[str, str]]:
+    """The Training and Metrics tables of the card beside the weights (a local folder or the Hub repo)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            hub = {k: v for k, v in kwargs.items() if k in HUB_KWARGS}
+            folder = Path(hf_hub_download(str(path), "README.md", **hub)).parent
+        except Exception:  # a repo without a card
+            return {}
+    return read_card_sections(folder)
 
 
 def _load_generation_config(path, model: DiffusionLMModel, kwargs: dict) -> GenerationConfig:
