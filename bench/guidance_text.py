@@ -39,7 +39,8 @@ def content_class(text: str) -> str:
 
 
 CONTROLS = {  # name: (rule, the class each test prompt asks for, classifier options)
-    "length": (length_class, lambda ref: {"short": "long", "medium": "short", "long": "short"}[length_class(ref)], []),
+    "length": (length_class, lambda ref: {"short": "long", "medium": "short", "long": "short"}[length_class(ref)],
+               ["--no-prompt"]),  # blind to the prompt: one that reads it gives guidance little gradient (issue 26)
     "content": (content_class, lambda ref: "yahweh", ["--no-prompt"]),
 }
 

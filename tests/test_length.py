@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -222,3 +224,37 @@ def test_the_length_classifiers_gradients_are_clipped_apart_from_the_denoisers()
     assert float(denoiser_grad.view(-1)[0]) == pytest.approx(0.5)
     assert float(length_grad.view(-1)[0]) == pytest.approx(1.0, rel=1e-5)
     assert len(tiny_model(length_prediction=False)[0].clipping_groups()) == 1
+
+
+def test_mask_predict_refinement_rewrites_the_least_confident_share_each_round(monkeypatch):
+    """(M1): round i of R holds the most confident slots and re-writes the ceil((R - i) / (R + 1) n) least confident
+    of each response's n slots (slots past the length stay pad); only re-written slots change."""
+    import diffusion_lm.text.generation as generation
+
+    model, tok = tiny_model(length_prediction=True, seed=7)
+    batch = _batch(tok, model, reverse_pairs(4, seed=9))
+    lengths = torch.tensor([2, 5, 7, 8])
+    calls, original = [], generation._sample
+
+    def spy(model, prompt_ids, prompt_mask, s, c, lengths, given, noise, **run):
+        ids, rollout = original(model, prompt_ids, prompt_mask, s, c, lengths, given, noise, **run)
+        calls.append((s.num_steps, given, ids.clone(), rollout.last_confidence.clone()))
+        return ids, rollout
+
+    monkeypatch.setattr(generation, "_sample", spy)
+    out = generate(model, batch, num_steps=3, refine_iterations=3, refine_steps=2, lengths=lengths,
+                   generator=torch.Generator().manual_seed(0))
+    assert [c[0] for c in calls] == [3, 2, 2, 2] and calls[0][1] is None
+    ids, confidence = calls[0][2], calls[0][3]
+    for i, (_, (held_ids, held), new_ids, new_confidence) in enumerate(calls[1:]):
+        share = (3 - i) / 4
+        rewrite = ~held & (torch.arange(8)[None] < lengths[:, None])
+        assert rewrite.sum(-1).tolist() == [math.ceil(share * n) for n in lengths.tolist()]
+        for row in range(4):
+            n = int(lengths[row])
+            least = confidence[row, :n].argsort()[: math.ceil(share * n)]
+            assert set(least.tolist()) == set(rewrite[row].nonzero().squeeze(-1).tolist())
+        assert torch.equal(held_ids[held], ids[held]) and torch.equal(new_ids[held], ids[held])
+        ids = torch.where(rewrite, new_ids, ids)
+        confidence = torch.where(rewrite, new_confidence, confidence)
+    assert torch.equal(out, ids) and ((out != model.config.pad_token_id).sum(-1) == lengths).all()

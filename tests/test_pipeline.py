@@ -23,7 +23,7 @@ def pipe():
     return DiffusionLMPipeline(*tiny_model(self_conditioning=True, objective={"prompt_dropout": 0.1}))
 
 
-@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "ddpm", "euler", "dpm_solver", "langevin", "pc"])
+@pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "ddpm", "euler", "dpm_solver"])
 def test_every_sampler_generates_reproducibly(pipe, method):
     a = pipe(PROMPTS, num_steps=4, method=method, seed=3)
     assert len(a) == 3 and all(isinstance(s, str) for s in a)
@@ -244,7 +244,7 @@ def test_generation_config_refuses_impossible_settings(bad, message):
         GenerationConfig().updated(**bad)
 
 
-@pytest.mark.parametrize("method", ["heun", "euler_maruyama", "rk45"])
+@pytest.mark.parametrize("method", ["heun", "euler_maruyama", "rk45", "langevin", "pc"])
 def test_samplers_that_write_word_salad_on_text_are_refused_with_the_ones_to_use(pipe, method):
     from diffusion_lm.text.generation_config import text_samplers
 

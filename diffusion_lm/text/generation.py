@@ -104,11 +104,13 @@ def generate_ids(
     if model.length_predictor is None:
         if c.lengths is not None:
             raise ValueError("lengths is for a length-conditioned model (length_prediction=True); this one is not.")
-        return _sample(model, prompt_ids, prompt_mask, s, c, None, given, noise, **run)[0]
+        ids, rollout = _sample(model, prompt_ids, prompt_mask, s, c, None, given, noise, **run)
+        return _refine(model, prompt_ids, prompt_mask, s, c, None, given, ids, rollout, generator)
     b, k = prompt_ids.shape[0], s.length_candidates
     if c.lengths is not None or given is not None or k == 1:
         lengths = _lengths(model, prompt_ids, prompt_mask, c.lengths, given)
-        return _sample(model, prompt_ids, prompt_mask, s, c, lengths, given, noise, **run)[0]
+        ids, rollout = _sample(model, prompt_ids, prompt_mask, s, c, lengths, given, noise, **run)
+        return _refine(model, prompt_ids, prompt_mask, s, c, lengths, given, ids, rollout, generator)
     k = min(k, model.config.max_response_length + 1)
     top = model.length_logits(prompt_ids, prompt_mask).topk(k, -1).indices  # (B, k)
     repeat = lambda x: None if x is None else x.repeat_interleave(k, 0)  # noqa: E731
@@ -117,7 +119,42 @@ def generate_ids(
     ids, rollout = _sample(model, repeat(prompt_ids), repeat(prompt_mask), s, beam, top.reshape(-1), None,
                            repeat(noise), **run)
     best = rollout.length_score(ids, generator).view(b, k).argmax(-1)
-    return ids.view(b, k, -1)[torch.arange(b, device=ids.device), best]
+    rows = torch.arange(b, device=ids.device)
+    ids = ids.view(b, k, -1)[rows, best]
+    if s.refine_iterations == 0:
+        return ids
+    chosen = rows * k + best
+    rollout.last_confidence = rollout.last_confidence[chosen]
+    return _refine(model, prompt_ids, prompt_mask, s, c, top[rows, best], None, ids, rollout, generator)
+
+
+def _refine(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, s: GenerationConfig, c: Controls,
+            lengths: Tensor | None, given: tuple[Tensor, Tensor] | None, ids: Tensor, rollout: Rollout,
+            generator) -> Tensor:
+    """(M1) ``s.refine_iterations`` rounds of Mask-Predict on a finished response: round i of R holds the most
+    confident (1 - (R - i) / (R + 1)) share of each response's open slots at their tokens and rolls the others out
+    again (``s.refine_steps`` steps from noise) around them; a re-written slot takes its new confidence."""
+    if s.refine_iterations == 0:
+        return ids
+    confidence = rollout.last_confidence
+    n = model.config.max_response_length
+    fixed = given[1] if given is not None else torch.zeros_like(ids, dtype=torch.bool)
+    open_slots = ~fixed
+    if lengths is not None:
+        open_slots &= torch.arange(n, device=ids.device)[None] < lengths[:, None]
+    refine = s.updated(num_steps=s.refine_steps)
+    total = s.refine_iterations
+    for i in range(total):
+        share = (total - i) / (total + 1)
+        count = (share * open_slots.sum(-1).float()).ceil().long()  # (B,) slots to re-write
+        order = confidence.masked_fill(~open_slots, float("inf")).argsort(-1).argsort(-1)  # rank, least sure first
+        rewrite = (order < count[:, None]) & open_slots
+        held = (ids, ~rewrite)
+        new_ids, again = _sample(model, prompt_ids, prompt_mask, refine, c, lengths, held, None, generator=generator,
+                                 callback=None, progress=False)
+        ids = torch.where(rewrite, new_ids, ids)
+        confidence = torch.where(rewrite, again.last_confidence, confidence)
+    return ids
 
 
 def _lengths(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, lengths: Tensor | None,
@@ -176,7 +213,10 @@ def _sample(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, 
     x0 = last.get("x0")
     if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
-    return rollout.round(x0), rollout  # (121)
+    if s.refine_iterations == 0:
+        return rollout.round(x0), rollout  # (121)
+    ids, rollout.last_confidence = rollout.round_with_confidence(x0)  # (121), and how sure each slot is (M1)
+    return ids, rollout
 
 
 def _start(model: "DiffusionLMModel", shape: tuple[int, ...], noise: Tensor | None, generator, device) -> Tensor:

@@ -22,9 +22,11 @@ GRIDS = ("warped", "logsnr", "time", "karras")
 logger = logging.getLogger(__name__)
 # Core samplers measured to write word salad, or to take minutes, on the text model (docs/options.md, "Samplers for
 # text"): a text model's generation config refuses them and names the ones to use. They stay in the core.
-REFUSED_FOR_TEXT = {
-    "heun": "0.8 BLEU at 10 steps on the demo model, against 40.9 for one x0 prediction",
-    "euler_maruyama": "0.4 BLEU at 10 steps on the demo model, against 40.9 for one x0 prediction",
+REFUSED_FOR_TEXT = {  # bench/text_samplers.py on the demo model, 100 test verses; one x0 prediction: 41.7 BLEU
+    "heun": "0.3 / 0.7 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
+    "euler_maruyama": "0.3 / 6.3 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
+    "langevin": "1.1 / 6.6 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
+    "pc": "0.5 / 19.4 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
     "rk45": "an adaptive solver that took minutes for 100 verses",
 }
 
@@ -59,6 +61,10 @@ class GenerationConfig:
         order: solver order for ``dpm_solver``, ``dpm_solver++`` and ``unipc`` (None: the sampler's default).
         length_candidates: for a length-conditioned model (L2), roll out this many of the most likely lengths and
             keep the response the model rates most likely (k times the work; 1 takes the most likely length).
+        refine_iterations: after the rollout, re-write the least confident slots this many times (M1, Mask-Predict's
+            iterations on the x0 estimate): iteration i of R holds the (R - i) / (R + 1) most confident share of
+            the slots as given and rolls the rest out again around them; 0 = off.
+        refine_steps: sampler steps of each refinement rollout (each iteration costs this many evaluations).
         t_end: where the rollout ends; ``None`` is the lowest noise level the network was trained on (``t_eps``).
         num_samples: responses drawn per prompt.
         mbr: with ``num_samples`` > 1, return the minimum-Bayes-risk sample (the highest mean BLEU against the
@@ -76,6 +82,8 @@ class GenerationConfig:
     grid: str | Tensor | None = None
     order: int | None = None
     length_candidates: int = 3
+    refine_iterations: int = 0
+    refine_steps: int = 4
     t_end: float | None = None
     num_samples: int = 1
     mbr: bool = False
@@ -109,10 +117,13 @@ class GenerationConfig:
         """Raise ``ValueError`` naming the first impossible value and the fix."""
         from ..core.sampling import SAMPLERS
 
-        for name in ("num_steps", "length_candidates", "num_samples"):
+        for name in ("num_steps", "length_candidates", "num_samples", "refine_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        refine = self.refine_iterations
+        if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+            raise ValueError(f"refine_iterations must be an integer >= 0 (0 = off), got {self.refine_iterations!r}.")
         if self.method in REFUSED_FOR_TEXT:
             raise ValueError(f"method={self.method!r} does not hold quality on the text model "
                              f"({REFUSED_FOR_TEXT[self.method]}); use one of {', '.join(text_samplers())} "

@@ -49,9 +49,12 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     if punctuation is not None:
         punctuation = punctuation.to(logits.device, torch.bool)
     top = logits.argmax(-1)  # (B, N) each slot's first choice: it changes only where a slot is barred
-    previous = top[:, 0]
-    word = previous.clone()
-    for j in range(1, logits.shape[1]):
+    start = _first_clash(top, word_of, punctuation, pad_token_id)
+    if start is None:  # no slot repeats its neighbour: nothing to bar
+        return logits
+    previous = top[:, start - 1]
+    word = _last_words(top, punctuation)[:, start - 1]
+    for j in range(start, logits.shape[1]):
         current = top[:, j]
         clash = word_of[current] == word_of[previous]
         if punctuation is not None:
@@ -71,3 +74,27 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
         if punctuation is not None:
             word = torch.where(punctuation[previous], word, previous)
     return logits
+
+
+def _last_words(top: Tensor, punctuation: Tensor | None) -> Tensor:
+    """(B, N): at each slot j, the last token of top[:, :j + 1] that is not punctuation (top[:, 0] while there is
+    none): the word the scan compares a slot with across pauses."""
+    if punctuation is None:
+        return top
+    slots = torch.arange(top.shape[1], device=top.device).expand_as(top)
+    word_slot = torch.where(punctuation[top], torch.zeros_like(slots), slots).cummax(-1).values
+    return top.gather(1, word_slot)
+
+
+def _first_clash(top: Tensor, word_of: Tensor, punctuation: Tensor | None, pad_token_id: int) -> int | None:
+    """The first slot j >= 1 where any row's first choice repeats its neighbour (or, across pauses, the last word)
+    before any barring, or None: the scan changes nothing before it."""
+    if top.shape[1] < 2:
+        return None
+    previous, current = top[:, :-1], top[:, 1:]
+    clash = word_of[current] == word_of[previous]
+    if punctuation is not None:
+        clash |= (word_of[current] == word_of[_last_words(top, punctuation)[:, :-1]]) & ~punctuation[current]
+    clash &= current != pad_token_id
+    slots = clash.any(0).nonzero()
+    return int(slots[0]) + 1 if len(slots) else None

@@ -35,12 +35,13 @@ def hold_given(logits: Tensor, ids: Tensor, given: Tensor) -> Tensor:
 
 def hold_length(logits: Tensor, past: Tensor, pad_token_id: int) -> Tensor:
     """(L2) logits (B, N, V) that are one-hot pad at the slots ``past`` the length, and bar pad before it, so the
-    response has exactly that length (a length-conditioned model was trained never to write pad there). Edits the
-    pad column of ``logits`` in place."""
+    response has exactly that length (a length-conditioned model was trained never to write pad there). Edits
+    ``logits`` in place."""
     one_hot = torch.full_like(logits[0, 0], float("-inf"))
     one_hot[pad_token_id] = 0.0
     logits[..., pad_token_id] = torch.where(past, logits[..., pad_token_id], float("-inf"))
-    return torch.where(past[..., None], one_hot, logits)
+    logits[past] = one_hot  # in place: a (B, N, V) copy per step is the rollout's largest allocation
+    return logits
 
 
 def hold(logits: Tensor, pad_token_id: int, given: tuple[Tensor, Tensor] | None = None, past: Tensor | None = None,
@@ -84,6 +85,7 @@ class Rollout:
         self.cache = model.encode_prompt(prompt_ids, prompt_mask)
         self.previous: Tensor | None = None
         self.latest: Tensor | None = None
+        self.last_confidence: Tensor | None = None  # (B, N) of the final rounding, for refinement (M1)
 
     def without_prompt(self) -> "Rollout":
         """The same policy with the prompt dropped and a self-conditioning state of its own (the unconditional
@@ -100,9 +102,9 @@ class Rollout:
         return hold(logits, self.model.config.pad_token_id, self.given, self.past, self.repeat_block)
 
     def sharpened(self, logits: Tensor) -> Tensor:
-        """Held logits divided by the temperature: what the estimate is the softmax of (I1)."""
+        """Held logits divided by the temperature, in place: what the estimate is the softmax of (I1)."""
         logits = self.hold(logits)
-        return logits if self.settings.temperature == 1.0 else logits / self.settings.temperature
+        return logits if self.settings.temperature == 1.0 else logits.div_(self.settings.temperature)
 
     def estimate(self, logits: Tensor) -> Tensor:
         """(I1) the estimate sampling forms from rounding logits (B, N, V), which it may edit in place."""
@@ -124,6 +126,12 @@ class Rollout:
     def round(self, x0: Tensor) -> Tensor:
         """(121) token ids (B, N) of an estimate at unit scale, with this rollout's holds."""
         return self.hold(self.model.rounding_logits(x0)).argmax(-1)
+
+    def round_with_confidence(self, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """``round(x0)`` and each slot's probability of its token under the held rounding logits, (B, N) each."""
+        probs = self.hold(self.model.rounding_logits(x0)).float().softmax(-1)
+        confidence, ids = probs.max(-1)
+        return ids, confidence
 
     def plain(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """The denoiser's own estimate and logits at a state, as training forms it: no offset, no holds, and a
