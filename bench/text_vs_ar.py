@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ar_baseline import PEERS, peer_generate, peer_like, token_pairs, train_peer  # noqa: E402
+from ar_baseline import PEERS, peer_generate, peer_like, peer_warmup, token_pairs, train_peer  # noqa: E402
 from tasks import ERROR_RATES, TASKS, metrics, task_files, test_pairs  # noqa: E402
 
 STEPS = [1, 5, 10, 20, 50, 200]
@@ -92,6 +92,7 @@ def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str], re
             model, steps, secs = train_ar(pipe, pairs, kind, o.max_steps, o.batch_size, o.lr, o.warmup_steps, limit)
             texts = ar_generate(model, pipe, prompts, 64)
             rows.append({"model": label, "budget": budget, "train_steps": steps, "train_seconds": round(secs, 1),
+                         "warmup_steps": peer_warmup(model, o.warmup_steps, o.max_steps),
                          **text_metrics(texts, refs), "params": model.num_parameters(), "examples": texts[:5],
                          "outputs": texts})
             print(label, budget, {k: v for k, v in rows[-1].items() if k not in ("examples", "outputs")}, flush=True)
@@ -202,7 +203,7 @@ def report(results: dict, out: Path) -> None:
              f"{label}: edit distance over {over} / reference length, in percent.", ""]
     for r in results["ar"]:
         lines.append(f"- {_peer(r)} ({r['params'] / 1e6:.2f}M params), {r['budget']} ({r['train_steps']} steps, "
-                     f"{r['train_seconds']} s): BLEU {r['bleu']:.2f}, chrF {r['chrf']:.2f}, EM {r['exact_match']:.1f}"
+                     f"{r.get('warmup_steps', '?')} warm-up, {r['train_seconds']} s): BLEU {r['bleu']:.2f}, chrF {r['chrf']:.2f}, EM {r['exact_match']:.1f}"
                      + (f", {label} {r[error]:.1f}" if error in r else ""))
     steps = sorted({r["steps"] for r in results["ours"]})
     lines += ["", (f"Ours ({results['ours_params'] / 1e6:.2f}M params, {results['ours_train_steps']} steps, "
