@@ -1,17 +1,18 @@
-"""Generation throughput at equal output length: our diffusion LM at several step counts vs GPT-2.
+"""Generation throughput at equal output length: our diffusion LM at several step counts vs GPT-2 and BART.
 
-Both models are built from the same config (tiny, demo or the sort benchmark's sizes) with a random
-table and random weights (speed does not depend on the weights), GPT-2 sized to our parameter count
-(`bench/ar_baseline.py`). Ours fills all ``max_response_length`` slots in ``steps`` model evaluations
-(``dpm_solver++``); GPT-2 decodes greedily with its KV cache exactly ``max_response_length`` tokens
-(``min_new_tokens = max_new_tokens``), so both produce the same number of tokens. Prompts are
-``max_prompt_length`` tokens. One process, one thread, the two models alternating; best of repeats.
+All models are built from the same config (tiny, demo or the sort benchmark's sizes) with a random
+table and random weights (speed does not depend on the weights), the peers (GPT-2 and the encoder-decoder
+BART) sized to our parameter count (`bench/ar_baseline.py`). Ours fills all ``max_response_length`` slots in
+``steps`` model evaluations (``dpm_solver++``); each peer decodes greedily with its KV cache exactly
+``max_response_length`` tokens (``min_new_tokens = max_new_tokens``), so all produce the same number of tokens.
+Prompts are ``max_prompt_length`` tokens. One process, one thread, the models alternating; best of repeats.
 
     python bench/generation_throughput.py [--configs sort demo] [--steps 1 5 10 20] [--batches 1 64]
 
 End to end through the public pipeline, for a saved model (e.g. a distilled one): text prompts in, text out,
-tokenising and decoding counted for both models (GPT-2 left-pads the prompts and decodes the new tokens),
-and the peak memory of each model generating at the largest batch, each in a process of its own:
+tokenising and decoding counted for every model (GPT-2 left-pads the prompts, BART right-pads them into its
+encoder; both decode the new tokens), and the peak memory of each model generating at the largest batch, each in a
+process of its own:
 
     python bench/generation_throughput.py --model runs/distill_bible_k1/model --steps 1 2 4 20
 """
@@ -28,17 +29,17 @@ import time
 from pathlib import Path
 
 import torch
-from ar_baseline import gpt2_like
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from ar_baseline import PEERS, peer_like, seq2seq_batch
 
 SORT = dict(embedding_dim=16, hidden_size=64, num_layers=4, num_heads=4, mlp_ratio=2.0, max_prompt_length=16,
             max_response_length=16, self_conditioning=True, vocab=64)
 
 
 def build(config_name: str):
-    """Our model (random table over a word-level vocabulary) and a GPT-2 of the same size."""
+    """Our model (random table over a word-level vocabulary) and the peers of the same size, by report name."""
     from diffusion_lm import DiffusionLMConfig, build_model, train_tokenizer
     from diffusion_lm.training.config import load_config
 
@@ -52,8 +53,12 @@ def build(config_name: str):
     tok = train_tokenizer([" ".join(f"w{i}" for i in range(vocab))] * 2, kind="wordlevel", vocab_size=vocab + 10)
     model, tok = build_model(cfg, tok)
     model.eval()
-    ar = gpt2_like(model.config, len(tok) + 1, sum(p.numel() for p in model.parameters())).eval()
-    return model, ar
+    return model, peers_like(model.config, len(tok) + 1, sum(p.numel() for p in model.parameters()))
+
+
+def peers_like(config, vocab_size: int, params: int) -> dict:
+    """GPT-2 and BART sized to ``params``, in eval mode, by report name."""
+    return {label: peer_like(kind, config, vocab_size, params).eval() for kind, label in PEERS.items()}
 
 
 def best_time(fn, repeats: int) -> float:
@@ -66,14 +71,12 @@ def best_time(fn, repeats: int) -> float:
     return best
 
 
-def pipeline_and_gpt2(model_path: Path):
-    """The saved pipeline and a same-size GPT-2 (random weights) over its tokenizer plus a separator."""
+def pipeline_and_peers(model_path: Path):
+    """The saved pipeline and same-size peers (random weights) over its tokenizer plus a free id, by report name."""
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     pipe = DiffusionLMPipeline.from_pretrained(model_path)
-    cfg = pipe.model.config
-    ar = gpt2_like(cfg, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters())).eval()
-    return pipe, ar
+    return pipe, peers_like(pipe.model.config, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters()))
 
 
 def text_prompts(tokenizer, cfg, count: int, task: str) -> list[str]:
@@ -88,10 +91,16 @@ def text_prompts(tokenizer, cfg, count: int, task: str) -> list[str]:
     return [rows[i % len(rows)]["prompt"] for i in range(count)]
 
 
-def gpt2_generate(tokenizer, ar, prompts: list[str], n_out: int) -> list[str]:
-    """Tokenise (left-padded), decode exactly ``n_out`` tokens greedily with the KV cache, detokenise."""
+def peer_generate(tokenizer, ar, prompts: list[str], n_out: int) -> list[str]:
+    """Tokenise (left-padded for GPT-2, right-padded into BART's encoder), decode exactly ``n_out`` tokens greedily
+    with the KV cache, detokenise."""
     ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     sep, width = len(tokenizer), max(map(len, ids)) + 1
+    if ar.config.is_encoder_decoder:
+        batch, mask, _ = seq2seq_batch(ids, [[]] * len(ids), sep, 0)
+        out = ar.generate(input_ids=batch, attention_mask=mask, do_sample=False, num_beams=1, max_new_tokens=n_out,
+                          min_new_tokens=n_out, pad_token_id=0, decoder_start_token_id=sep)
+        return tokenizer.batch_decode(out[:, 1:].clamp(max=sep - 1), skip_special_tokens=True)
     batch = torch.zeros((len(ids), width), dtype=torch.long)
     mask = torch.zeros_like(batch)
     for row, tokens in enumerate(ids):
@@ -120,11 +129,11 @@ def high_water_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
-BUFFERS = ("embedding_table",)  # saved with the weights, not parameters (pipeline_and_gpt2 counts parameters())
+BUFFERS = ("embedding_table",)  # saved with the weights, not parameters (pipeline_and_peers counts parameters())
 
 
 def memory_child(args) -> None:
-    """Load only the model named by ``--memory-child`` (GPT-2: built to our parameter count from the saved config
+    """Load only the model named by ``--memory-child`` (a peer: built to our parameter count from the saved config
     and weights' shapes), generate one batch, print the peak resident memory before and after, as JSON."""
     from diffusion_lm.text import DiffusionLMConfig
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
@@ -142,31 +151,34 @@ def memory_child(args) -> None:
         with safe_open(str(args.model / "model.safetensors"), framework="pt") as f:
             params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if k not in BUFFERS)
         tokenizer = AutoTokenizer.from_pretrained(args.model)
-        ar = gpt2_like(cfg, len(tokenizer) + 1, params).eval()
+        ar = peer_like(args.memory_child, cfg, len(tokenizer) + 1, params).eval()
         prompts = text_prompts(tokenizer, cfg, args.batches[0], args.task)
         before = high_water_mb()
-        gpt2_generate(tokenizer, ar, prompts, cfg.max_response_length)
+        peer_generate(tokenizer, ar, prompts, cfg.max_response_length)
     print(json.dumps({"loaded_mb": before, "peak_mb": high_water_mb()}))
 
 
 def end_to_end(args) -> None:
     if args.memory_child:
         return memory_child(args)
-    pipe, ar = pipeline_and_gpt2(args.model)
+    pipe, peers = pipeline_and_peers(args.model)
     n_out = pipe.model.config.max_response_length
     print(f"model {args.model}: generation config {pipe.generation_config.to_dict()}")
     print("| batch | model | output tokens/s | ratio to GPT-2 |")
     print("|---|---|---|---|")
     for batch in args.batches:
         prompts = text_prompts(pipe.tokenizer, pipe.model.config, batch, args.task)
-        ar_rate = batch * n_out / best_time(lambda: gpt2_generate(pipe.tokenizer, ar, prompts, n_out), args.repeats)
-        print(f"| {batch} | GPT-2 greedy, KV cache | {ar_rate:.0f} | 1.00 |", flush=True)
+        rates = {label: batch * n_out / best_time(lambda ar=ar: peer_generate(pipe.tokenizer, ar, prompts, n_out), args.repeats)
+                 for label, ar in peers.items()}
+        ar_rate = rates["GPT-2"]
+        for label, rate in rates.items():
+            print(f"| {batch} | {label} greedy, KV cache | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
         for steps in args.steps:
             rate = batch * n_out / best_time(lambda: pipe(prompts, num_steps=steps, batch_size=batch), args.repeats)
             print(f"| {batch} | ours, {pipe.generation_config.method} {steps} steps | {rate:.0f} | {rate / ar_rate:.2f} |",
                   flush=True)
     batch, steps = max(args.batches), min(args.steps)
-    for which in ("ours", "gpt2"):
+    for which in ("ours", *PEERS):
         mem = peak_memory(args.model, which, batch, steps, args.task)
         print(f"peak memory, {which} generating batch {batch}" + (f" at {steps} steps" if which == "ours" else "")
               + f": peak {mem['peak_mb']:.0f} MB, {mem['peak_mb'] - mem['loaded_mb']:.0f} MB over the loaded process "
@@ -182,7 +194,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--task", default="bible", help="with --model: the task whose test prompts are used")
-    parser.add_argument("--memory-child", choices=["ours", "gpt2"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", choices=["ours", *PEERS], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.model is not None:
@@ -194,7 +206,7 @@ def main() -> None:
     print("| config | batch | model | output tokens/s | ratio to GPT-2 |")
     print("|---|---|---|---|---|")
     for name in args.configs:
-        model, ar = build(name)
+        model, peers = build(name)
         m = model.config
         n_out = m.max_response_length
         for batch in args.batches:
@@ -202,10 +214,12 @@ def main() -> None:
             prompt = torch.randint(2, m.vocab_size, (batch, m.max_prompt_length), generator=gen)
             mask = torch.ones_like(prompt, dtype=torch.bool)
             ar_ids = torch.randint(2, m.vocab_size, (batch, m.max_prompt_length), generator=gen)
-            ar_seconds = best_time(lambda: ar.generate(input_ids=ar_ids, attention_mask=torch.ones_like(ar_ids), do_sample=False,
-                                                       max_new_tokens=n_out, min_new_tokens=n_out, pad_token_id=0), args.repeats)
-            ar_rate = batch * n_out / ar_seconds
-            print(f"| {name} | {batch} | GPT-2 greedy, KV cache | {ar_rate:.0f} | 1.00 |", flush=True)
+            rates = {label: batch * n_out / best_time(lambda ar=ar: ar.generate(
+                input_ids=ar_ids, attention_mask=torch.ones_like(ar_ids), do_sample=False, num_beams=1, max_new_tokens=n_out,
+                min_new_tokens=n_out, pad_token_id=0), args.repeats) for label, ar in peers.items()}
+            ar_rate = rates["GPT-2"]
+            for label, rate in rates.items():
+                print(f"| {name} | {batch} | {label} greedy, KV cache | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
             for steps in args.steps:
                 settings = GenerationConfig(num_steps=steps, method="dpm_solver++")
                 seconds = best_time(lambda: generate_ids(model, PairBatch(prompt, mask), settings,

@@ -1,10 +1,13 @@
-"""Quality against training time: our diffusion LM and a same-size GPT-2, each on one CPU thread, side by side.
+"""Quality against training time: our diffusion LM, a same-size GPT-2 and a same-size encoder-decoder (BART),
+each on one CPU thread, side by side.
 
-Both train on the task's data with the same tokenizer and optimiser for ``--minutes`` of optimisation time
+All three train on the task's data with the same tokenizer and optimiser for ``--minutes`` of optimisation time
 (evaluation excluded), with a learning-rate schedule sized to that budget, and are scored every
 ``minutes / evals`` on the same validation pairs: ours by its default sampler (``training.train``'s
-evaluation), GPT-2 by greedy decoding. Writes ``<out>/curve.json`` and ``<out>/learning_curve.png``
-(BLEU and chrF against minutes, with the copy-the-input line).
+evaluation), the peers by greedy decoding. Writes ``<out>/curve.json`` and ``<out>/learning_curve.png``
+(BLEU and chrF against minutes, with the copy-the-input line). ``--model all`` runs three processes at once:
+give it three free cores, or run ``--model ours``, ``gpt2`` and ``bart`` one after another into the same
+``--out`` (the peers wait for ours's tokenizer) and redraw with ``--report``.
 
     python bench/learning_curve.py --task bible --minutes 60 --evals 8 --out runs/curve_bible
     python bench/learning_curve.py --report runs/curve_bible          # redraw from curve.json
@@ -20,11 +23,17 @@ import time
 from pathlib import Path
 
 import torch
-from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2
+from ar_baseline import token_pairs
 from tasks import TASKS, task_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from ar_baseline import PEERS, peer_batch, peer_generate, peer_like, token_pairs, train_peer
+from tasks import TASKS, task_files
+
+MODELS = ("ours", *PEERS)
+LABELS = {"ours": "ours (diffusion)", "gpt2": "GPT-2 (same size)", "bart": "BART encoder-decoder (same size)"}
+STYLES = {"ours": "o-", "gpt2": "s--", "bart": "^-."}
 
 
 def _config(task: str, out: Path, extra: list[str]):
@@ -81,8 +90,9 @@ def run_ours(task: str, out: Path, minutes: float, evals: int, extra: list[str])
             "copy": {k[5:]: v for k, v in points[-1].items() if k.startswith("copy_")} if points else {}}
 
 
-def run_gpt2(task: str, out: Path, minutes: float, evals: int, extra: list[str]) -> dict:
-    """GPT-2 sized to our model, on the tokenizer ours trained (waits for it), scored on the same validation pairs."""
+def run_peer(kind: str, task: str, out: Path, minutes: float, evals: int, extra: list[str]) -> dict:
+    """The peer ``kind`` (GPT-2 or BART) sized to our model, on the tokenizer ours trained (waits for it), scored on
+    the same validation pairs."""
     from transformers import AutoTokenizer
 
     from diffusion_lm import build_model
@@ -98,7 +108,7 @@ def run_gpt2(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     ours, tok = build_model(config.model_config(), tok)
     m = ours.config
     torch.manual_seed(config.seed)
-    model = gpt2_like(m, len(tok) + 1, sum(p.numel() for p in ours.parameters()))
+    model = peer_like(kind, m, len(tok) + 1, sum(p.numel() for p in ours.parameters()))
     sep, pad = len(tok), m.pad_token_id
     rows = [json.loads(line) for line in open(paths["train"], encoding="utf-8")]
     pairs = token_pairs(tok, rows, m.max_prompt_length, m.max_response_length)
@@ -108,42 +118,39 @@ def run_gpt2(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     prompts, refs = _validation_text(val_raw, config, tok, m, config.eval.generate)
 
     def evaluate(net, minutes_done):
-        scores = text_metrics(gpt2_generate(net, tok, prompts, sep, pad, m.max_response_length), refs)
-        print(f"GPT-2 at {minutes_done:.1f} min: {scores}", flush=True)
+        scores = text_metrics(peer_generate(net, tok, prompts, sep, pad, m.max_response_length), refs)
+        print(f"{PEERS[kind]} at {minutes_done:.1f} min: {scores}", flush=True)
         return scores
 
     o = config.optim
-    probe = gpt2_like(m, len(tok) + 1, sum(p.numel() for p in ours.parameters()))
+    probe = peer_like(kind, m, len(tok) + 1, sum(p.numel() for p in ours.parameters()))
     probe_pairs = pairs[: o.batch_size]
-    from ar_baseline import ar_batch
-
     popt = torch.optim.AdamW(probe.parameters(), lr=1e-4)
 
     def step():
-        x, attn, labels = ar_batch([p for p, _ in probe_pairs], [r for _, r in probe_pairs], sep, pad)
-        loss = probe(input_ids=x, attention_mask=attn, labels=labels).loss
+        loss = probe(**peer_batch(probe, [p for p, _ in probe_pairs], [r for _, r in probe_pairs], sep, pad)).loss
         popt.zero_grad()
         loss.backward()
         popt.step()
 
     per_step = seconds_per_step(step)
     steps = max(evals, int(minutes * 60 / per_step))
-    _, done, spent, points = train_gpt2(model, pairs, sep, pad, steps=steps, batch_size=o.batch_size, lr=o.lr,
-                                        warmup=o.warmup_steps, seconds=minutes * 60, eval_every_seconds=minutes * 60 / evals,
-                                        evaluate=evaluate, seed=config.seed)
-    return {"model": "gpt2", "seconds_per_step": per_step, "steps": done, "params": model.num_parameters(), "points": points}
+    _, done, _, points = train_peer(model, pairs, sep, pad, steps=steps, batch_size=o.batch_size, lr=o.lr,
+                                    warmup=o.warmup_steps, seconds=minutes * 60, eval_every_seconds=minutes * 60 / evals,
+                                    evaluate=evaluate, seed=config.seed)
+    return {"model": kind, "seconds_per_step": per_step, "steps": done, "params": model.num_parameters(), "points": points}
 
 
 def combine(out: Path, task: str, minutes: float) -> None:
-    """curve.json from the two halves (ours.json, gpt2.json), also when they ran as separate ``--model`` processes."""
+    """curve.json from the parts there are (ours.json, gpt2.json, bart.json), also from separate ``--model`` runs."""
     from diffusion_lm.common.atomic import write_json_atomic
 
-    parts = {which: json.loads((out / f"{which}.json").read_text()) for which in ("ours", "gpt2")}
+    parts = {which: json.loads((out / f"{which}.json").read_text()) for which in MODELS if (out / f"{which}.json").exists()}
     write_json_atomic(out / "curve.json", {"task": task, "minutes": minutes, **parts})
 
 
 def report(out: Path) -> None:
-    """Redraw learning_curve.png from curve.json (assembled from ours.json and gpt2.json when missing)."""
+    """Redraw learning_curve.png from curve.json (assembled from ours.json, gpt2.json and bart.json when missing)."""
     if not (out / "curve.json").exists():
         combine(out, json.loads((out / "ours.json").read_text()).get("task", "bible"), float("nan"))
     results = json.loads((out / "curve.json").read_text())
@@ -156,10 +163,10 @@ def report(out: Path) -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric in zip(axes, ("bleu", "chrf")):
-        for r, style in ((results["ours"], "o-"), (results["gpt2"], "s--")):
-            pts = [(p["train_minutes"], p[metric]) for p in r["points"]]
+        for which in (w for w in MODELS if w in results):
+            pts = [(p["train_minutes"], p[metric]) for p in results[which]["points"]]
             if pts:
-                ax.plot(*zip(*pts), style, label="ours (diffusion)" if r["model"] == "ours" else "GPT-2 (same size)")
+                ax.plot(*zip(*pts), STYLES[which], label=LABELS[which])
         copy = results["ours"].get("copy", {}).get(metric)
         if copy is not None:
             ax.axhline(copy, color="grey", linestyle=":", label="copy the input")
@@ -179,7 +186,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--evals", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--model", choices=("both", "ours", "gpt2"), default="both")
+    parser.add_argument("--model", choices=("all", *MODELS), default="all")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides for ours, key=value")
     parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args()
@@ -189,17 +196,20 @@ def main() -> None:
     out = args.out or ROOT / "runs" / f"curve_{args.task}"
     out.mkdir(parents=True, exist_ok=True)
     extra = [x for item in args.set for x in ("--" + item.partition("=")[0], item.partition("=")[2])]
-    if args.model == "both":  # two processes, one thread each, side by side
+    if args.model == "all":  # three processes, one thread each, side by side
         cmd = [sys.executable, __file__, "--task", args.task, "--minutes", str(args.minutes), "--evals", str(args.evals),
                "--out", str(out), "--set", *args.set, "--model"]
-        procs = [subprocess.Popen(cmd + [which]) for which in ("ours", "gpt2")]
+        procs = [subprocess.Popen(cmd + [which]) for which in MODELS]
         if any(p.wait() for p in procs):
             raise SystemExit("a learning-curve process failed; see its output above")
         combine(out, args.task, args.minutes)
         report(out)
         return
     torch.set_num_threads(1)
-    result = (run_ours if args.model == "ours" else run_gpt2)(args.task, out, args.minutes, args.evals, extra)
+    if args.model == "ours":
+        result = run_ours(args.task, out, args.minutes, args.evals, extra)
+    else:
+        result = run_peer(args.model, args.task, out, args.minutes, args.evals, extra)
     from diffusion_lm.common.atomic import write_json_atomic
 
     write_json_atomic(out / f"{args.model}.json", {"task": args.task, **result})

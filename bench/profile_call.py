@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-
 from tasks import task_files, test_pairs
 
 PARTS = ("tokenise", "length classifier", "denoiser", "rounding logits", "interpolation", "repeat scan",

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from tasks import TASKS, task_files, test_pairs
 
 

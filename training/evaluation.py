@@ -38,8 +38,29 @@ def validation_loss(model, rows, pad_id: int, batches: int, batch_size: int, dev
     return {f"val_{k}": v / max(seen, 1) for k, v in totals.items()}
 
 
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions that turn ``a`` into ``b``."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def error_rate(hypotheses: Sequence[Sequence], references: Sequence[Sequence]) -> float:
+    """Corpus error rate in percent: total edit distance over the total reference length."""
+    edits = sum(edit_distance(h, r) for h, r in zip(hypotheses, references))
+    return 100.0 * edits / max(sum(len(r) for r in references), 1)
+
+
 def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Corpus BLEU and chrF (sacrebleu defaults) and the exact-match rate, in percent."""
+    """Corpus BLEU and chrF (sacrebleu defaults), the exact-match rate and two error rates, in percent.
+
+    ``token_error_rate`` is over space-separated tokens (g2p's phoneme error rate); ``char_error_rate`` over the
+    characters with whitespace left out (for a word spelled letter by letter, the word's character error rate).
+    """
     import sacrebleu
 
     hyps, refs = list(hypotheses), list(references)
@@ -47,6 +68,8 @@ def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[s
         "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score,
         "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score,
         "exact_match": 100.0 * sum(h.strip() == r.strip() for h, r in zip(hyps, refs)) / max(len(refs), 1),
+        "token_error_rate": error_rate([h.split() for h in hyps], [r.split() for r in refs]),
+        "char_error_rate": error_rate(["".join(h.split()) for h in hyps], ["".join(r.split()) for r in refs]),
     }
 
 
