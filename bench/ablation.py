@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from tasks import TASKS, task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]

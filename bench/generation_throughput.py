@@ -86,7 +86,8 @@ def text_prompts(tokenizer, cfg, count: int, task: str) -> list[str]:
     rows = test_pairs(task_files(task, ROOT / "runs")[0]["test"], tokenizer, cfg.max_prompt_length,
                       cfg.max_response_length, count)
     if not rows:
-        raise SystemExit(f"no {task} test pair fits this model's slots ({cfg.max_prompt_length} + {cfg.max_response_length}); "
+        raise SystemExit(f"no {task} test pair fits this model's slots ({cfg.max_prompt_length} + "
+                         f"{cfg.max_response_length}); "
                          "pass the --task the model was trained on.")
     return [rows[i % len(rows)]["prompt"] for i in range(count)]
 
@@ -173,9 +174,12 @@ def end_to_end(args) -> None:
         ar_rate = rates["GPT-2"]
         for label, rate in rates.items():
             print(f"| {batch} | {label} greedy, KV cache | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
+        rate = batch * n_out / best_time(lambda: pipe(prompts, batch_size=batch), args.repeats)
+        print(f"| {batch} | ours, the default call | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
         for steps in args.steps:
             rate = batch * n_out / best_time(lambda: pipe(prompts, num_steps=steps, batch_size=batch), args.repeats)
-            print(f"| {batch} | ours, {pipe.generation_config.method} {steps} steps | {rate:.0f} | {rate / ar_rate:.2f} |",
+            print(f"| {batch} | ours, {pipe.generation_config.method} {steps} steps | {rate:.0f} | "
+                  f"{rate / ar_rate:.2f} |",
                   flush=True)
     batch, steps = max(args.batches), min(args.steps)
     for which in ("ours", *PEERS):

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from tasks import task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from ar_baseline import token_pairs
 from tasks import TASKS, task_files
 

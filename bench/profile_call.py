@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
 from tasks import task_files, test_pairs
 
 PARTS = ("tokenise", "length classifier", "denoiser", "rounding logits", "interpolation", "repeat scan",

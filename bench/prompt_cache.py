@@ -14,6 +14,7 @@ import argparse
 import json
 
 import torch
+
 from generation_throughput import best_time
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from tasks import TASKS, task_files, test_pairs
 
 

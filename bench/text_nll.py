@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from ar_baseline import ar_batch, gpt2_like, token_pairs, train_gpt2
 from tasks import task_files, test_pairs
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from ar_baseline import token_pairs
 from tasks import TASKS, task_files, test_pairs
 
@@ -122,8 +123,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one run, one measurement)")
     parser.add_argument("--report-only", action="store_true", help="redraw the tables and plot from <out>/results.json")
     parser.add_argument("--ours", type=Path, default=None,
-                        help="a model already trained with this task's config (and --set): score it instead of training ours")
-    parser.add_argument("--ours-seconds", type=float, default=None, help="with --ours: its optimisation seconds (GPT-2's equal time)")
+                        help="a model already trained with this task's config (and --set): score it instead of "
+                             "training ours")
+    parser.add_argument("--ours-seconds", type=float, default=None, help="with --ours: its optimisation seconds "
+                                                                         "(GPT-2's equal time)")
     args = parser.parse_args()
     out = args.out or ROOT / "runs" / f"bench_{args.task}"
     if args.report_only:
@@ -202,7 +205,8 @@ def report(results: dict, out: Path) -> None:
              f"{label}: edit distance over {over} / reference length, in percent.", ""]
     for r in results["ar"]:
         lines.append(f"- {_peer(r)} ({r['params'] / 1e6:.2f}M params), {r['budget']} ({r['train_steps']} steps, "
-                     f"{r.get('warmup_steps', '?')} warm-up, {r['train_seconds']} s): BLEU {r['bleu']:.2f}, chrF {r['chrf']:.2f}, EM {r['exact_match']:.1f}"
+                     f"{r.get('warmup_steps', '?')} warm-up, {r['train_seconds']} s): BLEU {r['bleu']:.2f}, chrF "
+                     f"{r['chrf']:.2f}, EM {r['exact_match']:.1f}"
                      + (f", {label} {r[error]:.1f}" if error in r else ""))
     steps = sorted({r["steps"] for r in results["ours"]})
     lines += ["", (f"Ours ({results['ours_params'] / 1e6:.2f}M params, {results['ours_train_steps']} steps, "
@@ -216,11 +220,13 @@ def report(results: dict, out: Path) -> None:
             r = one if n == 1 else next((r for r in results["ours"] if (r["method"], r["eta"], r["steps"]) == (method, eta, n)), None)
             cells.append(_cells(r, error) if r else "-")
         lines.append(f"| {method}{f' eta={eta:g}' if method == 'ddim' else ''} | " + " | ".join(cells) + " |")
-    lines += ["", f"All models on the same test pairs (ours: ddim eta=1, the default sampler), BLEU / chrF / EM / {label}:", "",
+    lines += ["", "All models on the same test pairs (ours: ddim eta=1, the default sampler), BLEU / chrF / EM / "
+                  f"{label}:", "",
               "| model | budget | train steps | train s | params (M) | score |", "|---|---|---|---|---|---|"]
     for r in results["ours"]:
         if (r["method"], r["eta"]) == ("ddim", 1.0) or r["steps"] == 1:
-            lines.append(f"| ours, {r['steps']} step{'s' if r['steps'] > 1 else ''} | - | {results['ours_train_steps']} | "
+            lines.append(f"| ours, {r['steps']} step{'s' if r['steps'] > 1 else ''} | - | "
+                         f"{results['ours_train_steps']} | "
                          f"{results['ours_train_seconds']} | {results['ours_params'] / 1e6:.2f} | {_cells(r, error)} |")
     for r in results["ar"]:
         lines.append(f"| {_peer(r)} greedy | {r['budget']} | {r['train_steps']} | {r['train_seconds']} | "

@@ -116,10 +116,12 @@ def markdown(result: dict) -> str:
              "| model | exact % | right length % | exact if right length % | exact if wrong length % |", "|---|---|---|---|---|"]
     for name, m in models.items():
         s = m["length_split"]
-        lines.append(f"| {name} | {s['exact_match']:.1f} | {s['right_length']:.1f} | {s['exact_given_right_length']:.1f} | "
+        lines.append(f"| {name} | {s['exact_match']:.1f} | {s['right_length']:.1f} | "
+                     f"{s['exact_given_right_length']:.1f} | "
                      f"{s['exact_given_wrong_length']:.1f} |")
     slots = [p["slot"] for p in next(iter(models.values()))["positions"] if p["items"] >= 10]
-    lines += ["", "Share wrong at response slot j, aligned by position (all items / right length only), slots with >= 10 items:",
+    lines += ["", "Share wrong at response slot j, aligned by position (all items / right length only), slots with >= "
+                  "10 items:",
               "", "| model | " + " | ".join(map(str, slots)) + " |", "|---|" + "---|" * len(slots)]
     cell = lambda v: "-" if v is None else f"{v:.0f}"
     for name, m in models.items():
@@ -140,7 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="a trained ours model folder")
     parser.add_argument("--test", type=Path, required=True, help="the task's test JSONL")
-    parser.add_argument("--peers", type=Path, default=None, help="text_vs_ar's results.json or a JSON object name -> texts")
+    parser.add_argument("--peers", type=Path, default=None, help="text_vs_ar's results.json or a JSON object name -> "
+                                                                 "texts")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--samples", type=int, nargs="+", default=[4, 12])
@@ -151,7 +154,8 @@ def main() -> None:
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     if pipe.model.length_predictor is None:
-        raise SystemExit(f"{args.model} does not predict lengths (length_prediction=False); this script reads its length model.")
+        raise SystemExit(f"{args.model} does not predict lengths (length_prediction=False); this script reads its "
+                         "length model.")
     m = pipe.model.config
     test = test_pairs(args.test, pipe.tokenizer, m.max_prompt_length, m.max_response_length, args.test_size)
     prompts, refs = [r["prompt"] for r in test], [r["response"] for r in test]
