@@ -22,7 +22,8 @@ def gpt2_like(config, vocab_size: int, target_params: int):
     best = None
     for width in range(config.num_heads * 8, 4 * config.hidden_size + 1, config.num_heads * 8):
         cfg = GPT2Config(vocab_size=vocab_size, n_positions=config.max_prompt_length + config.max_response_length + 2,
-                         n_embd=width, n_layer=config.num_layers, n_head=config.num_heads, n_inner=int(width * config.mlp_ratio),
+                         n_embd=width, n_layer=config.num_layers, n_head=config.num_heads,
+                         n_inner=int(width * config.mlp_ratio),
                          pad_token_id=config.pad_token_id, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1)
         params = GPT2LMHeadModel(cfg).num_parameters()
         if best is None or abs(params - target_params) < abs(best[1] - target_params):
@@ -87,7 +88,8 @@ def ar_batch(prompts: list[list[int]], responses: list[list[int]], sep: int, pad
 
 
 def seq2seq_batch(prompts: list[list[int]], responses: list[list[int]], eos: int, pad: int):
-    """Right-padded prompts and their attention mask (the encoder's), and ``response EOS`` labels (-100 past the end)."""
+    """Right-padded prompts and their attention mask (the encoder's), and ``response EOS`` labels (-100 past
+    the end)."""
     width, out = max(map(len, prompts)), max(map(len, responses)) + 1
     ids = torch.full((len(prompts), width), pad)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -158,7 +160,8 @@ def train_peer(model, pairs, sep: int, pad: int, *, steps: int, batch_size: int,
 train_gpt2 = train_peer  # the name from before BART; it trains either model
 
 
-def gpt2_generate(model, tokenizer, prompts: list[str], sep: int, pad: int, max_new: int, batch_size: int = 64) -> list[str]:
+def gpt2_generate(model, tokenizer, prompts: list[str], sep: int, pad: int, max_new: int,
+                  batch_size: int = 64) -> list[str]:
     """Greedy decoding with the KV cache, prompts left-padded, until SEP or ``max_new`` tokens."""
     import torch
 
@@ -176,11 +179,13 @@ def gpt2_generate(model, tokenizer, prompts: list[str], sep: int, pad: int, max_
                                  eos_token_id=sep, pad_token_id=pad)
             for row in out[:, width:].tolist():
                 row = row[: row.index(sep)] if sep in row else row
-                outputs.append(tokenizer.decode([t for t in row if t != pad], clean_up_tokenization_spaces=True).strip())
+                outputs.append(tokenizer.decode([t for t in row if t != pad],
+                                                clean_up_tokenization_spaces=True).strip())
     return outputs
 
 
-def bart_generate(model, tokenizer, prompts: list[str], eos: int, pad: int, max_new: int, batch_size: int = 64) -> list[str]:
+def bart_generate(model, tokenizer, prompts: list[str], eos: int, pad: int, max_new: int,
+                  batch_size: int = 64) -> list[str]:
     """Greedy decoding with the KV cache (``num_beams=1, do_sample=False``), prompts right-padded into the encoder,
     until EOS or ``max_new`` tokens."""
     import torch
@@ -190,15 +195,17 @@ def bart_generate(model, tokenizer, prompts: list[str], eos: int, pad: int, max_
         for start in range(0, len(prompts), batch_size):
             chunk = tokenizer(prompts[start : start + batch_size], add_special_tokens=False)["input_ids"]
             x, attn, _ = seq2seq_batch(chunk, [[]] * len(chunk), eos, pad)
-            out = model.generate(input_ids=x, attention_mask=attn, max_new_tokens=max_new + 1, num_beams=1, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=pad, decoder_start_token_id=eos)
+            out = model.generate(input_ids=x, attention_mask=attn, max_new_tokens=max_new + 1, num_beams=1,
+                                 do_sample=False, eos_token_id=eos, pad_token_id=pad, decoder_start_token_id=eos)
             for row in out[:, 1:].tolist():
                 row = row[: row.index(eos)] if eos in row else row
-                outputs.append(tokenizer.decode([t for t in row if t != pad], clean_up_tokenization_spaces=True).strip())
+                outputs.append(tokenizer.decode([t for t in row if t != pad],
+                                                clean_up_tokenization_spaces=True).strip())
     return outputs
 
 
-def peer_generate(model, tokenizer, prompts: list[str], sep: int, pad: int, max_new: int, batch_size: int = 64) -> list[str]:
+def peer_generate(model, tokenizer, prompts: list[str], sep: int, pad: int, max_new: int,
+                  batch_size: int = 64) -> list[str]:
     """Greedy decoding with the KV cache for GPT-2 (``gpt2_generate``) or BART (``bart_generate``)."""
     fn = bart_generate if model.config.is_encoder_decoder else gpt2_generate
     return fn(model, tokenizer, prompts, sep, pad, max_new, batch_size)

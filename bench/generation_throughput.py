@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from ar_baseline import PEERS, peer_like, seq2seq_batch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SORT = dict(embedding_dim=16, hidden_size=64, num_layers=4, num_heads=4, mlp_ratio=2.0, max_prompt_length=16,
             max_response_length=16, self_conditioning=True, vocab=64)
@@ -123,7 +123,8 @@ def peak_memory(model_path: Path, which: str, batch: int, steps: int, task: str)
 
 
 def high_water_mb() -> float:
-    """This process's peak resident memory in MB (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    """This process's peak resident memory in MB (VmHWM: unlike ru_maxrss, not inherited from the parent across
+    exec)."""
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -169,7 +170,8 @@ def end_to_end(args) -> None:
     print("|---|---|---|---|")
     for batch in args.batches:
         prompts = text_prompts(pipe.tokenizer, pipe.model.config, batch, args.task)
-        rates = {label: batch * n_out / best_time(lambda ar=ar: peer_generate(pipe.tokenizer, ar, prompts, n_out), args.repeats)
+        rates = {label: batch * n_out / best_time(lambda ar=ar: peer_generate(pipe.tokenizer, ar, prompts, n_out),
+                                                  args.repeats)
                  for label, ar in peers.items()}
         ar_rate = rates["GPT-2"]
         for label, rate in rates.items():
@@ -219,17 +221,20 @@ def main() -> None:
             mask = torch.ones_like(prompt, dtype=torch.bool)
             ar_ids = torch.randint(2, m.vocab_size, (batch, m.max_prompt_length), generator=gen)
             rates = {label: batch * n_out / best_time(lambda ar=ar: ar.generate(
-                input_ids=ar_ids, attention_mask=torch.ones_like(ar_ids), do_sample=False, num_beams=1, max_new_tokens=n_out,
-                min_new_tokens=n_out, pad_token_id=0), args.repeats) for label, ar in peers.items()}
+                input_ids=ar_ids, attention_mask=torch.ones_like(ar_ids), do_sample=False, num_beams=1,
+                max_new_tokens=n_out, min_new_tokens=n_out, pad_token_id=0), args.repeats)
+                for label, ar in peers.items()}
             ar_rate = rates["GPT-2"]
             for label, rate in rates.items():
-                print(f"| {name} | {batch} | {label} greedy, KV cache | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
+                print(f"| {name} | {batch} | {label} greedy, KV cache | {rate:.0f} | {rate / ar_rate:.2f} |",
+                      flush=True)
             for steps in args.steps:
                 settings = GenerationConfig(num_steps=steps, method="dpm_solver++")
                 seconds = best_time(lambda: generate_ids(model, PairBatch(prompt, mask), settings,
                                                          generator=torch.Generator().manual_seed(0)), args.repeats)
                 rate = batch * n_out / seconds
-                print(f"| {name} | {batch} | ours, dpm_solver++ {steps} steps | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
+                print(f"| {name} | {batch} | ours, dpm_solver++ {steps} steps | {rate:.0f} | {rate / ar_rate:.2f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,10 @@ from pathlib import Path
 
 import torch
 
-from ar_baseline import token_pairs
+from ar_baseline import PEERS, peer_batch, peer_generate, peer_like, token_pairs, train_peer
 from tasks import TASKS, task_files
 
 ROOT = Path(__file__).resolve().parents[1]
-
-from ar_baseline import PEERS, peer_batch, peer_generate, peer_like, token_pairs, train_peer
-from tasks import TASKS, task_files
 
 MODELS = ("ours", *PEERS)
 LABELS = {"ours": "ours (diffusion)", "gpt2": "GPT-2 (same size)", "bart": "BART encoder-decoder (same size)"}
@@ -64,7 +61,8 @@ def run_ours(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     paths, config = _config(task, out, extra)
     rows = [json.loads(line) for line in open(paths["train"], encoding="utf-8")][:5000]
     spec = config.tokenizer.train
-    tok = train_tokenizer([t for r in rows for t in (r["prompt"], r["response"])], spec.kind, spec.vocab_size, spec.lowercase)
+    tok = train_tokenizer([t for r in rows for t in (r["prompt"], r["response"])], spec.kind, spec.vocab_size,
+                          spec.lowercase)
     probe, tok = build_model(config.model_config(), tok)
     m = probe.config
     pairs = token_pairs(tok, rows, m.max_prompt_length, m.max_response_length)[: config.optim.batch_size]
@@ -87,7 +85,8 @@ def run_ours(task: str, out: Path, minutes: float, evals: int, extra: list[str])
     train(config)
     points = [r for r in map(json.loads, open(out / "ours" / "metrics.jsonl")) if "bleu" in r]
     return {"model": "ours", "seconds_per_step": per_step, "steps": steps,
-            "points": [{k: r[k] for k in ("step", "train_minutes", "bleu", "chrf", "exact_match") if k in r} for r in points],
+            "points": [{k: r[k] for k in ("step", "train_minutes", "bleu", "chrf", "exact_match") if k in r}
+                       for r in points],
             "copy": {k[5:]: v for k, v in points[-1].items() if k.startswith("copy_")} if points else {}}
 
 
@@ -137,16 +136,18 @@ def run_peer(kind: str, task: str, out: Path, minutes: float, evals: int, extra:
     per_step = seconds_per_step(step)
     steps = max(evals, int(minutes * 60 / per_step))
     _, done, _, points = train_peer(model, pairs, sep, pad, steps=steps, batch_size=o.batch_size, lr=o.lr,
-                                    warmup=o.warmup_steps, seconds=minutes * 60, eval_every_seconds=minutes * 60 / evals,
-                                    evaluate=evaluate, seed=config.seed)
-    return {"model": kind, "seconds_per_step": per_step, "steps": done, "params": model.num_parameters(), "points": points}
+                                    warmup=o.warmup_steps, seconds=minutes * 60,
+                                    eval_every_seconds=minutes * 60 / evals, evaluate=evaluate, seed=config.seed)
+    return {"model": kind, "seconds_per_step": per_step, "steps": done, "params": model.num_parameters(),
+            "points": points}
 
 
 def combine(out: Path, task: str, minutes: float) -> None:
     """curve.json from the parts there are (ours.json, gpt2.json, bart.json), also from separate ``--model`` runs."""
     from diffusion_lm.common.atomic import write_json_atomic
 
-    parts = {which: json.loads((out / f"{which}.json").read_text()) for which in MODELS if (out / f"{which}.json").exists()}
+    parts = {which: json.loads((out / f"{which}.json").read_text())
+             for which in MODELS if (out / f"{which}.json").exists()}
     write_json_atomic(out / "curve.json", {"task": task, "minutes": minutes, **parts})
 
 
@@ -198,8 +199,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     extra = [x for item in args.set for x in ("--" + item.partition("=")[0], item.partition("=")[2])]
     if args.model == "all":  # three processes, one thread each, side by side
-        cmd = [sys.executable, __file__, "--task", args.task, "--minutes", str(args.minutes), "--evals", str(args.evals),
-               "--out", str(out), "--set", *args.set, "--model"]
+        cmd = [sys.executable, __file__, "--task", args.task, "--minutes", str(args.minutes),
+               "--evals", str(args.evals), "--out", str(out), "--set", *args.set, "--model"]
         procs = [subprocess.Popen(cmd + [which]) for which in MODELS]
         if any(p.wait() for p in procs):
             raise SystemExit("a learning-curve process failed; see its output above")

@@ -17,18 +17,22 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("bible", "g2p", "inflect", "simplify", "sort")
 WRITTEN = ("g2p", "inflect", "sort")  # short deterministic responses: scored by exact match and an error rate
 CONFIGS = {"bible": "demo.yaml", "g2p": "g2p.yaml", "inflect": "inflect.yaml", "simplify": "demo.yaml"}
-ERROR_RATES = {"g2p": ("token_error_rate", "PER"), "inflect": ("char_error_rate", "CER"), "sort": ("token_error_rate", "WER"),
-               "bible": ("char_error_rate", "CER"), "simplify": ("char_error_rate", "CER")}
+ERROR_RATES = {"g2p": ("token_error_rate", "PER"), "inflect": ("char_error_rate", "CER"),
+               "sort": ("token_error_rate", "WER"), "bible": ("char_error_rate", "CER"),
+               "simplify": ("char_error_rate", "CER")}
 
-SORT_OVERRIDES = ["--model.embedding_dim", "16", "--model.hidden_size", "64", "--model.num_layers", "4", "--model.num_heads", "4",
-                  "--model.mlp_ratio", "2.0", "--model.max_prompt_length", "16", "--model.max_response_length", "16",
-                  "--model.self_conditioning", "true", "--tokenizer.train", "{kind: wordlevel, vocab_size: 64}",
-                  "--optim.lr", "2.0e-3", "--optim.max_steps", "3000", "--optim.batch_size", "64", "--optim.warmup_steps", "150",
-                  "--optim.ema_decay", "0.999", "--eval.every", "1000", "--checkpoint.every", "1000"]
+SORT_OVERRIDES = ["--model.embedding_dim", "16", "--model.hidden_size", "64", "--model.num_layers", "4",
+                  "--model.num_heads", "4", "--model.mlp_ratio", "2.0", "--model.max_prompt_length", "16",
+                  "--model.max_response_length", "16", "--model.self_conditioning", "true",
+                  "--tokenizer.train", "{kind: wordlevel, vocab_size: 64}",
+                  "--optim.lr", "2.0e-3", "--optim.max_steps", "3000", "--optim.batch_size", "64",
+                  "--optim.warmup_steps", "150", "--optim.ema_decay", "0.999", "--eval.every", "1000",
+                  "--checkpoint.every", "1000"]
 
 
 def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list[str]]:
-    """Data files (train/validation/test), the config file and the overrides that define ``task``'s model and training."""
+    """Data files (train/validation/test), the config file and the overrides that define ``task``'s model and
+    training."""
     from diffusion_lm.training.build_data import ensure, write_jsonl
 
     if task in CONFIGS:
@@ -42,7 +46,8 @@ def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list
     for split, n, seed in (("train", 100_000, 1), ("validation", 300, 2), ("test", 300, 3)):
         paths[split] = folder / f"{split}.jsonl"
         if not paths[split].exists():
-            write_jsonl([{"prompt": p, "response": r} for p, r in synthetic_pairs(n, "sort", 50, 4, 12, seed)], paths[split])
+            write_jsonl([{"prompt": p, "response": r} for p, r in synthetic_pairs(n, "sort", 50, 4, 12, seed)],
+                        paths[split])
     return paths, None, list(SORT_OVERRIDES)
 
 

@@ -67,7 +67,8 @@ def main() -> None:
     print("|---|" + "---|" * len(args.steps))
     print(f"| one x0 prediction | {one:.1f} |")
     for method in dict.fromkeys(r["sampler"] for r in results[1:]):
-        cells = [next(f"{r['bleu']:.1f} / {r['chrf']:.1f}" for r in results if (r["sampler"], r["steps"]) == (method, s))
+        cells = [next(f"{r['bleu']:.1f} / {r['chrf']:.1f}" for r in results
+                      if (r["sampler"], r["steps"]) == (method, s))
                  for s in args.steps]
         holds = all(r["bleu"] >= one for r in results if r["sampler"] == method)
         print(f"| {method}{'' if holds else ' (below one x0 prediction)'} | " + " | ".join(cells) + " |")

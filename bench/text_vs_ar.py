@@ -19,7 +19,8 @@ Writes ``<out>/results.json`` (with every model's outputs on the test pairs), ``
     python bench/text_vs_ar.py --task sort --out runs/bench_sort
     python bench/text_vs_ar.py --task g2p --out runs/h2h_g2p --steps 1 10 20   # skip the slow 50/200-step rows
     python bench/text_vs_ar.py --report-only --out runs/bench_bible    # redraw tables and plot
-    python bench/text_vs_ar.py --task bible --ours runs/abl/bible/defaults/run/model --ours-seconds 1297   # score a trained one
+    python bench/text_vs_ar.py --task bible --ours runs/abl/bible/defaults/run/model --ours-seconds 1297
+        # score a trained one
 """
 
 from __future__ import annotations
@@ -33,19 +34,17 @@ from pathlib import Path
 
 import torch
 
-from ar_baseline import token_pairs
-from tasks import TASKS, task_files, test_pairs
-
-ROOT = Path(__file__).resolve().parents[1]
-
 from ar_baseline import PEERS, peer_generate, peer_like, peer_warmup, token_pairs, train_peer
 from tasks import ERROR_RATES, TASKS, metrics, task_files, test_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 STEPS = [1, 5, 10, 20, 50, 200]
 SAMPLERS = [("ddim", 0.0), ("ddim", 1.0), ("dpm_solver++", 0.0)]
 
 
-def train_ours(out: Path, paths: dict, config_path: Path | None, overrides: list[str], extra: list[str]) -> tuple[Path, float, dict]:
+def train_ours(out: Path, paths: dict, config_path: Path | None, overrides: list[str],
+               extra: list[str]) -> tuple[Path, float, dict]:
     from accelerate.state import AcceleratorState
 
     from diffusion_lm.training.config import load_config
@@ -53,7 +52,8 @@ def train_ours(out: Path, paths: dict, config_path: Path | None, overrides: list
 
     run = out / "ours"
     args = list(overrides) + ["--output_dir", str(run), "--data.train_files", f"[{paths['train']}]",
-                              "--data.validation_files", f"[{paths['validation']}]", "--eval.generate", "0", "--trackers", "[]"] + extra
+                              "--data.validation_files", f"[{paths['validation']}]", "--eval.generate", "0",
+                              "--trackers", "[]"] + extra
     config = load_config(config_path, args)
     result = train(config)
     AcceleratorState._reset_state(reset_partial_state=True)
@@ -67,24 +67,27 @@ def train_ar(pipe, pairs: list, kind: str, steps: int, batch_size: int, lr: floa
     torch.manual_seed(seed)
     m = pipe.model.config
     model = peer_like(kind, m, len(pipe.tokenizer) + 1, sum(p.numel() for p in pipe.model.parameters()))
-    model, done, spent, _ = train_peer(model, pairs, len(pipe.tokenizer), m.pad_token_id, steps=steps, batch_size=batch_size,
-                                       lr=lr, warmup=warmup, seconds=seconds, seed=seed)
+    model, done, spent, _ = train_peer(model, pairs, len(pipe.tokenizer), m.pad_token_id, steps=steps,
+                                       batch_size=batch_size, lr=lr, warmup=warmup, seconds=seconds, seed=seed)
     return model, done, spent
 
 
 def ar_generate(model, pipe, prompts: list[str], batch_size: int) -> list[str]:
     """Greedy decoding with the KV cache (``ar_baseline.peer_generate``) with the pipeline's tokenizer."""
     m = pipe.model.config
-    return peer_generate(model, pipe.tokenizer, prompts, len(pipe.tokenizer), m.pad_token_id, m.max_response_length, batch_size)
+    return peer_generate(model, pipe.tokenizer, prompts, len(pipe.tokenizer), m.pad_token_id, m.max_response_length,
+                         batch_size)
 
 
-def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str], refs: list[str]) -> tuple[list[dict], dict]:
+def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str],
+                refs: list[str]) -> tuple[list[dict], dict]:
     """Train and score every peer at equal steps and at equal time; the rows and the equal-steps models."""
     from diffusion_lm.training.evaluation import text_metrics
 
     m = pipe.model.config
     with open(paths["train"], encoding="utf-8") as f:
-        pairs = token_pairs(pipe.tokenizer, [json.loads(line) for line in f], m.max_prompt_length, m.max_response_length)
+        pairs = token_pairs(pipe.tokenizer, [json.loads(line) for line in f], m.max_prompt_length,
+                            m.max_response_length)
     rows, models = [], {}
     o = optim
     for kind, label in PEERS.items():
@@ -152,8 +155,8 @@ def main() -> None:
     pipe = DiffusionLMPipeline.from_pretrained(folder)
     m = pipe.model.config
     results: dict = {"task": args.task, "ours": [], "ar": [], "throughput": [], "ours_train_seconds": round(seconds, 1),
-                     "ours_train_steps": config.optim.max_steps, "ours_params": sum(p.numel() for p in pipe.model.parameters()),
-                     "overrides": args.set}
+                     "ours_train_steps": config.optim.max_steps,
+                     "ours_params": sum(p.numel() for p in pipe.model.parameters()), "overrides": args.set}
     test = test_pairs(paths["test"], pipe.tokenizer, m.max_prompt_length, m.max_response_length, args.test_size)
     prompts, refs = [r["prompt"] for r in test], [r["response"] for r in test]
     results["copy"] = text_metrics(prompts, refs)
@@ -165,7 +168,8 @@ def main() -> None:
             if n == 1 and (method, eta) != SAMPLERS[0]:
                 continue  # one step is one x0 prediction, the same for every sampler
             texts = pipe(prompts, num_steps=n, method=method, eta=eta, batch_size=100, seed=0)
-            row = {"method": method, "eta": eta, "steps": n, **text_metrics(texts, refs), "examples": texts[:5], "outputs": texts}
+            row = {"method": method, "eta": eta, "steps": n, **text_metrics(texts, refs), "examples": texts[:5],
+                   "outputs": texts}
             results["ours"].append(row)
             print({k: v for k, v in row.items() if k not in ("examples", "outputs")}, flush=True)
 
@@ -189,7 +193,8 @@ def _peer(row: dict) -> str:
 
 
 def _cells(row: dict, error: str) -> str:
-    return f"{row['bleu']:.1f} / {row['chrf']:.1f} / {row['exact_match']:.1f} / " + (f"{row[error]:.1f}" if error in row else "-")
+    return (f"{row['bleu']:.1f} / {row['chrf']:.1f} / {row['exact_match']:.1f} / "
+            + (f"{row[error]:.1f}" if error in row else "-"))
 
 
 def report(results: dict, out: Path) -> None:
@@ -217,7 +222,8 @@ def report(results: dict, out: Path) -> None:
     for method, eta in SAMPLERS:
         cells = []
         for n in steps:
-            r = one if n == 1 else next((r for r in results["ours"] if (r["method"], r["eta"], r["steps"]) == (method, eta, n)), None)
+            r = one if n == 1 else next((r for r in results["ours"]
+                                         if (r["method"], r["eta"], r["steps"]) == (method, eta, n)), None)
             cells.append(_cells(r, error) if r else "-")
         lines.append(f"| {method}{f' eta={eta:g}' if method == 'ddim' else ''} | " + " | ".join(cells) + " |")
     lines += ["", "All models on the same test pairs (ours: ddim eta=1, the default sampler), BLEU / chrF / EM / "
@@ -231,7 +237,8 @@ def report(results: dict, out: Path) -> None:
     for r in results["ar"]:
         lines.append(f"| {_peer(r)} greedy | {r['budget']} | {r['train_steps']} | {r['train_seconds']} | "
                      f"{r['params'] / 1e6:.2f} | {_cells(r, error)} |")
-    lines += ["", "Generation throughput on this machine (one run, best of 3):", "", "| model | batch | samples/s |", "|---|---|---|"]
+    lines += ["", "Generation throughput on this machine (one run, best of 3):", "", "| model | batch | samples/s |",
+              "|---|---|---|"]
     for r in results["throughput"]:
         lines.append(f"| {r['model']} | {r['batch']} | {r['samples_per_s']} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
@@ -255,8 +262,8 @@ def plot(results: dict, out: Path, metric: str) -> None:
         ax.plot(*zip(*pts), marker="o", label=method + (f" (eta={eta:g})" if method == "ddim" else ""))
     colours = {"GPT-2": "black", "BART": "tab:red"}
     for r in results["ar"]:
-        ax.axhline(r[metric], color=colours.get(_peer(r), "grey"), linestyle="-" if r["budget"] == "equal steps" else ":",
-                   label=f"{_peer(r)}, {r['budget']}")
+        ax.axhline(r[metric], color=colours.get(_peer(r), "grey"),
+                   linestyle="-" if r["budget"] == "equal steps" else ":", label=f"{_peer(r)}, {r['budget']}")
     if metric == "bleu":
         ax.axhline(results["copy"]["bleu"], color="grey", linestyle="--", label="copy the input")
     ax.set_xscale("log")

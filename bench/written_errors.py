@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from tasks import test_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def peer_outputs(path: Path | None, prompts: list[str]) -> dict[str, list[str]]:
@@ -53,8 +53,8 @@ def length_split(hyps: list[list[int]], refs: list[list[int]]) -> dict[str, floa
     exact = [h == r for h, r in zip(hyps, refs)]
     share = lambda xs, mask: 100.0 * sum(x for x, m in zip(xs, mask) if m) / max(sum(mask), 1)
     return {"exact_match": 100.0 * sum(exact) / len(refs), "right_length": 100.0 * sum(right) / len(refs),
-            "exact_given_right_length": share(exact, right), "exact_given_wrong_length": share(exact, [not r for r in right]),
-            "items": len(refs)}
+            "exact_given_right_length": share(exact, right),
+            "exact_given_wrong_length": share(exact, [not r for r in right]), "items": len(refs)}
 
 
 def _wrong_at(pairs: list[tuple[list[int], list[int]]], j: int) -> float | None:
@@ -87,7 +87,8 @@ def length_model(pipe, prompts: list[str], ref_ids: list[list[int]], top: int) -
     ranked = pipe.model.length_logits(batch.prompt_ids, batch.prompt_mask).argsort(-1, descending=True).cpu()
     truth = torch.tensor([len(r) for r in ref_ids])[:, None]
     hit = lambda k: 100.0 * float((ranked[:, :k] == truth).any(-1).float().mean())
-    return ranked[:, :top], {"top1": hit(1), "top3": hit(3), "mean_abs_error_top1": float((ranked[:, :1] - truth).abs().float().mean())}
+    return ranked[:, :top], {"top1": hit(1), "top3": hit(3),
+                             "mean_abs_error_top1": float((ranked[:, :1] - truth).abs().float().mean())}
 
 
 def ours_oracles(pipe, prompts: list[str], refs: list[str], default: list[str], candidates: torch.Tensor,
@@ -95,13 +96,15 @@ def ours_oracles(pipe, prompts: list[str], refs: list[str], default: list[str], 
     """Oracle exact match among k samples per prompt: the default length choice, and every length candidate too
     (``default``, the one-sample outputs, joins the single-sample group)."""
     out = {"length_candidates": candidates.shape[1]}
-    at_length = [pipe(prompts, length=candidates[:, c].tolist(), batch_size=100, seed=0) for c in range(candidates.shape[1])]
+    at_length = [pipe(prompts, length=candidates[:, c].tolist(), batch_size=100, seed=0)
+                 for c in range(candidates.shape[1])]
     out["oracle_1_sample_all_lengths"] = oracle([list(g) for g in zip(default, *at_length)], refs)
     for i, k in enumerate(samples, 1):
         seed = 1000 * i
         chosen = pipe(prompts, num_samples=k, return_all=True, batch_size=100, seed=seed)
         out[f"oracle_{k}"] = oracle(chosen, refs)
-        spread = [pipe(prompts, length=candidates[:, c].tolist(), num_samples=k, return_all=True, batch_size=100, seed=seed + c)
+        spread = [pipe(prompts, length=candidates[:, c].tolist(), num_samples=k, return_all=True, batch_size=100,
+                       seed=seed + c)
                   for c in range(candidates.shape[1])]
         out[f"oracle_{k}_all_lengths"] = oracle([[t for g in gs for t in g] for gs in zip(chosen, *spread)], refs)
         print(f"oracle over {k} samples: {out[f'oracle_{k}']:.1f}, with every length candidate "
@@ -113,7 +116,8 @@ def markdown(result: dict) -> str:
     """Short tables of the diagnostics."""
     models = result["models"]
     lines = [f"## Where the models lose ({result['items']} test pairs of {result['test']})", "",
-             "| model | exact % | right length % | exact if right length % | exact if wrong length % |", "|---|---|---|---|---|"]
+             "| model | exact % | right length % | exact if right length % | exact if wrong length % |",
+             "|---|---|---|---|---|"]
     for name, m in models.items():
         s = m["length_split"]
         lines.append(f"| {name} | {s['exact_match']:.1f} | {s['right_length']:.1f} | "
@@ -162,7 +166,8 @@ def main() -> None:
     ids = lambda texts: pipe.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     ref_ids = ids(refs)
     outputs = {"ours": pipe(prompts, batch_size=100, seed=0), **peer_outputs(args.peers, prompts)}
-    models = {name: {"length_split": length_split(ids(texts), ref_ids), "positions": position_errors(ids(texts), ref_ids)}
+    models = {name: {"length_split": length_split(ids(texts), ref_ids),
+                     "positions": position_errors(ids(texts), ref_ids)}
               for name, texts in outputs.items()}
     candidates, lengths = length_model(pipe, prompts, ref_ids, max(1, pipe.generation_config.length_candidates))
     result = {"model": str(args.model), "test": str(args.test), "items": len(test), "samples": args.samples,

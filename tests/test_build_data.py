@@ -41,7 +41,8 @@ def test_inflect_rows_spell_a_tagged_lemma_into_its_form_in_lemma_disjoint_split
     from training.build_data import INFLECT_TAGS, build_inflect, inflect_pairs
 
     rows = {r["prompt"]: r for r in inflect_pairs()}
-    for prompt, form in (("g o VBD", "w e n t"), ("m o u s e NNS", "m i c e"), ("g o o d JJR", "b e t t e r"), ("c u t VBD", "c u t")):
+    for prompt, form in (("g o VBD", "w e n t"), ("m o u s e NNS", "m i c e"), ("g o o d JJR", "b e t t e r"),
+                         ("c u t VBD", "c u t")):
         assert rows[prompt]["response"] == form and rows[prompt]["irregular"]
     assert not rows["w a l k VBD"]["irregular"] and not rows["s t o p VBG"]["irregular"]
     assert not rows["c a r r y VBZ"]["irregular"] and rows["c a r r y VBZ"]["response"] == "c a r r i e s"
@@ -56,5 +57,6 @@ def test_inflect_rows_spell_a_tagged_lemma_into_its_form_in_lemma_disjoint_split
     assert not lemmas["train"] & lemmas["test"] and not lemmas["train"] & lemmas["validation"]
     assert not lemmas["validation"] & lemmas["test"]
     copies = Counter(r["prompt"] for r in splits["train"])
-    assert {copies[p] for p in copies if rows[p]["irregular"]} == {3} and {copies[p] for p in copies if not rows[p]["irregular"]} == {1}
+    assert ({copies[p] for p in copies if rows[p]["irregular"]} == {3}
+            and {copies[p] for p in copies if not rows[p]["irregular"]} == {1})
     assert sum(rows[p]["irregular"] for p in copies) > 500
