@@ -10,7 +10,6 @@ keep every input field and add ``response`` (and ``samples`` with ``--num-sample
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -59,22 +58,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_rows(path: Path, field: str) -> list[dict]:
+    from diffusion_lm.common.jsonl import json_lines
+
     if not path.is_file():
         folder = " (it is a folder)" if path.is_dir() else ""
         raise ValueError(f"--input {path}: no such file{folder}; give a JSONL file of prompts.")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg}, column {err.colno}); "
-                                 f"each line must be one JSON object such as {{\"{field}\": \"...\"}}.") from err
-            if not isinstance(row, dict) or field not in row:
-                raise ValueError(f"{path}:{number}: each line must be a JSON object with a {field!r} field.")
-            rows.append(row)
+    for number, row in json_lines(path, f'{{"{field}": "..."}}'):
+        if field not in row:
+            raise ValueError(f"{path}:{number}: each line must be a JSON object with a {field!r} field.")
+        rows.append(row)
     return rows
 
 

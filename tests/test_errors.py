@@ -102,7 +102,7 @@ def test_generate_command_line_names_a_missing_input_and_a_bad_line(saved, tmp_p
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "w1 w2"}\n{not json\n')
     result = run("--input", str(bad))
-    assert result.returncode == 2 and f"{bad}:2: not valid JSON" in result.stderr
+    assert result.returncode == 2 and f"{bad}:2 is not valid JSON (Expecting property name" in result.stderr
 
 
 # ----------------------------------------------------------------------------- training data

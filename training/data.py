@@ -124,21 +124,13 @@ def _load_files(kind: str, files: list[str], streaming: bool, split: str):
 
 def _check_json_lines(path: Path, key: str) -> None:
     """Name the first line of a JSON-lines file that is not one JSON object (datasets' own error names none)."""
-    import json
+    from diffusion_lm.common.jsonl import json_lines
 
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{key}: {path}:{number} is not valid JSON ({err.msg}, column {err.colno}); each "
-                                  'line must be one JSON object such as {"prompt": "...", "response": "..."}.'
-                                  ) from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{key}: {path}:{number} is a JSON {type(row).__name__}, not an object; each line "
-                                  'must be one JSON object such as {"prompt": "...", "response": "..."}.')
+    try:
+        for _ in json_lines(path):
+            pass
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 def _is_streaming(ds) -> bool:

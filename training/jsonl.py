@@ -8,16 +8,12 @@ from pathlib import Path
 
 def read_fields(path: Path, fields: tuple[str, ...], flags: str, limit: int | None = None) -> list[tuple[str, ...]]:
     """The ``fields`` of each row (as strings), up to ``limit`` rows; ``flags`` names the options that rename them."""
+    from diffusion_lm.common.jsonl import json_lines
+
     if not path.exists():
         raise ValueError(f"{path}: no such file.")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg}).") from err
+    for number, row in json_lines(path):
         missing = [f for f in fields if f not in row]
         if missing:
             raise ValueError(f"{path}, line {number}: no field {missing[0]!r} (fields: {sorted(row)}); set {flags}.")
