@@ -67,3 +67,28 @@ def test_num_samples_must_allow_an_error_estimate():
     schedule = VPSchedule.linear()
     with pytest.raises(ValueError, match="num_samples must be >= 2"):
         embedding_nll_bound(lambda z, t: z, torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 2), schedule, 1e-3, 1)
+
+
+def test_pipe_score_is_the_bound_of_each_pair_from_text():
+    """pipe.score(prompts, responses) tokenises the pairs and returns the bound (N1) per pair: the same numbers as the
+    bound of the encoded batch with the same generator, and a clear error for mismatched lists."""
+    from diffusion_lm.text.batching import encode_pairs
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
+
+    from .text_helpers import tiny_model
+
+    model, tok = tiny_model(seed=2)
+    pipe = DiffusionLMPipeline(model, tok)
+    prompts, responses = ["w1 w2 w3", "w4 w5"], ["w3 w2 w1", "w5 w4"]
+    bound = pipe.score(prompts, responses, num_samples=4, seed=3)
+    batch = encode_pairs(tok, prompts, responses, 8, 8)
+    direct = nll_bound(model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, 4,
+                       torch.Generator().manual_seed(3))
+    torch.testing.assert_close(bound.nats, direct.nats)
+    assert bound.nats.shape == (2,) and bound.nats_per_token == direct.nats_per_token
+    in_two = pipe.score(prompts, responses, num_samples=4, seed=3, batch_size=1)
+    assert in_two.nats.shape == (2,) and torch.isfinite(in_two.nats).all()
+    with pytest.raises(ValueError, match="one response per prompt: 2 prompts, 1 responses"):
+        pipe.score(prompts, ["w1"])
+    with pytest.raises(ValueError, match="response 0 has 9 tokens; the model has 8 response slots"):
+        pipe.score(["w1"], ["w1 " * 9])

@@ -11,3 +11,18 @@ def test_short_training_run_learns_the_ring(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     # an untrained model's samples sit ~1.5 away; a trained one is within a few noise floors
     assert metrics["sliced_wasserstein"] < 3 * metrics["two_sample_floor"], metrics
+
+
+def test_the_demo_says_what_to_run_next_with_the_model_it_saved(tmp_path):
+    """After its scores, the demo prints commands for the model it saved: generate, watch, train longer, your data."""
+    import subprocess
+    import sys
+
+    from training.demo import next_steps
+
+    text = next_steps(tmp_path / "model")
+    assert f"python -m inference.generate --model {tmp_path / 'model'} --prompt" in text
+    assert f"python -m inference.app --model {tmp_path / 'model'}" in text and "your own data" in text
+    help_text = subprocess.run([sys.executable, "-m", "inference.generate", "--help"], capture_output=True, text=True,
+                               timeout=120).stdout
+    assert "--prompt" in help_text
