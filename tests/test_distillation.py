@@ -138,9 +138,9 @@ def test_distill_cli_names_bad_settings(tmp_path, capsys):
     assert "multiple of --student-steps" in capsys.readouterr().err
     assert main(base) == 2
     assert "no field 'prompt'" in capsys.readouterr().err
-    DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="euler")).save_pretrained(tmp_path / "heun")
+    DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="dpm_solver")).save_pretrained(tmp_path / "off_grid")
     data.write_text(json.dumps({"prompt": "w1"}) + "\n" + json.dumps({"prompt": "w2"}) + "\n")
-    assert main(["--teacher", str(tmp_path / "heun"), "--data", str(data), "--out", str(tmp_path / "o2"),
+    assert main(["--teacher", str(tmp_path / "off_grid"), "--data", str(data), "--out", str(tmp_path / "o2"),
                  "--held-out", "0"]) == 2
     assert "steps on the grid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
