@@ -56,3 +56,30 @@ def test_training_and_inference_install_inside_the_package_namespace(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
                             env={"PATH": "", "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
+
+
+def test_every_command_module_runs_as_python_dash_m():
+    """Each module of training/ and inference/ with a ``main`` is a command: ``python -m training.demo --help`` (what
+    ``make demo`` runs, without the flag) must reach its argument parser, not import the module and exit 0 silently."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    modules = sorted(f"{folder}.{path.stem}" for folder in ("training", "inference")
+                     for path in (root / folder).glob("*.py") if "\ndef main(" in path.read_text())
+    assert {"training.demo", "training.train", "inference.generate"} <= set(modules)
+    code = (
+        "import contextlib, io, runpy, sys\n"
+        f"for name in {modules!r}:\n"
+        "    sys.argv, out = [name, '--help'], io.StringIO()\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(out):\n"
+        "            runpy.run_module(name, run_name='__main__', alter_sys=True)\n"
+        "        code = None\n"
+        "    except SystemExit as stop:\n"
+        "        code = stop.code\n"
+        "    said = out.getvalue()\n"
+        "    assert code == 0 and 'usage' in said.lower(), f'{name}: exit {code}, printed {said!r}'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=240,
+                            env={"PATH": "", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]

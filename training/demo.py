@@ -125,3 +125,7 @@ def next_steps(model: Path) -> str:
         "--checkpoint.resume_from_checkpoint latest   # train it longer",
         "  python -m training.train --config configs/demo.yaml --data.train_files '[your.jsonl]'   # your own data",
     ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
