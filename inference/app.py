@@ -1,6 +1,6 @@
 """Watch a response form: a Gradio app that shows the rounded x0 estimate after every sampler step.
 
-    pip install "diffusion-lm[app]"
+    pip install -e ".[app]"        # in a checkout of the repository
     python -m inference.app --model PATH [--classifier CLF_PATH] [--port 7860]
 
 Type a prompt (or pick one of the model card's examples), set any generation setting (the form has a widget for
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        parser.error('the app needs Gradio: pip install "diffusion-lm[app]"')
+        parser.error('the app needs Gradio: pip install -e ".[app]" in the repository (or pip install gradio)')
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     try:

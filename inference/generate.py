@@ -4,7 +4,8 @@
     python -m inference.generate --model PATH --input prompts.jsonl --output responses.jsonl
 
 Input rows are JSON objects with a ``prompt`` field (``--prompt-field`` to change it); output rows
-keep every input field and add ``response`` (and ``samples`` with ``--num-samples N --return-all``).
+keep every input field and add ``response`` (and ``samples`` with ``--num-samples N --return-all``); an input
+``response`` (a test file's reference) is kept as ``reference``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def main(argv=None) -> int:
                        progress=len(prompts) > args.batch_size, length=args.length, **settings)
         if mbr is None:
             mbr = pipe.generation_config.mbr
+        kept = [row for row in rows if "response" in row and "reference" not in row]
+        if kept:  # a test file's own responses are the references a user compares against: not overwritten
+            print(f"note: {len(kept)} input rows had a 'response' field; it is kept as 'reference'", file=sys.stderr)
+        for row in kept:
+            row["reference"] = row.pop("response")
         for row, group in zip(rows, samples):
             row["response"] = group[mbr_select(group)] if mbr else group[0]
             if args.return_all:
