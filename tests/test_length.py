@@ -106,9 +106,13 @@ def test_length_candidate_score_is_the_factorised_likelihood_at_t_one():
     # the per-slot argmax at t = 1 (the same noise): a factorised likelihood rates nothing of that length higher
     z = float(model.schedule.sigma(1.0)) * torch.randn(4, 8, 16, generator=torch.Generator().manual_seed(0))
     t = torch.ones(4)
-    first, _ = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, past=past)
-    best = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, first, past=past)[1].argmax(-1).masked_fill(past, 0)
+    assert model.config.self_conditioning  # read without its self-conditioning input: one pass, not two
+    best = model.predict(batch.prompt_ids, batch.prompt_mask, z, t, past=past)[1].argmax(-1).masked_fill(past, 0)
+    calls = []
+    hook = model.denoiser.register_forward_hook(lambda *_: calls.append(1))
     top = score(best)
+    hook.remove()
+    assert len(calls) == 1  # one evaluation for the whole batch of candidates
     for seed in range(5):
         other = torch.randint(2, 22, (4, 8), generator=torch.Generator().manual_seed(seed)).masked_fill(past, 0)
         assert (score(other) <= top + 1e-5).all()
