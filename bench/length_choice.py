@@ -7,7 +7,7 @@ On the written tasks the right answer is among the candidates far more often tha
 scores every candidate by each rule and reports exact match of the rule's pick, the oracle (any candidate exact)
 and the network evaluations each rule adds per response:
 
-  - ``t1`` (the default): the t = 1 score; ``t1 one pass``: the same from one pass, without self-conditioning;
+  - ``t1`` (the default): the t = 1 score, one pass; ``t1 two passes``: as it was, a second pass self-conditioned;
   - ``prior``: log p(n | x_p) alone (no extra evaluation);
   - ``bound S``: minus the likelihood bound (N1) of the candidate with S Monte Carlo samples, length term included;
   - ``confidence``: the mean log-probability of the final rounding's tokens (no extra evaluation).
@@ -43,7 +43,7 @@ def candidate_scores(pipe, prompts: list[str], k: int, samples: list[int], seed:
     ids, rollout = _sample(model, rep(batch.prompt_ids), rep(batch.prompt_mask), s, controls, top.reshape(-1), None,
                            None, generator=gen, callback=None, progress=False)
     scores = {"t1": rollout.length_score(ids, gen).view(b, k)}
-    scores["t1 one pass"] = _one_pass_score(rollout, ids, gen).view(b, k)
+    scores["t1 two passes"] = _two_pass_score(rollout, ids, gen).view(b, k)
     log_n = model.length_logits(batch.prompt_ids, batch.prompt_mask).float().log_softmax(-1)
     scores["prior"] = log_n.gather(-1, top)
     past = rollout.past
@@ -56,11 +56,11 @@ def candidate_scores(pipe, prompts: list[str], k: int, samples: list[int], seed:
     return {"ids": ids.view(b, k, -1), "scores": scores}
 
 
-def _one_pass_score(rollout, ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The t = 1 score from one denoiser pass (no self-conditioning input) instead of ``Rollout.plain``'s two."""
+def _two_pass_score(rollout, ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The t = 1 score as it was until 2026-12: ``Rollout.plain``'s two passes (the second fed the first's estimate)."""
     model = rollout.model
     z = float(model.schedule.sigma(1.0)) * torch.randn((*ids.shape, model.config.embedding_dim), generator=generator)
-    logits = model.predict(rollout.prompt_ids, rollout.prompt_mask, z, torch.ones(ids.shape[0]), past=rollout.past)[1]
+    logits = rollout.plain(z, torch.ones(ids.shape[0]))[1]
     log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1).masked_fill(rollout.past, 0.0)
     log_n = model.length_logits(rollout.prompt_ids, rollout.prompt_mask).float().log_softmax(-1)
     return log_n.gather(-1, rollout.lengths[:, None]).squeeze(-1) + log_p.sum(-1)
