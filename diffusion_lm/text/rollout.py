@@ -146,8 +146,8 @@ class Rollout:
         """(L2) how likely the model rates each response ids (B, N) of this rollout's lengths: log p(n | x_p) plus the
         sum over the slots j < n of log p(y_j | x_p, n), read from the denoiser at t = 1, where the state is pure noise
         and tells it nothing of y. One evaluation per response: a self-conditioning network is read without its
-        input, as training reads it for half its examples (a second pass fed the first changed the choice by -0.4 to
-        +0.2 points on three tasks, docs/benchmarks.md, for a sixth of the default call's evaluations)."""
+        input, as training reads it for half its examples (docs/benchmarks.md: a second pass fed the first costs a
+        sixth of the default call and does not choose better)."""
         model = self.model
         shape = (*ids.shape, model.config.embedding_dim)
         gen_device = generator.device if generator is not None else ids.device
