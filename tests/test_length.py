@@ -92,6 +92,21 @@ def test_length_beam_keeps_the_candidate_the_model_rates_most_likely():
     assert ((chosen != model.config.pad_token_id).sum(-1)[:, None] == top).any(-1).all()
 
 
+def test_a_batch_of_mixed_lengths_is_one_denoiser_pass_per_step():
+    """The length beam rolls out every prompt's k lengths (9 rows of different lengths here) together: one denoiser
+    pass over all of them per step and one for the score, not a batch per length."""
+    model, tok = tiny_model(length_prediction=True, seed=6)
+    batch = _batch(tok, model, reverse_pairs(3, seed=6))
+    rows = []
+    hook = model.denoiser.register_forward_hook(
+        lambda module, args, kwargs, out: rows.append((args[2] if len(args) > 2 else kwargs["z"]).shape[0]),
+        with_kwargs=True)
+    with torch.no_grad():
+        generate(model, batch, GenerationConfig(num_steps=4, method="ddim", eta=1.0), length_candidates=3)
+    hook.remove()
+    assert rows == [9] * 5  # 4 steps and the length score, each over 3 prompts x 3 lengths
+
+
 def test_length_candidate_score_is_the_factorised_likelihood_at_t_one():
     model, tok = tiny_model(length_prediction=True, seed=5)
     batch = _batch(tok, model, reverse_pairs(4, seed=5))
