@@ -4,12 +4,13 @@ The default call rolls out each of the length classifier's k most likely lengths
 ``Rollout.length_score`` rates highest (log p(n | x_p) plus the denoiser's per-slot log-probabilities at t = 1).
 On the written tasks the right answer is among the candidates far more often than it is chosen
 (docs/benchmarks.md, "Where ours loses"). For the same rollouts (same seed, the model's saved settings) this
-scores every candidate by each rule and reports exact match of the rule's pick, the oracle (any candidate exact)
-and the network evaluations each rule adds per response:
+scores all k candidates (the default call's ``length_candidate_ratio`` aside) by each rule and reports exact match
+of the rule's pick and the oracle (any candidate exact). The rules, with the network evaluations each adds per
+candidate:
 
   - ``t1`` (the default): the t = 1 score, one pass; ``t1 two passes``: as it was, a second pass self-conditioned;
-  - ``prior``: log p(n | x_p) alone (no extra evaluation);
-  - ``bound S``: minus the likelihood bound (N1) of the candidate with S Monte Carlo samples, length term included;
+  - ``prior``: log p(n | x_p) alone (none: the same pick as one candidate);
+  - ``bound S``: minus the likelihood bound (N1) of the candidate with S Monte Carlo samples, length term included (S);
   - ``confidence``: the mean log-probability of the final rounding's tokens (no extra evaluation).
 
     python bench/length_choice.py --model runs/inflect/model --test data/generated/inflect/test.jsonl
@@ -42,7 +43,9 @@ def candidate_scores(pipe, prompts: list[str], k: int, samples: list[int], seed:
     s = s.updated(refine_iterations=1)  # keeps the final rounding's confidence; the ids are the plain rounding's
     ids, rollout = _sample(model, rep(batch.prompt_ids), rep(batch.prompt_mask), s, controls, top.reshape(-1), None,
                            None, generator=gen, callback=None, progress=False)
+    state = gen.get_state()  # both t = 1 rules read the same noise
     scores = {"t1": rollout.length_score(ids, gen).view(b, k)}
+    gen.set_state(state)
     scores["t1 two passes"] = _two_pass_score(rollout, ids, gen).view(b, k)
     log_n = model.length_logits(batch.prompt_ids, batch.prompt_mask).float().log_softmax(-1)
     scores["prior"] = log_n.gather(-1, top)
@@ -59,8 +62,8 @@ def candidate_scores(pipe, prompts: list[str], k: int, samples: list[int], seed:
 def _two_pass_score(rollout, ids: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The t = 1 score as it was until 2026-12: ``Rollout.plain``'s two passes (the second fed the first's estimate)."""
     model = rollout.model
-    z = float(model.schedule.sigma(1.0)) * torch.randn((*ids.shape, model.config.embedding_dim), generator=generator)
-    logits = rollout.plain(z, torch.ones(ids.shape[0]))[1]
+    noise = torch.randn((*ids.shape, model.config.embedding_dim), generator=generator).to(ids.device)
+    logits = rollout.plain(float(model.schedule.sigma(1.0)) * noise, torch.ones(ids.shape[0], device=ids.device))[1]
     log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1).masked_fill(rollout.past, 0.0)
     log_n = model.length_logits(rollout.prompt_ids, rollout.prompt_mask).float().log_softmax(-1)
     return log_n.gather(-1, rollout.lengths[:, None]).squeeze(-1) + log_p.sum(-1)

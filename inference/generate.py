@@ -92,11 +92,17 @@ def main(argv=None) -> int:
                        progress=len(prompts) > args.batch_size, length=args.length, **settings)
         if mbr is None:
             mbr = pipe.generation_config.mbr
-        kept = [row for row in rows if "response" in row and "reference" not in row]
-        if kept:  # a test file's own responses are the references a user compares against: not overwritten
-            print(f"note: {len(kept)} input rows had a 'response' field; it is kept as 'reference'", file=sys.stderr)
-        for row in kept:
-            row["reference"] = row.pop("response")
+        if args.prompt_field != "response":  # a test file's own responses are references: not overwritten
+            kept = [row for row in rows if "response" in row and "reference" not in row]
+            lost = sum("response" in row and "reference" in row for row in rows)
+            if kept:
+                print(f"note: {len(kept)} input rows had a 'response' field; it is kept as 'reference'",
+                      file=sys.stderr)
+            if lost:
+                print(f"note: {lost} input rows had both 'response' and 'reference'; their 'response' is replaced",
+                      file=sys.stderr)
+            for row in kept:
+                row["reference"] = row.pop("response")
         for row, group in zip(rows, samples):
             row["response"] = group[mbr_select(group)] if mbr else group[0]
             if args.return_all:

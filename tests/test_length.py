@@ -92,19 +92,48 @@ def test_length_beam_keeps_the_candidate_the_model_rates_most_likely():
     assert ((chosen != model.config.pad_token_id).sum(-1)[:, None] == top).any(-1).all()
 
 
+def _rows_per_pass(model, run) -> list[int]:
+    """The batch size of every denoiser pass while ``run()`` generates."""
+    rows = []
+    hook = model.denoiser.register_forward_hook(
+        lambda module, args, kwargs, out: rows.append((args[2] if len(args) > 2 else kwargs["z"]).shape[0]),
+        with_kwargs=True)
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        hook.remove()
+    return rows
+
+
 def test_a_batch_of_mixed_lengths_is_one_denoiser_pass_per_step():
     """The length beam rolls out every prompt's k lengths (9 rows of different lengths here) together: one denoiser
     pass over all of them per step and one for the score, not a batch per length."""
     model, tok = tiny_model(length_prediction=True, seed=6)
     batch = _batch(tok, model, reverse_pairs(3, seed=6))
-    rows = []
-    hook = model.denoiser.register_forward_hook(
-        lambda module, args, kwargs, out: rows.append((args[2] if len(args) > 2 else kwargs["z"]).shape[0]),
-        with_kwargs=True)
-    with torch.no_grad():
-        generate(model, batch, GenerationConfig(num_steps=4, method="ddim", eta=1.0), length_candidates=3)
-    hook.remove()
+    settings = GenerationConfig(num_steps=4, method="ddim", eta=1.0, length_candidate_ratio=0.0)
+    rows = _rows_per_pass(model, lambda: generate(model, batch, settings, length_candidates=3))
     assert rows == [9] * 5  # 4 steps and the length score, each over 3 prompts x 3 lengths
+
+
+def test_where_the_length_is_clear_the_beam_rolls_out_one_candidate():
+    """``length_candidate_ratio``: a candidate far less likely than the first is not rolled out. A prompt whose
+    length the classifier is sure of gets exactly the one-candidate call's response; the others keep their beam."""
+    model, tok = tiny_model(length_prediction=True, seed=7)
+    batch = _batch(tok, model, reverse_pairs(3, seed=7))
+    with torch.no_grad():
+        model.length_predictor.head.bias[4] += 30.0  # every prompt: n = 4, all but certain
+    settings = GenerationConfig(num_steps=3, eta=1.0, length_candidates=3)
+    pruned = []
+    rows = _rows_per_pass(model, lambda: pruned.append(generate(model, batch, settings,
+                                                                generator=torch.Generator().manual_seed(3))))
+    assert rows == [3] * 3  # 3 prompts, one candidate each: 3 steps, and no score where there is nothing to choose
+    one = generate(model, batch, settings, length_candidates=1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(pruned[0], one) and ((one != model.config.pad_token_id).sum(-1) == 4).all()
+    everything = _rows_per_pass(model, lambda: generate(model, batch, settings, length_candidate_ratio=0.0))
+    assert everything == [9] * 4  # ratio 0: every candidate, still one pass per step
+    with pytest.raises(ValueError, match="length_candidate_ratio must lie in"):
+        GenerationConfig(length_candidate_ratio=1.5)
 
 
 def test_length_candidate_score_is_the_factorised_likelihood_at_t_one():

@@ -354,8 +354,8 @@ def test_random_table_needs_a_tokenizer():
 def test_generate_command_line(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "ckpt")
     inp = tmp_path / "in.jsonl"
-    inp.write_text("\n".join(json.dumps({"prompt": p, **({"response": "the reference"} if i == 0 else {})})
-                             for i, p in enumerate(PROMPTS)) + "\n")
+    extra = [{"response": "the reference"}, {"response": "old", "reference": "kept"}, {}]
+    inp.write_text("\n".join(json.dumps({"prompt": p, **more}) for p, more in zip(PROMPTS, extra)) + "\n")
     out = tmp_path / "out.jsonl"
     run = lambda *args: subprocess.run([sys.executable, "-m", "inference.generate", "--model", str(tmp_path / "ckpt"),
                                         *args],
@@ -365,8 +365,9 @@ def test_generate_command_line(pipe, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt"] for r in rows] == PROMPTS
     assert [r["response"] for r in rows] == pipe(PROMPTS, num_steps=3, seed=4)
-    assert rows[0]["reference"] == "the reference" and all("reference" not in r for r in rows[1:])
-    assert "kept as 'reference'" in result.stderr
+    assert [r.get("reference") for r in rows] == ["the reference", "kept", None]
+    assert "1 input rows had a 'response' field; it is kept as 'reference'" in result.stderr
+    assert "1 input rows had both 'response' and 'reference'; their 'response' is replaced" in result.stderr
     single = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--seed", "4")
     assert single.returncode == 0 and single.stdout.strip() == pipe(["w1 w2 w3"], num_steps=3, seed=4)[0]
     bad = run("--prompt", "", "--num-steps", "3")

@@ -3,8 +3,9 @@
 A small model trains for 300 steps on short KJV -> WEB verse pairs (about half a minute on 2 cores); its
 unclamped rollouts with every sampler a text model accepts (``text_samplers()``; ddim also at eta 0), at 10 and 20
 steps, with the default generation settings otherwise (one length candidate), must score at least the chrF of one
-x0 prediction (less one point) on 74 held-out verses (seeds 0, 1: +2.8 to +5.6 chrF for every accepted sampler;
-euler, at -1.9 and -0.7, is refused for text). The plain
+x0 prediction (less one point) on 74 held-out verses. Measured outside the test, seeds 0 and 1 of this model: +2.8
+to +5.6 chrF for every accepted sampler at 10 and 20 steps; euler at 10 steps -1.9 and -0.7 (at 20: -0.5, +0.6),
+which is why it is refused for text. The test trains seed 0. The plain
 sampler (log-SNR offset 0) on the same model loses 8-10 chrF: the check has the power to see a collapse.
 """
 

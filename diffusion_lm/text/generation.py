@@ -9,6 +9,7 @@ and keeps the response it rates most likely (Mask-Predict's length beam).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,8 +89,8 @@ def generate_ids(
 
     A length-conditioned model writes exactly n tokens per response: ``controls.lengths`` if given, else an
     infilling template's own length, else the length classifier's most likely n; with ``length_candidates`` k > 1,
-    a rollout for each of its k most likely lengths (k times the work) keeping the one ``Rollout.length_score``
-    rates most likely.
+    a rollout for each of its k most likely lengths that is at least ``length_candidate_ratio`` times as likely as
+    the first (all in one batch), keeping the one ``Rollout.length_score`` rates most likely.
     """
     s, c = config or GenerationConfig(), controls or Controls()
     prompt_ids, prompt_mask = batch.prompt_ids, batch.prompt_mask
@@ -112,18 +113,24 @@ def generate_ids(
         ids, rollout = _sample(model, prompt_ids, prompt_mask, s, c, lengths, given, noise, **run)
         return _refine(model, prompt_ids, prompt_mask, s, c, lengths, given, ids, rollout, generator)
     k = min(k, model.config.max_response_length + 1)
-    top = model.length_logits(prompt_ids, prompt_mask).topk(k, -1).indices  # (B, k)
-    repeat = lambda x: None if x is None else x.repeat_interleave(k, 0)  # noqa: E731
-    beam = Controls(classifier=c.classifier, classes=repeat(c.classes), classifier_scale=c.classifier_scale,
+    log_p, top = model.length_logits(prompt_ids, prompt_mask).float().log_softmax(-1).topk(k, -1)  # (B, k) each
+    keep = torch.ones_like(top, dtype=torch.bool)
+    if s.length_candidate_ratio > 0:  # the most likely length always; the others where they are not far behind
+        keep = log_p >= log_p[:, :1] + math.log(s.length_candidate_ratio)
+    flat = keep.reshape(-1).nonzero().squeeze(-1)  # (R,) the (prompt, candidate) pairs rolled out, prompt-major
+    pick = lambda x: None if x is None else x.repeat_interleave(k, 0)[flat]  # noqa: E731
+    beam = Controls(classifier=c.classifier, classes=pick(c.classes), classifier_scale=c.classifier_scale,
                     repeat_block=c.repeat_block)
-    ids, rollout = _sample(model, repeat(prompt_ids), repeat(prompt_mask), s, beam, top.reshape(-1), None,
-                           repeat(noise), **run)
-    best = rollout.length_score(ids, generator).view(b, k).argmax(-1)
+    ids, rollout = _sample(model, pick(prompt_ids), pick(prompt_mask), s, beam, top.reshape(-1)[flat], None,
+                           pick(noise), **run)  # one batch of every kept length (R, N)
+    scores = torch.full((b * k,), float("-inf"), device=ids.device)
+    scores[flat] = rollout.length_score(ids, generator).float() if len(flat) > b else 0.0  # nothing to choose
+    best = scores.view(b, k).argmax(-1)
     rows = torch.arange(b, device=ids.device)
-    ids = ids.view(b, k, -1)[rows, best]
+    chosen = (keep.reshape(-1).cumsum(0) - 1)[rows * k + best]  # the chosen candidate's row among the R
+    ids = ids[chosen]
     if s.refine_iterations == 0:
         return ids
-    chosen = rows * k + best
     rollout.last_confidence = rollout.last_confidence[chosen]
     return _refine(model, prompt_ids, prompt_mask, s, c, top[rows, best], None, ids, rollout, generator)
 
@@ -211,7 +218,7 @@ def _sample(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, 
         prediction="x0", t_end=t_end, grid=grid, generator=generator, callback=report, progress=progress, **own,
     )
     x0 = last.get("x0")
-    if x0 is None:  # samplers that report no x0 (euler, heun, rk45, SDE ones): one more evaluation at t_end
+    if x0 is None:  # core samplers that report no x0 (all refused for text; bench/text_samplers.py): one more at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()
     if s.refine_iterations == 0:
         return rollout.round(x0), rollout  # (121)

@@ -20,15 +20,17 @@ from torch import Tensor
 FILE_NAME = "generation_config.json"
 GRIDS = ("warped", "logsnr", "time", "karras")
 logger = logging.getLogger(__name__)
-# Core samplers measured to write word salad, or to take minutes, on the text model (docs/options.md, "Samplers for
-# text"): a text model's generation config refuses them and names the ones to use. They stay in the core.
-REFUSED_FOR_TEXT = {  # bench/text_samplers.py on the demo model, 100 test verses; one x0 prediction: 41.7 BLEU
+# Core samplers measured to fall below one x0 prediction on a text model (docs/options.md, "Samplers for text"): word
+# salad (bench/text_samplers.py on the demo model, 100 test verses, where one x0 prediction scores 41.7 BLEU), minutes
+# per batch (rk45), or, for euler, below it at 10 steps on the small verse model of tests/test_text_steps.py. A text
+# model's generation config refuses them and names the ones to use. They stay in the core.
+REFUSED_FOR_TEXT = {
     "heun": "0.3 / 0.7 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
     "euler_maruyama": "0.3 / 6.3 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
     "langevin": "1.1 / 6.6 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
     "pc": "0.5 / 19.4 BLEU at 10 / 20 steps on the demo model, where one x0 prediction scores 41.7",
     "rk45": "an adaptive solver that took minutes for 100 verses",
-    # tests/test_text_steps.py's model (seeds 0, 1): ddim at eta 0 solves the same ODE 5 chrF higher
+    # there ddim at eta 0, the same ODE in exponential-integrator steps, scores 3-5 chrF higher (seeds 0, 1)
     "euler": "36.3 / 37.7 chrF at 10 / 20 steps on a small verse model, where one x0 prediction scores 38.2",
 }
 
@@ -64,6 +66,9 @@ class GenerationConfig:
         order: solver order for ``dpm_solver``, ``dpm_solver++`` and ``unipc`` (None: the sampler's default).
         length_candidates: for a length-conditioned model (L2), roll out this many of the most likely lengths and
             keep the response the model rates most likely (k times the work; 1 takes the most likely length).
+        length_candidate_ratio: a candidate after the first is rolled out only where the length classifier rates it
+            at least this fraction as likely as the most likely length (L2): prompts whose length is clear get one
+            rollout; 0 rolls out all k.
         refine_iterations: after the rollout, re-write the least confident slots this many times (M1, Mask-Predict's
             iterations on the x0 estimate): iteration i of R holds the (R - i) / (R + 1) most confident share of
             the slots as given and rolls the rest out again around them; 0 = off.
@@ -85,6 +90,7 @@ class GenerationConfig:
     grid: str | Tensor | None = None
     order: int | None = None
     length_candidates: int = 3
+    length_candidate_ratio: float = 0.05
     refine_iterations: int = 0
     refine_steps: int = 4
     t_end: float | None = None
@@ -142,6 +148,9 @@ class GenerationConfig:
             raise ValueError(f"temperature must be > 0 (1 = the model's own x0 estimate), got {self.temperature}.")
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0 (1 = no guidance), got {self.guidance_scale}.")
+        if not 0.0 <= self.length_candidate_ratio <= 1.0:
+            raise ValueError(f"length_candidate_ratio must lie in [0, 1] (0 = roll out every candidate), got "
+                             f"{self.length_candidate_ratio}.")
         if self.t_end is not None and not 0.0 <= self.t_end < 1.0:
             raise ValueError(f"t_end must lie in [0, 1) (None = the model's t_eps), got {self.t_end}.")
 

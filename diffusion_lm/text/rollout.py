@@ -135,8 +135,7 @@ class Rollout:
 
     def plain(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """The denoiser's own estimate and logits at a state, as training forms it: no offset, no holds, and a
-        self-conditioning network fed its own first estimate at the same state (the likelihood bound, the length
-        score)."""
+        self-conditioning network fed its own first estimate at the same state (the likelihood bound)."""
         x0, logits = self.model.predict(self.prompt_ids, self.prompt_mask, z, t, past=self.past)
         if self.model.config.self_conditioning:
             x0, logits = self.model.predict(self.prompt_ids, self.prompt_mask, z, t, x0, past=self.past)
@@ -146,8 +145,7 @@ class Rollout:
         """(L2) how likely the model rates each response ids (B, N) of this rollout's lengths: log p(n | x_p) plus the
         sum over the slots j < n of log p(y_j | x_p, n), read from the denoiser at t = 1, where the state is pure noise
         and tells it nothing of y. One evaluation per response: a self-conditioning network is read without its
-        input, as training reads it for half its examples (docs/benchmarks.md: a second pass fed the first costs a
-        sixth of the default call and does not choose better)."""
+        input, as training reads it for half its examples (docs/benchmarks.md, "Speed of the default call")."""
         model = self.model
         shape = (*ids.shape, model.config.embedding_dim)
         gen_device = generator.device if generator is not None else ids.device
