@@ -31,7 +31,7 @@ import torch
 from diffusion_lm.text.generation_config import GRIDS, GenerationConfig, text_samplers
 from diffusion_lm.text.rollout import hold
 
-APP_FIXED = ("num_samples", "mbr", "length_candidates")  # the app watches one rollout of one length
+APP_FIXED = ("num_samples", "mbr", "length_candidates", "length_candidate_ratio")  # one rollout of one length
 
 
 @dataclass

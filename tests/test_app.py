@@ -60,7 +60,7 @@ def test_the_form_has_a_widget_for_every_generation_setting_but_the_watched_roll
     from diffusion_lm.text.generation_config import GenerationConfig
 
     assert form_fields() == [n for n in GenerationConfig.names() if n not in APP_FIXED]
-    assert set(APP_FIXED) == {"num_samples", "mbr", "length_candidates"}
+    assert set(APP_FIXED) == {"num_samples", "mbr", "length_candidates", "length_candidate_ratio"}
 
 
 @pytest.mark.parametrize("method", ["ddim", "dpm_solver++", "unipc", "ddpm"])
