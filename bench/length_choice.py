@@ -36,7 +36,8 @@ def candidate_scores(pipe, prompts: list[str], k: int, samples: list[int], seed:
     model, s = pipe.model, pipe.generation_config.updated(length_candidates=k)
     batch = encode_prompts(pipe.tokenizer, prompts, model.config.max_prompt_length)
     b = len(prompts)
-    top = model.length_logits(batch.prompt_ids, batch.prompt_mask).topk(k, -1).indices
+    log_n = model.length_logits(batch.prompt_ids, batch.prompt_mask).float().log_softmax(-1)
+    prior, top = log_n.topk(k, -1)  # (B, k) each
     rep = lambda x: x.repeat_interleave(k, 0)  # noqa: E731
     gen = torch.Generator().manual_seed(seed)
     controls = Controls(repeat_block=pipe.repeat_block)
@@ -47,8 +48,7 @@ def candidate_scores(pipe, prompts: list[str], k: int, samples: list[int], seed:
     scores = {"t1": rollout.length_score(ids, gen).view(b, k)}
     gen.set_state(state)
     scores["t1 two passes"] = _two_pass_score(rollout, ids, gen).view(b, k)
-    log_n = model.length_logits(batch.prompt_ids, batch.prompt_mask).float().log_softmax(-1)
-    scores["prior"] = log_n.gather(-1, top)
+    scores["prior"] = prior
     past = rollout.past
     conf = rollout.last_confidence.clamp_min(1e-12).log().masked_fill(past, 0.0)
     scores["confidence"] = (conf.sum(-1) / (~past).sum(-1).clamp_min(1)).view(b, k)
