@@ -141,8 +141,10 @@ def test_distill_cli_names_bad_settings(tmp_path, capsys):
     DiffusionLMPipeline(teacher, tok, SETTINGS.updated(method="dpm_solver")).save_pretrained(tmp_path / "off_grid")
     data.write_text(json.dumps({"prompt": "w1"}) + "\n" + json.dumps({"prompt": "w2"}) + "\n")
     assert main(["--teacher", str(tmp_path / "off_grid"), "--data", str(data), "--out", str(tmp_path / "o2"),
-                 "--held-out", "0"]) == 2
+                 "--held-out", "0", "--teacher-steps", "4"]) == 2
     assert "steps on the grid" in capsys.readouterr().err
+    assert main(base + ["--student-steps", "2"]) == 2
+    assert "needs --teacher-steps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(base + ["--student-steps", "0"])
 
@@ -194,3 +196,77 @@ def test_the_students_self_conditioning_input_is_what_its_sampler_feeds_back(len
     del model.predict
     assert fed["loss"][0] is None and fed["sampler"][0] is None
     torch.testing.assert_close(fed["loss"][1], fed["sampler"][1])
+
+
+BEAM = SETTINGS.updated(length_candidates=3, length_candidate_ratio=0.0)
+
+
+def test_the_teachers_own_call_is_what_its_pipeline_writes_from_the_same_noise():
+    """(D2) with no teacher steps the targets are the teacher's whole call (its steps and its length beam), and the
+    student's only state is the starting noise at t = 1."""
+    teacher, tok = tiny_model(seed=7, length_prediction=True)
+    batch = encode_prompts(tok, _prompts(12, 4), teacher.config.max_prompt_length)
+    pair = PairBatch(batch.prompt_ids, batch.prompt_mask.bool())
+    cfg = teacher.config
+    noise = torch.randn(12, cfg.max_response_length, cfg.embedding_dim, generator=torch.Generator().manual_seed(1))
+    traj = teacher_trajectories(teacher, pair, BEAM, 1, None, torch.Generator().manual_seed(2), noise=noise)
+    call = generate_ids(teacher, pair, BEAM, noise=noise, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(traj.target_ids, call)
+    assert torch.equal(traj.states, noise[None]) and traj.times.tolist() == [1.0]
+    with pytest.raises(ValueError, match="one-step student"):
+        teacher_trajectories(teacher, pair, BEAM, 2, None)
+
+
+def test_a_one_step_one_candidate_student_learns_the_beams_choice_of_length():
+    """(D2) the teacher's beam of three lengths picks other than its classifier's top-1 for some prompts; after
+    distillation the student's top-1 length is the beam's choice and its one-candidate, one-step call writes the
+    beam's response."""
+    import copy
+
+    torch.manual_seed(0)
+    teacher, tok = tiny_model(seed=8, length_prediction=True)
+    batch = encode_prompts(tok, _prompts(64, 5), teacher.config.max_prompt_length)
+    pair = PairBatch(batch.prompt_ids, batch.prompt_mask.bool())
+    traj = teacher_trajectories(teacher, pair, BEAM, 1, None, torch.Generator().manual_seed(0))
+    chosen = (traj.target_ids != teacher.config.pad_token_id).sum(-1)
+    top1 = teacher.length_logits(pair.prompt_ids, pair.prompt_mask).argmax(-1)
+    assert (chosen != top1).float().mean() > 0.2, "the beam must choose otherwise than top-1 for this to test anything"
+    student = copy.deepcopy(teacher).train()
+    one = BEAM.updated(num_steps=1, length_candidates=1)
+
+    def agreement() -> tuple[float, float]:
+        student.eval()
+        with torch.no_grad():
+            lengths = student.length_logits(pair.prompt_ids, pair.prompt_mask).argmax(-1)
+            out = generate_ids(student, pair, one, noise=traj.states[0])
+        student.train()
+        return float((lengths == chosen).float().mean()), float((out == traj.target_ids).all(-1).float().mean())
+
+    before = agreement()
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(200):
+        loss = distillation_loss(student, traj, one)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = agreement()
+    assert before[0] < 0.8 and after[0] > 0.95, (before, after)
+    assert before[1] < 0.5 and after[1] > 0.9, (before, after)
+
+
+def test_distill_cli_by_default_saves_a_one_step_one_candidate_student_of_the_teachers_call(tmp_path):
+    from safetensors.torch import load_file
+
+    from training.distill import main
+
+    teacher, tok = tiny_model(seed=4, length_prediction=True)
+    DiffusionLMPipeline(teacher, tok, BEAM).save_pretrained(tmp_path / "teacher")
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in _prompts(40, 2)))
+    assert main(["--teacher", str(tmp_path / "teacher"), "--data", str(data), "--out", str(tmp_path / "out"),
+                 "--prompts", "32", "--held-out", "8", "--steps", "3", "--batch-size", "8"]) == 0
+    student = DiffusionLMPipeline.from_pretrained(tmp_path / "out" / "model").generation_config
+    assert (student.num_steps, student.length_candidates) == (1, 1)
+    assert (student.method, student.temperature) == (BEAM.method, BEAM.temperature)
+    stored = load_file(str(tmp_path / "out" / "teacher_trajectories.safetensors"))
+    assert stored["states"].shape[0] == 1 and stored["times"].tolist() == [1.0]

@@ -1,14 +1,18 @@
-"""Distil a text model's rollout into a few steps (D1 in THEORY): a student that samples in K steps.
+"""Distil a text model's rollout into a few steps (D1, D2 in THEORY): a student that samples in K steps.
 
     python -m training.distill --teacher runs/demo/model --data data/generated/bible/train.jsonl \\
-        --out runs/demo/distilled --student-steps 2 [--teacher-steps 20 --prompts 4096 --steps 1500]
+        --out runs/demo/distilled [--prompts 8192 --steps 1500]
+    python -m training.distill ... --student-steps 2 --teacher-steps 20      # a K-step student (D1)
 
-The teacher (its own generation_config.json: sampler, eta, offset, temperature) runs ``--teacher-steps`` on the
-student's grid refined, from fixed starting noise, for ``--prompts`` prompts of ``--data`` (JSON lines with a
-prompt field; responses are not needed: the teacher writes them). Its trajectories are kept in
-``OUT/teacher_trajectories.safetensors``, so a second run with the same settings starts training at once. The
-student starts as a copy of the teacher and learns to map its state at each of its K times to the teacher's
-final tokens. The result, ``OUT/model``, is a normal checkpoint whose generation config samples in K steps:
+By default (D2) the student takes one step and one length candidate, and learns the teacher's own call: the
+teacher answers ``--prompts`` prompts of ``--data`` (JSON lines with a prompt field; responses are not needed: the
+teacher writes them) exactly as its generation_config.json says (sampler, steps, length candidates, temperature,
+repeats), from fixed starting noise, and the student learns to say in one evaluation what that call chose,
+its length included. With ``--teacher-steps T`` the teacher instead runs T steps on the student's K-step grid
+refined (D1), one length candidate, and the student learns its state at each of its K times.
+The teacher's answers are kept in ``OUT/teacher_trajectories.safetensors``, so a second run with the same
+settings starts training at once. The student starts as a copy of the teacher. The result, ``OUT/model``, is a
+normal checkpoint whose generation config samples in K steps with one length candidate:
 ``DiffusionLMPipeline.from_pretrained("OUT/model")(prompts)`` or ``push_to_hub`` like any other.
 """
 
@@ -120,7 +124,7 @@ def same_text_as_teacher(pipe, student, prompts: list[str], settings, args) -> d
     shares = {}
     for steps in sorted({1, args.student_steps}):
         ids = generate_ids(student, PairBatch(batch.prompt_ids, mask),
-                           settings.updated(num_steps=steps, guidance_scale=1.0),
+                           settings.updated(num_steps=steps, guidance_scale=1.0, length_candidates=1),
                            Controls(repeat_block=pipe.repeat_block), noise=traj.states[0],
                            generator=torch.Generator().manual_seed(args.seed + 3))
         shares[str(steps)] = float((ids == traj.target_ids).all(-1).float().mean())
@@ -133,10 +137,15 @@ def distill(args: argparse.Namespace) -> dict:
 
     pipe = DiffusionLMPipeline.from_pretrained(args.teacher)
     teacher = pipe.model.eval()
-    settings = pipe.generation_config.updated(length_candidates=1)  # one rollout per prompt: the one the student learns
-    if args.teacher_steps % args.student_steps:
-        raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of "
-                         f"--student-steps ({args.student_steps}).")
+    settings = pipe.generation_config  # (D2) the teacher's own call, its length beam included
+    if args.teacher_steps is None and args.student_steps != 1:
+        raise ValueError(f"--student-steps {args.student_steps} needs --teacher-steps (a multiple of it): only a "
+                         "one-step student learns the teacher's own call.")
+    if args.teacher_steps is not None:  # (D1) one rollout per prompt on the refined grid: the one the student learns
+        settings = settings.updated(length_candidates=1)
+        if args.teacher_steps % args.student_steps:
+            raise ValueError(f"--teacher-steps ({args.teacher_steps}) must be a multiple of "
+                             f"--student-steps ({args.student_steps}).")
     check_distillable(settings, args.student_steps, args.teacher_steps)
     prompts = read_prompts(args.data, args.prompt_field, args.prompts + args.held_out, args.skip)
     if len(prompts) <= args.held_out:
@@ -159,6 +168,7 @@ def distill(args: argparse.Namespace) -> dict:
     for p in student.parameters():
         p.requires_grad_(p is not student.embedding_table)
     trainable = [p for p in student.parameters() if p.requires_grad]
+    groups = student.clipping_groups()
     opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(args.seed + 1)
@@ -171,15 +181,16 @@ def distill(args: argparse.Namespace) -> dict:
         loss = distillation_loss(student, batch, settings, pipe.repeat_block)  # (D1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        for group in groups:  # the length classifier's gradients apart from the denoiser's, as in training
+            torch.nn.utils.clip_grad_norm_(group, 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.3f}")
     student.eval()
     # the student has absorbed the teacher's guidance (if any) and samples in K steps
-    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer,
-                                       settings.updated(num_steps=args.student_steps, guidance_scale=1.0))
+    student_pipe = DiffusionLMPipeline(student, pipe.tokenizer, settings.updated(
+        num_steps=args.student_steps, guidance_scale=1.0, length_candidates=1))
     agreement = same_text_as_teacher(pipe, student, held, settings, args) if held else {}
     result = {"teacher": str(args.teacher), "student_init": args.student_init, "teacher_steps": args.teacher_steps,
               "student_steps": args.student_steps,
@@ -197,10 +208,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="JSON lines with a prompt field")
     p.add_argument("--prompt_field", default="prompt")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--student-steps", type=int, default=2)
+    p.add_argument("--student-steps", type=int, default=1)
     p.add_argument("--student-init", default=None,
                    help="start from this student (an earlier OUT/model) instead of the teacher")
-    p.add_argument("--teacher-steps", type=int, default=20)
+    p.add_argument("--teacher-steps", type=int, default=None,
+                   help="T steps on the student's grid refined, one length candidate (D1); default: the teacher's "
+                        "own call, for a one-step student (D2)")
     p.add_argument("--prompts", type=int, default=4096, help="training prompts the teacher answers")
     p.add_argument("--held-out", type=int, default=64, help="prompts kept back to compare student and teacher")
     p.add_argument("--skip", type=int, default=0,
@@ -211,7 +224,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    args = require_positive(p, p.parse_args(argv), "student_steps", "teacher_steps", "prompts", "steps", "batch_size")
+    args = require_positive(p, p.parse_args(argv), "student_steps", "prompts", "steps", "batch_size")
+    if args.teacher_steps is not None and args.teacher_steps < 1:
+        p.error("--teacher-steps must be >= 1")
     for name in ("held_out", "skip"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")

@@ -12,7 +12,13 @@ teacher trajectory through it, the consistency property (a consistency model's f
 trajectory) with the teacher's finished sample as the target instead of a bootstrapped one (so no EMA target
 network is needed), and a stochastic teacher's end as a sample of the paths through z_{t_k}.
 The student's inputs are built as at sampling: the log-SNR offset (C1), the sampling temperature, and
-self-conditioning on its own estimate at the previous student time.
+self-conditioning on its own estimate at the previous student time. A length-conditioned student's classifier
+learns the length the teacher wrote.
+
+A one-step student can learn the teacher's whole call instead (D2, ``teacher_steps=None``): the teacher samples
+exactly as its generation config says (its steps, its grid, its length beam of k candidates) from z_1, and the
+student learns that call's chosen response from z_1 at t = 1 and its chosen length with its classifier, so that
+one evaluation and one candidate say what the teacher's k candidates and T steps said.
 """
 
 from __future__ import annotations
@@ -70,8 +76,14 @@ class Trajectories:
 GRID_SAMPLERS = ("ddim", "ddpm", "dpm_solver++", "unipc")
 
 
-def check_distillable(settings: GenerationConfig, student_steps: int, teacher_steps: int) -> None:
-    """Raise ``ValueError`` unless the teacher's sampler steps on the grid and T is a multiple of K."""
+def check_distillable(settings: GenerationConfig, student_steps: int, teacher_steps: int | None) -> None:
+    """Raise ``ValueError`` unless the teacher's sampler steps on the grid and T is a multiple of K, or, for the
+    teacher's own call (``teacher_steps`` None, D2), unless the student takes one step."""
+    if teacher_steps is None:
+        if student_steps != 1:
+            raise ValueError(f"the teacher's own call (no teacher steps given) is distilled into a one-step student; "
+                             f"for student_steps={student_steps} give teacher_steps, a multiple of it.")
+        return
     if settings.method not in GRID_SAMPLERS:
         raise ValueError(f"distillation needs a sampler that steps on the grid ({', '.join(GRID_SAMPLERS)}); the "
                          f"teacher's generation config says {settings.method!r}: pass a generation config with one of "
@@ -82,19 +94,24 @@ def check_distillable(settings: GenerationConfig, student_steps: int, teacher_st
 
 @torch.no_grad()
 def teacher_trajectories(teacher: "DiffusionLMModel", batch: PairBatch, settings: GenerationConfig, student_steps: int,
-                         teacher_steps: int, generator: torch.Generator | None = None, noise: Tensor | None = None,
-                         repeat_block: RepeatBlock | None = None) -> Trajectories:
+                         teacher_steps: int | None, generator: torch.Generator | None = None,
+                         noise: Tensor | None = None, repeat_block: RepeatBlock | None = None) -> Trajectories:
     """Run the teacher on the prompts of ``batch`` for ``teacher_steps`` (a multiple of ``student_steps``) on the
     refined student grid, from ``noise`` (drawn from ``generator`` if None); ``repeat_block`` as ``Controls`` takes
-    it."""
+    it. ``teacher_steps`` None: the teacher's own call as ``settings`` say (its steps, grid and length candidates),
+    for a one-step student (D2)."""
     check_distillable(settings, student_steps, teacher_steps)
-    factor = teacher_steps // student_steps
-    coarse = student_grid(teacher, settings, student_steps)
     cfg = teacher.config
     prompt_ids, prompt_mask = batch.prompt_ids, batch.prompt_mask
     shape = (prompt_ids.shape[0], cfg.max_response_length, cfg.embedding_dim)
     if noise is None:
         noise = float(teacher.schedule.sigma(1.0)) * torch.randn(shape, generator=generator).to(prompt_ids.device)
+    if teacher_steps is None:  # (D2) the call as a user makes it; the student needs only its start and its end
+        target = generate_ids(teacher, PairBatch(prompt_ids, prompt_mask), settings,
+                              Controls(repeat_block=repeat_block), generator=generator, noise=noise)
+        return Trajectories(prompt_ids, prompt_mask, noise[None], torch.ones(1), target)
+    factor = teacher_steps // student_steps
+    coarse = student_grid(teacher, settings, student_steps)
     states = [noise]
 
     def keep(info: dict) -> None:  # the state after step i sits at time grid[i + 1]
@@ -117,7 +134,8 @@ def distillation_loss(student: "DiffusionLMModel", batch: Trajectories, settings
 
     The student reads each state at the time sampling tells it (C1); its self-conditioning input at t_k is its
     estimate at t_{k-1} as its own rollout forms it (``Rollout.estimate``: holds, temperature). A length-conditioned
-    student is told the length the teacher wrote (L2)."""
+    student is told the length the teacher wrote (L2), and its classifier learns it: plus the cross-entropy of
+    p_s(n | x_p) at that length (D2)."""
     cfg, objective = student.config, student.config.training_objective
     target_rows = student.embed(batch.target_ids).float()
     lengths = response_lengths(batch.target_ids, cfg.pad_token_id) if student.length_predictor is not None else None
@@ -132,4 +150,7 @@ def distillation_loss(student: "DiffusionLMModel", batch: Trajectories, settings
         loss_round = F.cross_entropy(logits.transpose(1, 2).float(), batch.target_ids)  # (123)
         total = total + objective.lambda_x0 * loss_x0 + objective.lambda_round * loss_round  # (124)
         previous = sampled.detach() if cfg.self_conditioning else None
-    return total / len(batch.times)
+    total = total / len(batch.times)
+    if lengths is None:
+        return total
+    return total + F.cross_entropy(student.length_logits(batch.prompt_ids, batch.prompt_mask).float(), lengths)  # (D2)
