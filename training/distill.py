@@ -89,7 +89,8 @@ def collect(pipe, prompts: list[str], settings, args, cache: Path):
     generator = torch.Generator().manual_seed(args.seed)
     parts = []
     cfg = pipe.model.config
-    for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {args.teacher_steps} steps"):
+    what = f"{args.teacher_steps} steps" if args.teacher_steps else "its own call"
+    for start in tqdm(range(0, len(prompts), args.batch_size), desc=f"teacher, {what}"):
         batch = encode_prompts(pipe.tokenizer, prompts[start : start + args.batch_size], cfg.max_prompt_length, True)
         parts.append(teacher_trajectories(pipe.model, PairBatch(batch.prompt_ids, batch.prompt_mask.bool()), settings,
                                           args.student_steps, args.teacher_steps, generator,
