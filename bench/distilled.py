@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--teacher-steps", type=int, default=20)
     parser.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seed", type=int, default=0, help="the sampling seed of every call")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="where bundled task data are built")
     parser.add_argument("--out", type=Path, default=None, help="the JSON file to write (default: beside the student)")
     args = parser.parse_args()
@@ -50,7 +51,7 @@ def main() -> None:
 
     def run(pipe, steps):
         start = time.perf_counter()
-        texts = pipe(prompts, num_steps=steps, batch_size=50, seed=0)
+        texts = pipe(prompts, num_steps=steps, batch_size=50, seed=args.seed)
         return texts, {**text_metrics(texts, refs), "seconds": time.perf_counter() - start}
 
     reference, metrics = run(teacher, args.teacher_steps)
@@ -64,7 +65,7 @@ def main() -> None:
                           "examples": texts[:3]})
             print({k: v for k, v in table[-1].items() if k != "examples"}, flush=True)
     out = args.out or args.student.parent / "vs_teacher.json"
-    write_json_atomic(out, {"task": args.task, "teacher": str(args.teacher), "student": str(args.student),
+    write_json_atomic(out, {"task": args.task, "seed": args.seed, "teacher": str(args.teacher), "student": str(args.student),
                             "test_prompts": len(rows), "table": table})
     print(f"wrote {out}")
 
