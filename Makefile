@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-quick toy-demo lint test test-slow bench clean
+.PHONY: install demo demo-fast demo-quick toy-demo lint test test-slow bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m training.demo
+
+# The demo model distilled into one step and one length candidate (D2), then scored like the demo.
+demo-fast: $(STAMP)
+	@test -f runs/demo/model/config.json || $(PY) -m training.demo
+	$(PY) -m training.distill --teacher runs/demo/model --data data/generated/bible/train.jsonl --out runs/demo/fast
+	$(PY) -m training.demo --model runs/demo/fast/model
 
 demo-quick: $(STAMP)
 	$(PY) -m training.demo --config configs/demo_quick.yaml --test-size 100

@@ -14,7 +14,8 @@ def test_short_training_run_learns_the_ring(tmp_path):
 
 
 def test_the_demo_says_what_to_run_next_with_the_model_it_saved(tmp_path):
-    """After its scores, the demo prints commands for the model it saved: generate, watch, train longer, your data."""
+    """After its scores, the demo prints commands for the model it saved: generate, watch, train longer, distil it
+    into a fast one, your data."""
     import subprocess
     import sys
 
@@ -23,6 +24,7 @@ def test_the_demo_says_what_to_run_next_with_the_model_it_saved(tmp_path):
     text = next_steps(tmp_path / "model")
     assert f"python -m inference.generate --model {tmp_path / 'model'} --prompt" in text
     assert f"python -m inference.app --model {tmp_path / 'model'}" in text and "your own data" in text
+    assert f"python -m training.distill --teacher {tmp_path / 'model'} " in text, "the path to a fast model"
     help_text = subprocess.run([sys.executable, "-m", "inference.generate", "--help"], capture_output=True, text=True,
                                timeout=120).stdout
     assert "--prompt" in help_text
