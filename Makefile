@@ -23,7 +23,8 @@ demo: $(STAMP)
 # The demo model distilled into one step and one length candidate (D2), then scored like the demo.
 demo-fast: $(STAMP)
 	@test -f runs/demo/model/config.json || $(PY) -m training.demo
-	$(PY) -m training.distill --teacher runs/demo/model --data data/generated/bible/train.jsonl --out runs/demo/fast
+	$(PY) -m training.distill --teacher runs/demo/model --data data/generated/bible/train.jsonl --out runs/demo/fast \
+		--prompts 8192 --steps 1500
 	$(PY) -m training.demo --model runs/demo/fast/model
 
 demo-quick: $(STAMP)

@@ -15,6 +15,7 @@ encoder; both decode the new tokens), and the peak memory of each model generati
 process of its own:
 
     python bench/generation_throughput.py --model runs/distill_bible_k1/model --steps 1 2 4 20
+    python bench/generation_throughput.py --model runs/demo/fast/model --also runs/demo/model --steps 1
 """
 
 from __future__ import annotations
@@ -163,7 +164,10 @@ def memory_child(args) -> None:
 def end_to_end(args) -> None:
     if args.memory_child:
         return memory_child(args)
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
+
     pipe, peers = pipeline_and_peers(args.model)
+    others = {path: DiffusionLMPipeline.from_pretrained(path) for path in args.also}
     n_out = pipe.model.config.max_response_length
     print(f"model {args.model}: generation config {pipe.generation_config.to_dict()}")
     print("| batch | model | output tokens/s | ratio to GPT-2 |")
@@ -178,6 +182,9 @@ def end_to_end(args) -> None:
             print(f"| {batch} | {label} greedy, KV cache | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
         rate = batch * n_out / best_time(lambda: pipe(prompts, batch_size=batch), args.repeats)
         print(f"| {batch} | ours, the default call | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
+        for path, other in others.items():
+            rate = batch * n_out / best_time(lambda other=other: other(prompts, batch_size=batch), args.repeats)
+            print(f"| {batch} | {path}, its default call | {rate:.0f} | {rate / ar_rate:.2f} |", flush=True)
         for steps in args.steps:
             rate = batch * n_out / best_time(lambda: pipe(prompts, num_steps=steps, batch_size=batch), args.repeats)
             print(f"| {batch} | ours, {pipe.generation_config.method} {steps} steps | {rate:.0f} | "
@@ -196,6 +203,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["sort", "demo"])
     parser.add_argument("--model", type=Path, default=None, help="a saved model: end to end through the pipeline")
+    parser.add_argument("--also", type=Path, nargs="*", default=[],
+                        help="with --model: saved models of the same slots whose default calls are timed in the same "
+                             "run (a distilled model's teacher)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--repeats", type=int, default=5)
