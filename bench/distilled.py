@@ -65,7 +65,8 @@ def main() -> None:
                           "examples": texts[:3]})
             print({k: v for k, v in table[-1].items() if k != "examples"}, flush=True)
     out = args.out or args.student.parent / "vs_teacher.json"
-    write_json_atomic(out, {"task": args.task, "seed": args.seed, "teacher": str(args.teacher), "student": str(args.student),
+    write_json_atomic(out, {"task": args.task, "seed": args.seed, "teacher": str(args.teacher),
+                            "student": str(args.student),
                             "test_prompts": len(rows), "table": table})
     print(f"wrote {out}")
 
