@@ -25,6 +25,16 @@ def _prompts(n: int, seed: int) -> list[str]:
             for _ in range(n)]
 
 
+def _distil(student, traj, settings: GenerationConfig, steps: int) -> None:
+    """``steps`` of Adam on the distillation loss (D1, D2) of ``traj``."""
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(steps):
+        loss = distillation_loss(student, traj, settings)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_refined_grid_contains_the_student_grid_and_splits_each_interval_evenly_in_log_snr():
     model, _ = tiny_model()
     coarse = student_grid(model, SETTINGS, 2)
@@ -74,12 +84,7 @@ def test_student_learns_to_say_in_one_step_what_the_teacher_says_in_eight(length
         return float((out == traj.target_ids).float().mean())
 
     before = agreement()
-    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=3e-3)
-    for _ in range(150):
-        loss = distillation_loss(student, traj, SETTINGS)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _distil(student, traj, SETTINGS, 150)
     after = agreement()
     assert before < 0.8 and after > 0.95, (before, after)
 
@@ -243,12 +248,7 @@ def test_a_one_step_one_candidate_student_learns_the_beams_choice_of_length():
         return float((lengths == chosen).float().mean()), float((out == traj.target_ids).all(-1).float().mean())
 
     before = agreement()
-    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=3e-3)
-    for _ in range(200):
-        loss = distillation_loss(student, traj, one)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _distil(student, traj, one, 200)
     after = agreement()
     assert before[0] < 0.8 and after[0] > 0.95, (before, after)
     assert before[1] < 0.5 and after[1] > 0.9, (before, after)
