@@ -65,6 +65,10 @@ class DiffusionLMConfig(PretrainedConfig):
         length_relative: the length classifier also scores the offset n - m of the response's length from the
             prompt's (L3), so a prompt of a rare length (a 3-token verse) still gets a response of a length near
             its own where the data says so; the absolute score of n stays for tasks whose lengths do not follow.
+        position_noise_skew: w >= 0 of position-dependent noise (A1, AR-Diffusion): response slot j of n is at time
+            clip((1 + w) s - w (1 - j / n), t_min, 1) for a global progress s, so earlier slots are cleaner and
+            later ones are written knowing them; 0 (every slot at one time) is the plain model. Sampling with it
+            runs ``ddim``.
         objective: the training objective (a :class:`TrainingObjective` or its fields as a dict): loss weights,
             time range, prompt dropout, self-conditioning rate.
         tokenizer_fingerprint: hash of the tokenizer's vocabulary, checked when model and tokenizer meet.
@@ -86,6 +90,7 @@ class DiffusionLMConfig(PretrainedConfig):
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
         time_warping: bool = True, self_conditioning: bool = True,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
+        position_noise_skew: float = 0.0,
         objective: TrainingObjective | dict[str, Any] | None = None,
         tokenizer_fingerprint: str | None = None,
         **kwargs: Any,
@@ -137,6 +142,9 @@ class DiffusionLMConfig(PretrainedConfig):
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
                              "attends jointly.")
+        if not isinstance(self.position_noise_skew, (int, float)) or not self.position_noise_skew >= 0:
+            raise ValueError(f"position_noise_skew must be a number >= 0 (0 = every slot at one time), got "
+                             f"{self.position_noise_skew!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}.")
         if self.pad_token_id is None or not 0 <= self.pad_token_id < self.vocab_size:

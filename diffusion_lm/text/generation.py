@@ -18,10 +18,13 @@ import torch
 from torch import Tensor
 
 from ..core import classifier_free, classifier_guidance, guidance_weight, sample
+from ..core.grids import make_grid
+from ..core.slot_ddim import ddim_per_slot
 from .batching import PairBatch
 from .generation_config import GenerationConfig
 from .repeats import RepeatBlock
 from .rollout import Rollout
+from .slot_times import slot_fractions, slot_grid
 
 if TYPE_CHECKING:
     from .model import DiffusionLMModel
@@ -210,13 +213,22 @@ def _sample(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, 
         if callback is not None:
             callback(info)
 
-    own = {"eta": s.eta} if s.method == "ddim" else {}
-    if s.order is not None:
-        own["order"] = s.order
-    z = sample(
-        lambda x, t: x0_fn(x.to(dtype), t).float(), z, schedule, method=s.method, steps=s.num_steps,
-        prediction="x0", t_end=t_end, grid=grid, generator=generator, callback=report, progress=progress, **own,
-    )
+    if cfg.position_noise_skew > 0:  # (A1) every slot on its own grid
+        if s.method != "ddim":
+            raise ValueError(f"a model trained with position_noise_skew > 0 (A1) samples with method='ddim' (each "
+                             f"slot steps on its own time grid); got method={s.method!r}.")
+        fractions = slot_fractions(lengths, b, cfg.max_response_length, device)
+        ts = slot_grid(make_grid(schedule, s.num_steps, grid, 1.0, t_end), fractions, cfg.position_noise_skew, t_end)
+        z = ddim_per_slot(lambda x, t: x0_fn(x.to(dtype), t).float(), z, ts.to(device), schedule, eta=s.eta,
+                          generator=generator, callback=report, progress=progress)
+    else:
+        own = {"eta": s.eta} if s.method == "ddim" else {}
+        if s.order is not None:
+            own["order"] = s.order
+        z = sample(
+            lambda x, t: x0_fn(x.to(dtype), t).float(), z, schedule, method=s.method, steps=s.num_steps,
+            prediction="x0", t_end=t_end, grid=grid, generator=generator, callback=report, progress=progress, **own,
+        )
     x0 = last.get("x0")
     if x0 is None:  # core samplers that report no x0 (all refused for text; bench/text_samplers.py): one more at t_end
         x0 = x0_fn(z.to(dtype), torch.full((b,), t_end, device=device)).float()

@@ -16,6 +16,7 @@ from .configuration import DiffusionLMConfig
 from .length import LengthPredictor, past_the_end, response_lengths
 from .network import DiffusionTransformer
 from .pretrained_denoiser import EncoderDenoiser
+from .slot_times import slot_fractions, slot_times
 from .time_warp import TimeWarp
 
 
@@ -191,11 +192,16 @@ class DiffusionLMModel(PreTrainedModel):
             t = self.time_warp.sample(b, generator, device)
         else:
             t = sample_time(b, self.schedule, t_eps=objective.t_eps, generator=generator, device=device)[0]
-        alpha = self.schedule.alpha(t).to(x0.dtype)[:, None, None]
-        sigma = self.schedule.sigma(t).to(x0.dtype)[:, None, None]
+        t_model = t  # (B,), or each slot's own time (B, N) (A1)
+        if cfg.position_noise_skew > 0:
+            n = lengths if self.length_predictor is not None else None
+            fractions = slot_fractions(n, b, response_ids.shape[1], device)
+            t_model = slot_times(t, fractions, cfg.position_noise_skew, objective.t_eps)
+        alpha = _per_slot(self.schedule.alpha(t_model).to(x0.dtype))
+        sigma = _per_slot(self.schedule.sigma(t_model).to(x0.dtype))
         eps = _normal(x0.shape, generator, device, x0.dtype)
         z = alpha * x0 + sigma * eps  # (118)
-        t_model = t.to(torch.float32)
+        t_model = t_model.to(torch.float32)
         self_cond = None
         if cfg.self_conditioning and self.training:
             # for some examples, condition on the model's own (detached) estimate at this z_t, as at sampling time
@@ -228,6 +234,11 @@ class DiffusionLMModel(PreTrainedModel):
                 f"response_ids must be (B, max_response_length) = ({prompt_ids.shape[0]}, {cfg.max_response_length}), "
                 f"padded with pad_token_id={cfg.pad_token_id}; got {tuple(response_ids.shape)}."
             )
+
+
+def _per_slot(values: Tensor) -> Tensor:
+    """(B,) or (B, N) coefficients shaped to scale (B, N, D) states."""
+    return values[:, None, None] if values.ndim == 1 else values[..., None]
 
 
 def _uniform(shape, generator, device) -> Tensor:

@@ -25,7 +25,8 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
     def forward(self, t: Tensor) -> Tensor:
-        return self.mlp(timestep_embedding(t, self.freq_dim))  # (B, H)
+        """(B,) -> (B, H), or per-slot times (B, N) -> (B, N, H) (A1)."""
+        return self.mlp(timestep_embedding(t.reshape(-1), self.freq_dim)).view(*t.shape, -1)
 
 
 def rotary_tables(positions: Tensor, head_dim: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
@@ -189,7 +190,8 @@ class DiffusionTransformer(nn.Module):
         self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
         prompt_cache: PromptCache | None = None, past: Tensor | None = None,
     ) -> Tensor:
-        """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,), self_cond (B, N, D) -> x0_hat (B, N, D).
+        """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,) or one time per response slot (B, N) (A1),
+        self_cond (B, N, D) -> x0_hat (B, N, D).
 
         ``past`` (B, N) True at the slots past the response's length: required by a ``length_prediction`` model (L2)."""
         if prompt_cache is not None:
@@ -200,24 +202,33 @@ class DiffusionTransformer(nn.Module):
         slots = torch.cat([prompt_in, self._response_inputs(z, self_cond, past)], 1)
         h, rotary = self._embed(slots, 0, torch.cat([pos_p, pos_r]), split=p)
         keys = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)  # (B, L)
-        c = self.time(t)  # (B, H)
+        c = self._condition(t)  # (B, 1, H), or (B, N, H) for per-slot times (A1)
         if self.prompt_condition is None:
             mask = keys[:, None, None, :]
+            # joint prompt slots are modulated by the response's time; by its mean when each slot has its own (A1)
+            c_prompt = c if c.shape[1] == 1 else self.time(t.float().mean(-1))[:, None]
         else:  # prompt queries see the prompt only: (B, 1, L, L)
             mask = keys[:, None, None, :].expand(b, 1, p + n, p + n).clone()
             mask[:, :, :p] = False
             mask[:, :, :p, :p] = self._prompt_mask(prompt_mask)
         for block in self.blocks:
-            mods = block.ada(c)[:, None]  # (B, 1, 6H)
+            mods = block.ada(c)  # (B, 1, 6H) or (B, N, 6H)
             if self.prompt_condition is not None:
                 prompt_mods = block.ada(self.prompt_condition)[None, None].expand(b, p, -1)
                 mods = torch.cat([prompt_mods, mods.expand(-1, n, -1)], 1)
+            elif c.shape[1] != 1:
+                mods = torch.cat([block.ada(c_prompt).expand(-1, p, -1), mods], 1)
             h = block(h, mods, mask, rotary)
         return self._output(h[:, p:], c)
 
+    def _condition(self, t: Tensor) -> Tensor:
+        """The timestep embedding of t (B,) as (B, 1, H), or of per-slot times t (B, N) as (B, N, H) (A1)."""
+        c = self.time(t)
+        return c[:, None] if t.ndim == 1 else c
+
     def _output(self, h: Tensor, c: Tensor) -> Tensor:
         shift, scale = self.ada_out(c).chunk(2, -1)
-        return self.out(modulate(self.norm_out(h), shift[:, None], scale[:, None]))  # (B, N, D)
+        return self.out(modulate(self.norm_out(h), shift, scale))  # (B, N, D)
 
     def encode_prompt(self, prompt: Tensor, prompt_mask: Tensor) -> PromptCache:
         """Every layer's prompt keys and values, computed once (``prompt_attention="cached"`` only)."""
@@ -237,9 +248,9 @@ class DiffusionTransformer(nn.Module):
         _, pos_r = self._positions(p, n, z.device)
         h, rotary = self._embed(self._response_inputs(z, self_cond, past), 1, pos_r)
         keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
-        c = self.time(t)
+        c = self._condition(t)
         for block, past in zip(self.blocks, cache.layers):
-            h, _ = block.step(h, block.ada(c)[:, None], keys, rotary, past)
+            h, _ = block.step(h, block.ada(c), keys, rotary, past)
         return self._output(h, c)
 
     def init_module(self, module: nn.Module) -> None:

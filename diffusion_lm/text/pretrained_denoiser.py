@@ -46,7 +46,7 @@ class EncoderDenoiser(nn.Module):
 
     def forward(self, prompt: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,
                 past: Tensor | None = None) -> Tensor:
-        """prompt (B, P, D) unit scale, prompt_mask (B, P), z (B, N, D), t (B,), self_cond (B, N, D)
+        """prompt (B, P, D) unit scale, prompt_mask (B, P), z (B, N, D), t (B,) or (B, N) (A1), self_cond (B, N, D)
         -> x0_hat (B, N, D);
         ``past`` (B, N) as ``DiffusionTransformer`` takes it (L2)."""
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
@@ -55,7 +55,8 @@ class EncoderDenoiser(nn.Module):
             z = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond], -1)  # (B, N, 2D)
         dtype = self.response_in.weight.dtype
         prompt_in = (prompt * self.config.embedding_scale).to(dtype)  # the encoder's own input embeddings
-        response_in = self.response_in(z.to(dtype)) + self.time(t)[:, None] + marker  # (B, N, H)
+        c = self.time(t)  # (B, H), or (B, N, H) for per-slot times (A1)
+        response_in = self.response_in(z.to(dtype)) + (c[:, None] if t.ndim == 1 else c) + marker  # (B, N, H)
         device = prompt.device
         offset = self.config.max_prompt_length  # response slots after every prompt slot, as DiffusionTransformer
         positions = torch.cat([torch.arange(p), offset + torch.arange(n)]).to(device)[None].expand(b, -1)
