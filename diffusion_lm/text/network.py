@@ -125,6 +125,25 @@ def check_past(past: Tensor | None, z: Tensor) -> Tensor:
     return past
 
 
+class TimeCondition:
+    """The timestep embedding of t (B,), or of per-slot times (B, N) (A1), and what a layer makes of it.
+
+    Per-slot times are embedded once per distinct time: a rollout's slots share a few dozen times, so the
+    modulations cost a fraction of one per slot."""
+
+    def __init__(self, embedder: TimestepEmbedder, t: Tensor):
+        if t.ndim == 1:
+            self.c, self.index = embedder(t)[:, None], None  # (B, 1, H)
+        else:
+            times, self.index = torch.unique(t, return_inverse=True)  # (U,), (B, N)
+            self.c = embedder(times)  # (U, H)
+
+    def map(self, layer: nn.Module) -> Tensor:
+        """layer(c) as (B, 1, K), or (B, N, K) for per-slot times."""
+        out = layer(self.c)
+        return out if self.index is None else out[self.index]
+
+
 @dataclass
 class PromptCache:
     """Each layer's keys and values of the prompt slots ((B, heads, P, hd) each), for ``prompt_attention="cached"``."""
@@ -202,32 +221,27 @@ class DiffusionTransformer(nn.Module):
         slots = torch.cat([prompt_in, self._response_inputs(z, self_cond, past)], 1)
         h, rotary = self._embed(slots, 0, torch.cat([pos_p, pos_r]), split=p)
         keys = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)  # (B, L)
-        c = self._condition(t)  # (B, 1, H), or (B, N, H) for per-slot times (A1)
+        c = TimeCondition(self.time, t)
         if self.prompt_condition is None:
             mask = keys[:, None, None, :]
             # joint prompt slots are modulated by the response's time; by its mean when each slot has its own (A1)
-            c_prompt = c if c.shape[1] == 1 else self.time(t.float().mean(-1))[:, None]
+            c_prompt = None if c.index is None else self.time(t.float().mean(-1))[:, None]
         else:  # prompt queries see the prompt only: (B, 1, L, L)
             mask = keys[:, None, None, :].expand(b, 1, p + n, p + n).clone()
             mask[:, :, :p] = False
             mask[:, :, :p, :p] = self._prompt_mask(prompt_mask)
         for block in self.blocks:
-            mods = block.ada(c)  # (B, 1, 6H) or (B, N, 6H)
+            mods = c.map(block.ada)  # (B, 1, 6H) or (B, N, 6H)
             if self.prompt_condition is not None:
                 prompt_mods = block.ada(self.prompt_condition)[None, None].expand(b, p, -1)
                 mods = torch.cat([prompt_mods, mods.expand(-1, n, -1)], 1)
-            elif c.shape[1] != 1:
+            elif c_prompt is not None:
                 mods = torch.cat([block.ada(c_prompt).expand(-1, p, -1), mods], 1)
             h = block(h, mods, mask, rotary)
         return self._output(h[:, p:], c)
 
-    def _condition(self, t: Tensor) -> Tensor:
-        """The timestep embedding of t (B,) as (B, 1, H), or of per-slot times t (B, N) as (B, N, H) (A1)."""
-        c = self.time(t)
-        return c[:, None] if t.ndim == 1 else c
-
-    def _output(self, h: Tensor, c: Tensor) -> Tensor:
-        shift, scale = self.ada_out(c).chunk(2, -1)
+    def _output(self, h: Tensor, c: "TimeCondition") -> Tensor:
+        shift, scale = c.map(self.ada_out).chunk(2, -1)
         return self.out(modulate(self.norm_out(h), shift, scale))  # (B, N, D)
 
     def encode_prompt(self, prompt: Tensor, prompt_mask: Tensor) -> PromptCache:
@@ -248,9 +262,9 @@ class DiffusionTransformer(nn.Module):
         _, pos_r = self._positions(p, n, z.device)
         h, rotary = self._embed(self._response_inputs(z, self_cond, past), 1, pos_r)
         keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
-        c = self._condition(t)
+        c = TimeCondition(self.time, t)
         for block, past in zip(self.blocks, cache.layers):
-            h, _ = block.step(h, block.ada(c), keys, rotary, past)
+            h, _ = block.step(h, c.map(block.ada), keys, rotary, past)
         return self._output(h, c)
 
     def init_module(self, module: nn.Module) -> None:
