@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ar_baseline import PEERS, peer_batch, peer_generate, peer_like, token_pairs, train_peer
-from tasks import TASKS, task_files
+from tasks import TASKS, WRITTEN, task_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,7 +152,8 @@ def combine(out: Path, task: str, minutes: float) -> None:
 
 
 def report(out: Path) -> None:
-    """Redraw learning_curve.png from curve.json (assembled from ours.json, gpt2.json and bart.json when missing)."""
+    """Redraw learning_curve.png (exact match or BLEU, and chrF) from curve.json (assembled from ours.json,
+    gpt2.json and bart.json when missing)."""
     if not (out / "curve.json").exists():
         combine(out, json.loads((out / "ours.json").read_text()).get("task", "bible"), float("nan"))
     results = json.loads((out / "curve.json").read_text())
@@ -164,7 +165,8 @@ def report(out: Path) -> None:
     except ImportError:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric in zip(axes, ("bleu", "chrf")):
+    headline = "exact_match" if results["task"] in WRITTEN else "bleu"  # a written task's score is exact match
+    for ax, metric in zip(axes, (headline, "chrf")):
         for which in (w for w in MODELS if w in results):
             pts = [(p["train_minutes"], p[metric]) for p in results[which]["points"]]
             if pts:
@@ -173,7 +175,7 @@ def report(out: Path) -> None:
         if copy is not None:
             ax.axhline(copy, color="grey", linestyle=":", label="copy the input")
         ax.set_xlabel("training minutes (one CPU thread each)")
-        ax.set_ylabel(metric.upper() if metric == "bleu" else "chrF")
+        ax.set_ylabel({"bleu": "BLEU", "exact_match": "exact match %"}.get(metric, "chrF"))
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(f"{results['task']}: quality against training time")
