@@ -113,10 +113,35 @@ def test_a_skewed_model_samples_with_ddim_per_slot_and_refuses_other_samplers():
     batch = encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], 8, 8)
     told = []
     ids = generate(model, batch, num_steps=4, length_candidates=1, lengths=torch.tensor([3, 5, 8, 2]),
-                   callback=lambda info: told.append(info["t"]), generator=torch.Generator().manual_seed(0))
+                   callback=lambda info: told.append((info["t"], info["slot_t"])),
+                   generator=torch.Generator().manual_seed(0))
     assert ids.shape == (4, 8) and len(told) == 4
-    assert (told[0][0, :3] < told[0][0, 2:3].new_ones(3)).any() and told[0][1, 4] > told[0][1, 0]
+    progress, slot_t = told[0]
+    fractions = slot_fractions(torch.tensor([3, 5, 8, 2]), 4, 8, "cpu")
+    assert isinstance(progress, float) and progress < 1.0
+    torch.testing.assert_close(slot_t.cpu(), slot_times(torch.full((4,), progress, dtype=torch.float64), fractions,
+                                                        1.0, model.config.training_objective.t_eps))
+    assert slot_t[1, 4] > slot_t[1, 0]
     with pytest.raises(ValueError, match="position_noise_skew"):
         generate(model, batch, method="dpm_solver++", length_candidates=1)
     with pytest.raises(ValueError, match="position_noise_skew"):
         tiny_model(position_noise_skew=-1.0)
+
+
+def test_what_needs_one_time_per_response_refuses_a_skewed_model():
+    """The likelihood bound (N1) and step distillation (D1) are defined over one time per response: refused, with the
+    reason; distilling the model's own call into one step (D2, all slots at t = 1) stays available."""
+    from diffusion_lm.text.distillation import teacher_trajectories
+    from diffusion_lm.text.generation_config import GenerationConfig
+    from diffusion_lm.text.likelihood import nll_bound
+
+    model, tok = tiny_model(position_noise_skew=1.0)
+    pairs = reverse_pairs(3, 0)
+    batch = encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], 8, 8)
+    with pytest.raises(ValueError, match="position_noise_skew"):
+        nll_bound(model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, num_samples=2)
+    settings = GenerationConfig(num_steps=2, length_candidates=1)
+    with pytest.raises(ValueError, match="D2"):
+        teacher_trajectories(model, batch, settings, 1, 2, generator=torch.Generator().manual_seed(0))
+    own_call = teacher_trajectories(model, batch, settings, 1, None, generator=torch.Generator().manual_seed(0))
+    assert own_call is not None

@@ -102,6 +102,10 @@ def teacher_trajectories(teacher: "DiffusionLMModel", batch: PairBatch, settings
     for a one-step student (D2)."""
     check_distillable(settings, student_steps, teacher_steps)
     cfg = teacher.config
+    if cfg.position_noise_skew > 0 and teacher_steps is not None:
+        raise ValueError("step distillation (D1) takes the teacher's states at one time per response; a model "
+                         "trained with position_noise_skew > 0 (A1) has a time per slot: distil its own call into "
+                         "one step instead (leave teacher_steps unset, D2).")
     prompt_ids, prompt_mask = batch.prompt_ids, batch.prompt_mask
     shape = (prompt_ids.shape[0], cfg.max_response_length, cfg.embedding_dim)
     if noise is None:

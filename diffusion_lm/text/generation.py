@@ -88,7 +88,8 @@ def generate_ids(
     w = s - 1; it needs a model trained with prompt dropout. ``noise`` (B, N, D) is the starting state z_1 (unit
     scale, (125)) instead of a draw from ``generator``: the same noise gives the same rollout. ``callback`` is called
     after every step with ``{"i", "t", "x", "x0"}`` (t the time the step reached, x the state there, x0 the estimate
-    the step used at unit scale, what ``rounding_logits`` takes; None for samplers that report none).
+    the step used at unit scale, what ``rounding_logits`` takes; None for samplers that report none; for a
+    ``position_noise_skew`` model (A1) t is the progress s and ``slot_t`` (B, N) each slot's time).
 
     A length-conditioned model writes exactly n tokens per response: ``controls.lengths`` if given, else an
     infilling template's own length, else the length classifier's most likely n; with ``length_candidates`` k > 1,
@@ -200,6 +201,9 @@ def _sample(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, 
         rollouts.append(rollout.without_prompt())
         x0_fn = classifier_free(rollout, rollouts[1], guidance_weight(s.guidance_scale))  # (62)
     if c.classifier is not None and c.classifier_scale != 0.0:
+        if cfg.position_noise_skew > 0:
+            raise ValueError("classifier guidance (K1) reads one time per response; a model trained with "
+                             "position_noise_skew > 0 (A1) has a time per slot: guide it without a classifier.")
         x0_fn = _classifier_guided(model, x0_fn, prompt_ids, prompt_mask, c.classifier, c.classes, c.classifier_scale)
     grid = sampling_grid(model, s.num_steps, s.grid, t_end)
     z = _start(model, (b, cfg.max_response_length, cfg.embedding_dim), noise, generator, device)
@@ -218,9 +222,14 @@ def _sample(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor, 
             raise ValueError(f"a model trained with position_noise_skew > 0 (A1) samples with method='ddim' (each "
                              f"slot steps on its own time grid); got method={s.method!r}.")
         fractions = slot_fractions(lengths, b, cfg.max_response_length, device)
-        ts = slot_grid(make_grid(schedule, s.num_steps, grid, 1.0, t_end), fractions, cfg.position_noise_skew, t_end)
+        progress_grid = make_grid(schedule, s.num_steps, grid, 1.0, t_end)
+        ts = slot_grid(progress_grid, fractions, cfg.position_noise_skew, t_end)
+
+        def report_progress(info: dict) -> None:  # "t" the progress s reached, as a float; "slot_t" each slot's
+            report({**info, "t": float(progress_grid[info["i"] + 1]), "slot_t": info["t"]})
+
         z = ddim_per_slot(lambda x, t: x0_fn(x.to(dtype), t).float(), z, ts.to(device), schedule, eta=s.eta,
-                          generator=generator, callback=report, progress=progress)
+                          generator=generator, callback=report_progress, progress=progress)
     else:
         own = {"eta": s.eta} if s.method == "ddim" else {}
         if s.order is not None:

@@ -106,6 +106,9 @@ def nll_bound(model: "DiffusionLMModel", prompt_ids: Tensor, prompt_mask: Tensor
     (L2) is told the response's length and adds -log p(n | prompt).
     """
     model._check_batch(prompt_ids, prompt_mask, response_ids)
+    if model.config.position_noise_skew > 0:
+        raise ValueError("the bound (N1) integrates over one noise level shared by every slot, which a model trained "
+                         "with position_noise_skew > 0 (A1) never sees; it is not available for such a model.")
     lengths = response_lengths(response_ids, model.config.pad_token_id)
     rollout = Rollout(model, GenerationConfig(), prompt_ids, prompt_mask, lengths=lengths)
     table = model.embedding_table / model.config.embedding_scale
