@@ -21,6 +21,8 @@ Writes ``<out>/results.json`` (with every model's outputs on the test pairs), ``
     python bench/text_vs_ar.py --report-only --out runs/bench_bible    # redraw tables and plot
     python bench/text_vs_ar.py --task bible --ours runs/abl/bible/defaults/run/model --ours-seconds 1297
         # score a trained one
+    python bench/text_vs_ar.py --task bible --ours runs/demo/model --ours-seconds 1000 --peers bart --budgets steps \
+        --steps 1 4 --test-size 300                 # one peer at one budget beside a trained model
 """
 
 from __future__ import annotations
@@ -79,9 +81,11 @@ def ar_generate(model, pipe, prompts: list[str], batch_size: int) -> list[str]:
                          batch_size)
 
 
-def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str],
-                refs: list[str]) -> tuple[list[dict], dict]:
-    """Train and score every peer at equal steps and at equal time; the rows and the equal-steps models."""
+def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str], refs: list[str],
+                kinds: tuple[str, ...] = tuple(PEERS), budgets: tuple[str, ...] = ("steps", "time"),
+                ) -> tuple[list[dict], dict]:
+    """Train and score each peer of ``kinds`` at equal steps and at equal time (``budgets``); the rows and the
+    models."""
     from diffusion_lm.training.evaluation import text_metrics
 
     m = pipe.model.config
@@ -90,8 +94,10 @@ def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str],
                             m.max_response_length)
     rows, models = [], {}
     o = optim
-    for kind, label in PEERS.items():
+    for kind, label in ((k, PEERS[k]) for k in kinds):
         for budget, limit in (("equal steps", None), ("equal time", seconds)):
+            if budget.split()[1] not in budgets:
+                continue
             model, steps, secs = train_ar(pipe, pairs, kind, o.max_steps, o.batch_size, o.lr, o.warmup_steps, limit)
             texts = ar_generate(model, pipe, prompts, 64)
             rows.append({"model": label, "budget": budget, "train_steps": steps, "train_seconds": round(secs, 1),
@@ -99,7 +105,7 @@ def train_peers(pipe, paths: dict, optim, seconds: float, prompts: list[str],
                          **text_metrics(texts, refs), "params": model.num_parameters(), "examples": texts[:5],
                          "outputs": texts})
             print(label, budget, {k: v for k, v in rows[-1].items() if k not in ("examples", "outputs")}, flush=True)
-            if budget == "equal steps":
+            if budget == "equal steps" or label not in models:
                 models[label] = model
     return rows, models
 
@@ -130,6 +136,9 @@ def main() -> None:
                              "training ours")
     parser.add_argument("--ours-seconds", type=float, default=None, help="with --ours: its optimisation seconds "
                                                                          "(GPT-2's equal time)")
+    parser.add_argument("--peers", nargs="+", choices=list(PEERS), default=list(PEERS), help="the peers to train")
+    parser.add_argument("--budgets", nargs="+", choices=["steps", "time"], default=["steps", "time"],
+                        help="train each peer at equal steps, at equal time, or both")
     args = parser.parse_args()
     out = args.out or ROOT / "runs" / f"bench_{args.task}"
     if args.report_only:
@@ -161,7 +170,8 @@ def main() -> None:
     prompts, refs = [r["prompt"] for r in test], [r["response"] for r in test]
     results["copy"] = text_metrics(prompts, refs)
 
-    results["ar"], peers = train_peers(pipe, paths, config.optim, seconds, prompts, refs)
+    results["ar"], peers = train_peers(pipe, paths, config.optim, seconds, prompts, refs, tuple(args.peers),
+                                       tuple(args.budgets))
 
     for method, eta in SAMPLERS:
         for n in args.steps:
