@@ -145,3 +145,19 @@ def test_what_needs_one_time_per_response_refuses_a_skewed_model():
         teacher_trajectories(model, batch, settings, 1, 2, generator=torch.Generator().manual_seed(0))
     own_call = teacher_trajectories(model, batch, settings, 1, None, generator=torch.Generator().manual_seed(0))
     assert own_call is not None
+
+
+@pytest.mark.slow
+def test_a_skewed_model_learns_to_reverse_where_the_plain_one_has_not_yet():
+    """Trained the same 400 steps on reversing word sequences, the A1 model writes the reversal (measured: 60.5% exact
+    against 9% without A1; 46% against 3% at one step): a later slot written knowing the earlier ones."""
+    from diffusion_lm.text.pipeline import DiffusionLMPipeline
+
+    from .text_helpers import exact_match, train_steps
+
+    scores = {}
+    for skew in (0.0, 1.0):
+        model, tok = tiny_model(seed=0, position_noise_skew=skew, hidden_size=64, num_layers=3)
+        model = train_steps(model, tok, reverse_pairs(4000, 1), 400)
+        scores[skew] = exact_match(DiffusionLMPipeline(model, tok), reverse_pairs(200, 99))
+    assert scores[1.0] >= 0.4 and scores[1.0] >= scores[0.0] + 0.2, scores
