@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ar_baseline import PEERS, peer_batch, peer_generate, peer_like, token_pairs, train_peer
-from tasks import TASKS, WRITTEN, task_files
+from tasks import TASKS, WRITTEN, command_line_overrides, task_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,7 +199,7 @@ def main() -> None:
         return
     out = args.out or ROOT / "runs" / f"curve_{args.task}"
     out.mkdir(parents=True, exist_ok=True)
-    extra = [x for item in args.set for x in ("--" + item.partition("=")[0], item.partition("=")[2])]
+    extra = command_line_overrides(args.set)
     if args.model == "all":  # three processes, one thread each, side by side
         cmd = [sys.executable, __file__, "--task", args.task, "--minutes", str(args.minutes),
                "--evals", str(args.evals), "--out", str(out), "--set", *args.set, "--model"]

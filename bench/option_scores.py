@@ -21,16 +21,7 @@ from pathlib import Path
 
 import torch
 
-from tasks import TASKS, metrics, task_files, test_pairs
-
-
-def pairs_of(values: list[str]) -> list[str]:
-    """``key=value`` overrides as the command line's ``--key value``."""
-    out = []
-    for item in values:
-        key, _, value = item.partition("=")
-        out += [f"--{key}", value]
-    return out
+from tasks import TASKS, command_line_overrides, metrics, task_files, test_pairs
 
 
 def main() -> None:
@@ -56,7 +47,7 @@ def main() -> None:
     if model is None:
         overrides = extra + ["--output_dir", str(args.out / "run"), "--data.train_files", f"[{paths['train']}]",
                              "--data.validation_files", f"[{paths['validation']}]", "--eval.generate", "0",
-                             "--trackers", "[]"] + pairs_of(args.set)
+                             "--trackers", "[]"] + command_line_overrides(args.set)
         scores["train_seconds"] = train(load_config(config_path, overrides))["train_seconds"]
         model = args.out / "run" / "model"
     pipe = DiffusionLMPipeline.from_pretrained(str(model))

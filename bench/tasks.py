@@ -51,6 +51,15 @@ def task_files(task: str, out: Path) -> tuple[dict[str, Path], Path | None, list
     return paths, None, list(SORT_OVERRIDES)
 
 
+def command_line_overrides(items: list[str]) -> list[str]:
+    """``key=value`` config overrides (a bench's ``--set``) as the training command line's ``--key value``."""
+    out = []
+    for item in items:
+        key, _, value = item.partition("=")
+        out += [f"--{key}", value]
+    return out
+
+
 def metrics(task: str) -> tuple[str, str]:
     """The headline metric of ``task`` and its error-rate key (``training.evaluation.text_metrics``)."""
     return ("exact_match" if task in WRITTEN else "bleu"), ERROR_RATES[task][0]

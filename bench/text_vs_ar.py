@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from ar_baseline import PEERS, peer_generate, peer_like, peer_warmup, token_pairs, train_peer
-from tasks import ERROR_RATES, TASKS, metrics, task_files, test_pairs
+from tasks import ERROR_RATES, TASKS, command_line_overrides, metrics, task_files, test_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def main() -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     paths, config_path, overrides = task_files(args.task, out)
-    extra = [x for item in args.set for x in ("--" + item.partition("=")[0], item.partition("=")[2])]
+    extra = command_line_overrides(args.set)
     if args.train_steps:
         extra += ["--optim.max_steps", str(args.train_steps), "--optim.warmup_steps", "2"]
     if args.ours is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .denoiser import time_dtype
 from .schedules import Schedule
 from .steps import Callback, noise_like
 
@@ -35,7 +36,7 @@ def ddim_per_slot(model: Callable[[Tensor, Tensor], Tensor], x: Tensor, ts: Tens
         steps = tqdm(steps, desc="ddim_per_slot", leave=False)
     for i in steps:
         t, s = ts[i], ts[i + 1]
-        x0 = model(x, t.to(torch.float32 if x.dtype not in (torch.float32, torch.float64) else x.dtype))
+        x0 = model(x, t.to(time_dtype(x)))
         a_t, sig_t = schedule.alpha(t), schedule.sigma(t)
         a_s, sig_s = schedule.alpha(s), schedule.sigma(s)
         h = (schedule.log_snr(s) - schedule.log_snr(t)).clamp(min=0.0)
