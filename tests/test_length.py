@@ -248,6 +248,62 @@ def test_relative_length_score_adds_the_offset_head_at_n_minus_m():
     assert tiny_model(length_prediction=True)[0].length_predictor.offset_head is None
 
 
+def test_fertility_length_score_is_a_gaussian_around_the_summed_fertilities():
+    """(L4): log p(n | x) = a_n - (n - sum_i f_i)^2 / (2 v) up to a constant. With the absolute head silenced,
+    every token's fertility 2 and v = softplus(b) + 0.05, the logits are that parabola around 2m, m the prompt's
+    token count, and padded slots add nothing to the count."""
+    model, tok = tiny_model(length_prediction=True, length_fertility=True)
+    predictor = model.length_predictor
+    with torch.no_grad():
+        predictor.head.weight.zero_(), predictor.head.bias.zero_()
+        predictor.fertility.weight.zero_(), predictor.fertility.bias.fill_(2.0)
+        predictor.spread.weight.zero_(), predictor.spread.bias.fill_(0.3)
+    pairs = reverse_pairs(3, seed=4)
+    pairs = [(" ".join(p.split()[:k]), r) for (p, r), k in zip(pairs, (1, 2, 3))]
+    batch = _batch(tok, model, pairs)
+    m = batch.prompt_mask.sum(-1).double()
+    logits = model.length_logits(batch.prompt_ids, batch.prompt_mask).double()
+    n = torch.arange(logits.shape[-1], dtype=torch.float64)
+    variance = math.log1p(math.exp(0.3)) + 0.05
+    expected = -(n[None] - 2 * m[:, None]) ** 2 / (2 * variance)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    assert logits.argmax(-1).tolist() == (2 * m).long().tolist()
+    assert tiny_model(length_prediction=True)[0].length_predictor.fertility is None
+
+
+def test_the_fertility_term_alone_learns_lengths_that_are_counts():
+    """(L4) with the absolute head held at zero, only the summed fertilities can place n: on lengths that are
+    counts (n = how many of a prompt's 1..10 tokens lie in the first half of a 12-token vocabulary) the classifier
+    learns them, each token's fertility near 1 or 0."""
+    from diffusion_lm.text.configuration import DiffusionLMConfig
+    from diffusion_lm.text.length import LengthPredictor
+
+    torch.manual_seed(0)
+    config = DiffusionLMConfig(vocab_size=12, embedding_dim=16, hidden_size=32, num_heads=2, max_prompt_length=10,
+                               max_response_length=10, length_fertility=True)
+    table = torch.randn(12, 16)
+    predictor = LengthPredictor(config)
+    with torch.no_grad():
+        predictor.head.weight.zero_(), predictor.head.bias.zero_()
+    predictor.head.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in predictor.parameters() if p.requires_grad], lr=3e-3)
+    generator = torch.Generator().manual_seed(1)
+
+    def draw(batch):
+        ids = torch.randint(0, 12, (batch, 10), generator=generator)
+        mask = torch.arange(10)[None] < torch.randint(1, 11, (batch, 1), generator=generator)
+        return table[ids], mask, ((ids < 6) & mask).sum(-1)
+
+    for _ in range(300):
+        x, mask, n = draw(64)
+        loss = F.cross_entropy(predictor(x, mask), n)
+        optimizer.zero_grad(), loss.backward(), optimizer.step()
+    with torch.no_grad():
+        x, mask, n = draw(512)
+        accuracy = (predictor(x, mask).argmax(-1) == n).float().mean().item()
+    assert accuracy > 0.95, accuracy
+
+
 def test_the_length_classifiers_gradients_are_clipped_apart_from_the_denoisers():
     """One global norm would scale the denoiser's step down by the length classifier's larger gradients; each
     group is clipped to the limit on its own, so a denoiser gradient under the limit passes unchanged."""

@@ -30,6 +30,10 @@ REMOVED = {
     "self_conditioning_source": "same_t", "rollout_training": 0.0, "rollout_temperature": 1.0, "t_sampling": "uniform",
 }
 
+# Options added with a default other than their old behaviour, and that old behaviour: a config.json saved before
+# the option existed loads with it, so its weights still fit.
+PREDATES = {"length_fertility": False}
+
 
 class DiffusionLMConfig(PretrainedConfig):
     """Configuration of :class:`DiffusionLMModel`: what the network is, and (``objective``) how it is trained.
@@ -65,6 +69,10 @@ class DiffusionLMConfig(PretrainedConfig):
         length_relative: the length classifier also scores the offset n - m of the response's length from the
             prompt's (L3), so a prompt of a rare length (a 3-token verse) still gets a response of a length near
             its own where the data says so; the absolute score of n stays for tasks whose lengths do not follow.
+        length_fertility: the length classifier also scores n against a count it adds up over the prompt (L4):
+            each prompt token i contributes a learned fertility f_i (the response tokens it accounts for), and n
+            is scored by a Gaussian log-density around sum_i f_i, whose spread the pooled features set. A mean over
+            the prompt (L2) cannot add up; this term can (g2p: phonemes from letters).
         position_noise_skew: w >= 0 of position-dependent noise (A1, AR-Diffusion): response slot j of n is at time
             clip((1 + w) s - w (1 - j / n), t_min, 1) for a global progress s, so earlier slots are cleaner and
             later ones are written knowing them; 0 (every slot at one time) is the plain model. Sampling with it
@@ -90,6 +98,7 @@ class DiffusionLMConfig(PretrainedConfig):
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
         time_warping: bool = True, self_conditioning: bool = True,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
+        length_fertility: bool = False,
         position_noise_skew: float = 0.0,
         objective: TrainingObjective | dict[str, Any] | None = None,
         tokenizer_fingerprint: str | None = None,
@@ -108,12 +117,18 @@ class DiffusionLMConfig(PretrainedConfig):
             time_warping=bool(time_warping),
             length_prediction=bool(length_prediction),
             length_relative=bool(length_relative),
+            length_fertility=bool(length_fertility),
             objective=TrainingObjective.from_dict({**legacy, **(objective or {})}).to_dict(),
         )
         for name, value in fields.items():
             setattr(self, name, value)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.validate()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        """A saved config.json; the options it predates take the value its model was trained with (``PREDATES``)."""
+        return super().from_dict({**PREDATES, **config_dict}, **kwargs)
 
     @property
     def training_objective(self) -> TrainingObjective:

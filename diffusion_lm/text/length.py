@@ -9,6 +9,7 @@ top k (a length beam, scored by the rollout: ``Rollout.length_score``).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .configuration import DiffusionLMConfig
@@ -24,13 +25,30 @@ def past_the_end(lengths: Tensor, slots: int) -> Tensor:
     return torch.arange(slots, device=lengths.device)[None] >= lengths[:, None]
 
 
+class _ZeroLinear(nn.Module):
+    """A linear map to one number per position, starting at the constant ``bias``: plain parameters, so the
+    denoiser's initialisation (``post_init``) leaves them alone and building one draws no random numbers."""
+
+    def __init__(self, features: int, bias: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, features))
+        self.bias = nn.Parameter(torch.full((1,), bias))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
 class LengthPredictor(nn.Module):
     """logits of n = 0..max_response_length (B, N + 1) from the prompt's table rows (B, P, D) and mask (B, P).
 
     A small transformer encoder of its own (``length_layers`` layers at the denoiser's width) with learned
     positions, mean-pooled over the prompt's real tokens, plus an embedding of their count (a mean alone does not
     tell how many tokens it averaged). It reads the prompt only, never the response. With ``length_relative`` a
-    second head scores the offset n - m from the prompt's m tokens, added to the first head's score of n (L3)."""
+    second head scores the offset n - m from the prompt's m tokens, added to the first head's score of n (L3). With
+    ``length_fertility`` every prompt token adds a fertility to a count, and n is also scored by a Gaussian around
+    it (L4)."""
+
+    MIN_VARIANCE = 0.05  # (L4) the count's spread never falls below this (in squared tokens)
 
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()
@@ -45,6 +63,9 @@ class LengthPredictor(nn.Module):
         self.head = nn.Linear(hidden, config.max_response_length + 1)
         self.offset_head = nn.Linear(hidden, config.max_prompt_length + config.max_response_length + 1) \
             if config.length_relative else None
+        self.fertility = self.spread = None
+        if config.length_fertility:  # (L4) starts at one response token per prompt token, variance ~0.74
+            self.fertility, self.spread = _ZeroLinear(hidden, bias=1.0), _ZeroLinear(hidden, bias=0.0)
 
     def forward(self, prompt: Tensor, prompt_mask: Tensor) -> Tensor:
         keys = prompt_mask.bool().clone()
@@ -56,8 +77,12 @@ class LengthPredictor(nn.Module):
         m = prompt_mask.bool().sum(-1)
         features = self.norm(pooled + self.prompt_length(m))
         logits = self.head(features)
-        if self.offset_head is None:
-            return logits
         n = torch.arange(logits.shape[-1], device=logits.device)
-        offsets = n[None] - m[:, None] + self.position.num_embeddings  # n - m, shifted to index 0..P+N
-        return logits + self.offset_head(features).gather(-1, offsets)  # (L3)
+        if self.offset_head is not None:
+            offsets = n[None] - m[:, None] + self.position.num_embeddings  # n - m, shifted to index 0..P+N
+            logits = logits + self.offset_head(features).gather(-1, offsets)  # (L3)
+        if self.fertility is not None:
+            count = (self.fertility(h).squeeze(-1) * prompt_mask.to(h.dtype)).sum(-1)  # sum_i f_i
+            variance = F.softplus(self.spread(features)).squeeze(-1) + self.MIN_VARIANCE
+            logits = logits - (n[None] - count[:, None]) ** 2 / (2 * variance[:, None])  # (L4)
+        return logits

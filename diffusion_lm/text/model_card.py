@@ -12,7 +12,7 @@ from ..common.atomic import write_text_atomic
 CARD_KEYS = (
     "embedding_source", "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads",
     "max_prompt_length", "max_response_length", "position_embedding", "prompt_attention", "schedule",
-    "self_conditioning", "time_warping", "length_prediction", "length_relative", "objective",
+    "self_conditioning", "time_warping", "length_prediction", "length_relative", "length_fertility", "objective",
 )
 
 
