@@ -283,6 +283,19 @@ def test_saved_model_holds_the_ema_weights(data, tmp_path):
     assert any(not torch.equal(raw[n], ema[n]) for n in ema), "EMA differs from the raw weights"
 
 
+def test_the_length_classifier_is_fitted_alone_after_training(data, tmp_path):
+    """optim.length_fit_steps: the saved model is the EMA model with its length classifier trained further on its
+    own; every other weight is the EMA's, and the run reports the fit and the validation accuracy after it."""
+    result = run(data, tmp_path, "--optim.ema_decay", "0.9", "--optim.length_fit_steps", "30")
+    assert result["length_fit_steps"] == 30 and 0 <= result["val_length_accuracy"] <= 1
+    saved = _weights(tmp_path / "model")
+    ema = load_file(tmp_path / "checkpoints" / "step-12" / "ema.safetensors")
+    length = [n for n in ema if n.startswith("length_predictor.")]
+    assert length and all(not torch.equal(saved[n], ema[n]) for n in length if n.endswith("head.weight"))
+    for name in set(ema) - set(length):
+        torch.testing.assert_close(saved[name], ema[name], rtol=0, atol=0)
+
+
 def test_init_from_fine_tunes_a_checkpoint(data, tmp_path):
     run(data, tmp_path / "base")
     result = run(data, tmp_path / "tuned", "--init_from", str(tmp_path / "base" / "model"), "--optim.max_steps", "4")

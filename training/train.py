@@ -225,6 +225,8 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
               **{k: v for k, v in last.items() if k != "lr"}, **{f"copy_{k}": v for k, v in copy_scores.items()}}
     if main:
         _weights_for_eval(raw_model, eval_model, ema)
+        if o.length_fit_steps and eval_model.length_predictor is not None:
+            result.update(_fit_length(config, eval_model, train_ds, val_ds, accelerator.device))
         pipe = DiffusionLMPipeline(eval_model, tok, config.generation_config())  # it generates as evaluation did
         pipe.card["examples"] = val_text[0][:3]  # the card's (and the app's) example prompts
         card = {"steps": o.max_steps, "effective_batch_size": effective_batch(o, accelerator),
@@ -287,6 +289,29 @@ def _evaluate(accelerator, config, raw_model, eval_model, ema, tok, val_ds, val_
         logger.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     accelerator.wait_for_everyone()
     return metrics
+
+
+def _fit_length(config: TrainConfig, model, train_ds, val_ds, device) -> dict:
+    """(L2) the saved model's length classifier fitted alone for ``optim.length_fit_steps`` batches of fresh
+    training rows (training/length_fit.py); logs its validation accuracy before and after."""
+    from .length_fit import fit_length_classifier, length_accuracy
+
+    o, e = config.optim, config.eval
+    pad, slots = model.config.pad_token_id, model.config.max_response_length
+    stream = BatchStream(train_ds, o.batch_size, config.seed + 1, config.data.shuffle_buffer)
+    batches = (collate(rows, pad, slots).to(device) for rows in stream())
+    n = min(len(val_ds), e.loss_batches * e.batch_size)
+    val = [collate(val_ds[i : min(n, i + e.batch_size)], pad, slots).to(device) for i in range(0, n, e.batch_size)]
+    logger.info("fitting the length classifier alone for %d steps (optim.length_fit_steps)", o.length_fit_steps)
+    before = length_accuracy(model, val) if val else None
+    fitted = fit_length_classifier(model, batches, o.length_fit_steps, o.length_fit_lr or o.lr, progress=True)
+    model.eval()
+    if before is None:
+        return fitted
+    after = length_accuracy(model, val)
+    logger.info("length classifier: validation accuracy %.1f%% -> %.1f%% in %.0f s", 100 * before, 100 * after,
+                fitted["length_fit_seconds"])
+    return {**fitted, "val_length_accuracy_before_fit": before, "val_length_accuracy": after}
 
 
 def _previous_run(out: Path) -> str:
