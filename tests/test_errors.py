@@ -93,16 +93,18 @@ def test_loading_prints_no_progress_bar(saved, capfd):
     assert "Loading weights" not in captured.err + captured.out
 
 
-def test_generate_command_line_names_a_missing_input_and_a_bad_line(saved, tmp_path):
+def test_generate_command_line_names_a_missing_input_and_a_bad_line(saved, tmp_path, capsys):
     run = lambda *args: subprocess.run([sys.executable, "-m", "inference.generate", "--model", str(saved), *args],
                                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     missing = run("--input", str(tmp_path / "missing.jsonl"))
     assert (missing.returncode == 2 and "missing.jsonl: no such file" in missing.stderr
             and "Traceback" not in missing.stderr)
+    from inference.generate import main  # in-process: the same main(), without a second start-up
+
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "w1 w2"}\n{not json\n')
-    result = run("--input", str(bad))
-    assert result.returncode == 2 and f"{bad}:2 is not valid JSON (Expecting property name" in result.stderr
+    code = main(["--model", str(saved), "--input", str(bad)])
+    assert code == 2 and f"{bad}:2 is not valid JSON (Expecting property name" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- training data

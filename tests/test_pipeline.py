@@ -351,7 +351,7 @@ def test_random_table_needs_a_tokenizer():
         build_model(DiffusionLMConfig())
 
 
-def test_generate_command_line(pipe, tmp_path):
+def test_generate_command_line(pipe, tmp_path, capsys):
     pipe.save_pretrained(tmp_path / "ckpt")
     inp = tmp_path / "in.jsonl"
     extra = [{"response": "the reference"}, {"response": "old", "reference": "kept"}, {}]
@@ -368,17 +368,25 @@ def test_generate_command_line(pipe, tmp_path):
     assert [r.get("reference") for r in rows] == ["the reference", "kept", None]
     assert "1 input rows had a 'response' field; it is kept as 'reference'" in result.stderr
     assert "1 input rows had both 'response' and 'reference'; their 'response' is replaced" in result.stderr
-    single = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--seed", "4")
-    assert single.returncode == 0 and single.stdout.strip() == pipe(["w1 w2 w3"], num_steps=3, seed=4)[0]
-    bad = run("--prompt", "", "--num-steps", "3")
-    assert bad.returncode != 0 and "prompt 0 is empty" in bad.stderr
-    sized = run("--prompt", "w1 w2 w3", "--num-steps", "3", "--length", "5", "--length-candidates", "1")
-    assert sized.returncode == 0 and len(sized.stdout.split()) == 5
-    tuned = run("--prompt", "w1 w2 w3", "--method", "dpm_solver++", "--num-steps", "3", "--order", "3",
-                "--grid", "time", "--no-block-adjacent-repeats", "--t-end", "0.01")
+    # the rest in-process: the same main() the command runs (its start-up, above, costs seconds per call)
+    from inference.generate import main
+
+    def call(*args):
+        code = main(["--model", str(tmp_path / "ckpt"), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = call("--prompt", "w1 w2 w3", "--num-steps", "3", "--seed", "4")
+    assert code == 0 and out.strip() == pipe(["w1 w2 w3"], num_steps=3, seed=4)[0]
+    code, _, err = call("--prompt", "", "--num-steps", "3")
+    assert code != 0 and "prompt 0 is empty" in err
+    code, out, _ = call("--prompt", "w1 w2 w3", "--num-steps", "3", "--length", "5", "--length-candidates", "1")
+    assert code == 0 and len(out.split()) == 5
+    code, out, err = call("--prompt", "w1 w2 w3", "--method", "dpm_solver++", "--num-steps", "3", "--order", "3",
+                          "--grid", "time", "--no-block-adjacent-repeats", "--t-end", "0.01")
     want = pipe(["w1 w2 w3"], method="dpm_solver++", num_steps=3, order=3, grid="time", block_adjacent_repeats=False,
                 t_end=0.01)[0]
-    assert tuned.returncode == 0 and tuned.stdout.strip() == want, tuned.stderr
+    assert code == 0 and out.strip() == want, err
 
 
 def test_the_command_line_has_a_flag_for_every_generation_setting():
