@@ -119,7 +119,7 @@ def test_a_batch_of_mixed_lengths_is_one_denoiser_pass_per_step():
 def test_where_the_length_is_clear_the_beam_rolls_out_one_candidate():
     """``length_candidate_ratio``: a candidate far less likely than the first is not rolled out. A prompt whose
     length the classifier is sure of gets exactly the one-candidate call's response; the others keep their beam."""
-    model, tok = tiny_model(length_prediction=True, seed=7)
+    model, tok = tiny_model(length_prediction=True, length_fertility=False, seed=7)  # the head alone sets p(n)
     batch = _batch(tok, model, reverse_pairs(3, seed=7))
     with torch.no_grad():
         model.length_predictor.head.bias[4] += 30.0  # every prompt: n = 4, all but certain
@@ -229,7 +229,7 @@ def test_the_pipeline_writes_the_asked_length():
 def test_relative_length_score_adds_the_offset_head_at_n_minus_m():
     """(L3): log p(n | x) = a_n + b_{n - m} up to a constant, m the prompt's token count; with the absolute head
     silenced and the offset head favouring n - m = 1, every prompt's most likely length is its own plus one."""
-    model, tok = tiny_model(length_prediction=True, length_relative=True)
+    model, tok = tiny_model(length_prediction=True, length_relative=True, length_fertility=False)
     predictor = model.length_predictor
     P = model.config.max_prompt_length
     with torch.no_grad():
@@ -245,7 +245,7 @@ def test_relative_length_score_adds_the_offset_head_at_n_minus_m():
     assert torch.allclose(logits.gather(-1, (m + 1)[:, None]).squeeze(-1), torch.full((3,), 5.0))
     cut = batch.prompt_ids[:, :6], batch.prompt_mask[:, :6]  # fewer padded slots: the same offsets
     assert torch.allclose(model.length_logits(*cut), logits)
-    assert tiny_model(length_prediction=True)[0].length_predictor.offset_head is None
+    assert tiny_model(length_prediction=True)[0].length_predictor.offset_head is None  # L3 is off by default
 
 
 def test_fertility_length_score_is_a_gaussian_around_the_summed_fertilities():
@@ -268,7 +268,7 @@ def test_fertility_length_score_is_a_gaussian_around_the_summed_fertilities():
     expected = -(n[None] - 2 * m[:, None]) ** 2 / (2 * variance)
     assert torch.allclose(logits, expected, atol=1e-5)
     assert logits.argmax(-1).tolist() == (2 * m).long().tolist()
-    assert tiny_model(length_prediction=True)[0].length_predictor.fertility is None
+    assert tiny_model(length_prediction=True, length_fertility=False)[0].length_predictor.fertility is None
 
 
 def test_the_fertility_term_alone_learns_lengths_that_are_counts():
@@ -362,3 +362,22 @@ def test_mask_predict_refinement_rewrites_the_least_confident_share_each_round(m
         ids = torch.where(rewrite, new_ids, ids)
         confidence = torch.where(rewrite, new_confidence, confidence)
     assert torch.equal(out, ids) and ((out != model.config.pad_token_id).sum(-1) == lengths).all()
+
+
+def test_a_checkpoint_saved_before_fertility_lengths_loads_without_them(tmp_path):
+    """(L4) is on for new models; a config.json written before the option existed (no ``length_fertility`` key)
+    describes a model without it, and loads as one, so its weights fit and its lengths are scored as they were."""
+    import json
+
+    model, tok = tiny_model(length_prediction=True, length_fertility=False)
+    assert tiny_model(length_prediction=True)[0].config.length_fertility  # the default for new models
+    pipe = DiffusionLMPipeline(model, tok)
+    pipe.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.pop("length_fertility")
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = DiffusionLMPipeline.from_pretrained(tmp_path).model
+    assert not loaded.config.length_fertility and loaded.length_predictor.fertility is None
+    batch = _batch(tok, model, reverse_pairs(4, seed=2))
+    assert torch.equal(loaded.length_logits(batch.prompt_ids, batch.prompt_mask),
+                       model.length_logits(batch.prompt_ids, batch.prompt_mask))

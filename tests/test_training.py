@@ -274,7 +274,7 @@ def test_sigterm_checkpoints_and_exits(data, tmp_path):
 
 
 def test_saved_model_holds_the_ema_weights(data, tmp_path):
-    run(data, tmp_path, "--optim.ema_decay", "0.9")
+    run(data, tmp_path, "--optim.ema_decay", "0.9", "--optim.length_fit_steps", "0")  # the fit: its own test
     saved = _weights(tmp_path / "model")
     ema = load_file(tmp_path / "checkpoints" / "step-12" / "ema.safetensors")
     raw = load_file(tmp_path / "checkpoints" / "step-12" / "model.safetensors")
@@ -333,7 +333,8 @@ def test_two_processes_train_one_model_data_parallel(data, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch",
            "--config_file", str(ROOT / "configs" / "accelerate" / "multi_cpu.yaml"),
            "-m", "tests.probed_train", "--trace", str(trace), "--", "--config", str(TINY),
-           *_overrides(data, out, "--optim.max_steps", "4", "--optim.batch_size", "8")]
+           *_overrides(data, out, "--optim.max_steps", "4", "--optim.batch_size", "8",
+                       "--optim.length_fit_steps", "0")]  # the fit after training runs on rank 0 alone
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

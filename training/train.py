@@ -225,7 +225,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
               **{k: v for k, v in last.items() if k != "lr"}, **{f"copy_{k}": v for k, v in copy_scores.items()}}
     if main:
         _weights_for_eval(raw_model, eval_model, ema)
-        if o.length_fit_steps and eval_model.length_predictor is not None:
+        if length_fit_steps(o) and eval_model.length_predictor is not None:
             result.update(_fit_length(config, eval_model, train_ds, val_ds, accelerator.device))
         pipe = DiffusionLMPipeline(eval_model, tok, config.generation_config())  # it generates as evaluation did
         pipe.card["examples"] = val_text[0][:3]  # the card's (and the app's) example prompts
@@ -244,6 +244,11 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
+
+
+def length_fit_steps(o) -> int:
+    """``optim.length_fit_steps``, or when unset twice the training steps, at most 2000."""
+    return min(2 * o.max_steps, 2000) if o.length_fit_steps is None else o.length_fit_steps
 
 
 def effective_batch(o, accelerator) -> int:
@@ -302,9 +307,10 @@ def _fit_length(config: TrainConfig, model, train_ds, val_ds, device) -> dict:
     batches = (collate(rows, pad, slots).to(device) for rows in stream())
     n = min(len(val_ds), e.loss_batches * e.batch_size)
     val = [collate(val_ds[i : min(n, i + e.batch_size)], pad, slots).to(device) for i in range(0, n, e.batch_size)]
-    logger.info("fitting the length classifier alone for %d steps (optim.length_fit_steps)", o.length_fit_steps)
+    steps = length_fit_steps(o)
+    logger.info("fitting the length classifier alone for %d steps (optim.length_fit_steps)", steps)
     before = length_accuracy(model, val) if val else None
-    fitted = fit_length_classifier(model, batches, o.length_fit_steps, o.length_fit_lr or o.lr, progress=True)
+    fitted = fit_length_classifier(model, batches, steps, o.length_fit_lr, progress=True)
     model.eval()
     if before is None:
         return fitted

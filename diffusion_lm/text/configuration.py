@@ -98,7 +98,7 @@ class DiffusionLMConfig(PretrainedConfig):
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
         time_warping: bool = True, self_conditioning: bool = True,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
-        length_fertility: bool = False,
+        length_fertility: bool = True,
         position_noise_skew: float = 0.0,
         objective: TrainingObjective | dict[str, Any] | None = None,
         tokenizer_fingerprint: str | None = None,

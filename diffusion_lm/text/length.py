@@ -25,19 +25,6 @@ def past_the_end(lengths: Tensor, slots: int) -> Tensor:
     return torch.arange(slots, device=lengths.device)[None] >= lengths[:, None]
 
 
-class _ZeroLinear(nn.Module):
-    """A linear map to one number per position, starting at the constant ``bias``: plain parameters, so the
-    denoiser's initialisation (``post_init``) leaves them alone and building one draws no random numbers."""
-
-    def __init__(self, features: int, bias: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1, features))
-        self.bias = nn.Parameter(torch.full((1,), bias))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
-
-
 class LengthPredictor(nn.Module):
     """logits of n = 0..max_response_length (B, N + 1) from the prompt's table rows (B, P, D) and mask (B, P).
 
@@ -63,9 +50,11 @@ class LengthPredictor(nn.Module):
         self.head = nn.Linear(hidden, config.max_response_length + 1)
         self.offset_head = nn.Linear(hidden, config.max_prompt_length + config.max_response_length + 1) \
             if config.length_relative else None
-        self.fertility = self.spread = None
-        if config.length_fertility:  # (L4) starts at one response token per prompt token, variance ~0.74
-            self.fertility, self.spread = _ZeroLinear(hidden, bias=1.0), _ZeroLinear(hidden, bias=0.0)
+        # (L4) initialised as the model initialises every linear layer (Xavier, bias 0: a count near 0 at first);
+        # starting at one token per prompt token with the spread near 0.74 learnt slower (g2p 49.6% of validation
+        # lengths right after 1000 steps, against 58.6%)
+        self.fertility = nn.Linear(hidden, 1) if config.length_fertility else None
+        self.spread = nn.Linear(hidden, 1) if config.length_fertility else None
 
     def forward(self, prompt: Tensor, prompt_mask: Tensor) -> Tensor:
         keys = prompt_mask.bool().clone()
