@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from diffusion_lm.text.length import response_lengths
-
 from .data import collate
+from .length_fit import length_accuracy
 
 
 @torch.no_grad()
@@ -27,10 +26,8 @@ def validation_loss(model, rows, pad_id: int, batches: int, batch_size: int, dev
         size = batch.prompt_ids.shape[0]
         scores = {k: float(getattr(out, k)) for k in ("loss", "loss_x0", "loss_round")}
         if out.loss_length is not None:  # a length-conditioned model's length classifier (L2)
-            lengths = response_lengths(batch.response_ids, pad_id)
             scores["loss_length"] = float(out.loss_length)
-            scores["length_accuracy"] = float((model.length_logits(batch.prompt_ids, batch.prompt_mask).argmax(-1)
-                                               == lengths).float().mean())
+            scores["length_accuracy"] = length_accuracy(model, [batch])
         for k, v in scores.items():
             totals[k] = totals.get(k, 0.0) + v * size
         seen += size

@@ -1,5 +1,5 @@
 """(L2) A length classifier fitted on its own after training: the denoiser's weights fixed, the classifier's
-cross-entropy on the training prompts for ``steps`` more batches (docs/benchmarks.md, "The length classifier
+cross-entropy on the training prompts for ``steps`` more batches (docs/benchmarks.md, "Lengths counted, and
 fitted after training"). The classifier reads only the prompt's frozen table rows, so a step of it costs a small
 fraction of a denoiser step, and it underfits in the steps the denoiser needs (g2p: 58% of lengths right after
 1000 joint steps, 67-69% after 3000 more of its own)."""

@@ -311,7 +311,6 @@ def _fit_length(config: TrainConfig, model, train_ds, val_ds, device) -> dict:
     logger.info("fitting the length classifier alone for %d steps (optim.length_fit_steps)", steps)
     before = length_accuracy(model, val) if val else None
     fitted = fit_length_classifier(model, batches, steps, o.length_fit_lr, progress=True)
-    model.eval()
     if before is None:
         return fitted
     after = length_accuracy(model, val)
