@@ -314,8 +314,8 @@ def _fit_length(config: TrainConfig, model, train_ds, val_ds, device) -> dict:
     if before is None:
         return fitted
     after = length_accuracy(model, val)
-    logger.info("length classifier: validation accuracy %.1f%% -> %.1f%% in %.0f s", 100 * before, 100 * after,
-                fitted["length_fit_seconds"])
+    logger.info("length classifier: validation accuracy %.1f%% -> %.1f%% in %.0f s (the last evaluation's generation "
+                "metrics were measured before the fit)", 100 * before, 100 * after, fitted["length_fit_seconds"])
     return {**fitted, "val_length_accuracy_before_fit": before, "val_length_accuracy": after}
 
 
