@@ -10,33 +10,27 @@ One thread; AdamW at ``--lr`` with 50 warm-up steps and a cosine to 0, batch 64,
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from tasks import test_pairs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def encoded(pipe, path: Path, limit: int | None):
-    """Prompt ids and mask (padded to the model's prompt slots) and response lengths of the rows that fit."""
+def encoded(pipe, path: Path, limit: int):
+    """Prompt ids and mask and response lengths of the first ``limit`` rows of ``path`` that fit the model's slots."""
     from diffusion_lm.text.batching import encode_pairs
     from diffusion_lm.text.length import response_lengths
 
-    cfg, tok = pipe.model.config, pipe.tokenizer
-    rows = [json.loads(line) for line in path.read_text().splitlines()][:limit]
-    fits = lambda text, n: len(tok(text, add_special_tokens=False)["input_ids"]) <= n  # noqa: E731
-    rows = [r for r in rows
-            if fits(r["prompt"], cfg.max_prompt_length) and fits(r["response"], cfg.max_response_length)]
-    batch = encode_pairs(tok, [r["prompt"] for r in rows], [r["response"] for r in rows], cfg.max_prompt_length,
-                         cfg.max_response_length)
-    ids = torch.full((len(rows), cfg.max_prompt_length), tok.pad_token_id)
-    mask = torch.zeros(len(rows), cfg.max_prompt_length, dtype=torch.bool)
-    ids[:, : batch.prompt_ids.shape[1]] = batch.prompt_ids
-    mask[:, : batch.prompt_mask.shape[1]] = batch.prompt_mask.bool()
-    return ids, mask, response_lengths(batch.response_ids, cfg.pad_token_id)
+    cfg = pipe.model.config
+    rows = test_pairs(path, pipe.tokenizer, cfg.max_prompt_length, cfg.max_response_length, limit)
+    batch = encode_pairs(pipe.tokenizer, [r["prompt"] for r in rows], [r["response"] for r in rows],
+                         cfg.max_prompt_length, cfg.max_response_length)
+    return batch.prompt_ids, batch.prompt_mask.bool(), response_lengths(batch.response_ids, cfg.pad_token_id)
 
 
 def main() -> None:
@@ -55,7 +49,7 @@ def main() -> None:
 
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     data = ROOT / "data" / "generated" / args.task
-    train, test = encoded(pipe, data / "train.jsonl", args.train_rows), encoded(pipe, data / "test.jsonl", None)
+    train, test = encoded(pipe, data / "train.jsonl", args.train_rows), encoded(pipe, data / "test.jsonl", 10**9)
     torch.manual_seed(0)
     config = pipe.model.config.__class__.from_dict({**pipe.model.config.to_dict(),
                                                     "length_fertility": args.fertility == "true"})
