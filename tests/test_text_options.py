@@ -302,8 +302,17 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
         model.denoiser.out.bias.copy_(model.embedding_table[tok.convert_tokens_to_ids(WORDS[0])]
                                       / model.config.embedding_scale * 4)
     seen = []
-    original = model.interpolate
-    model.interpolate = lambda logits, temperature=1.0: seen.append(logits.argmax(-1)) or original(logits, temperature)
+    original = model.predict
+
+    def spy(*args, written=None, **kwargs):  # the argmax (B, N) of the held logits each x0_hat is formed from
+        x0, logits = original(*args, written=written, **kwargs)
+        top = logits.argmax(-1)
+        if written is not None:  # packed (M,): the slots past the length are pad
+            top = torch.full(written.shape, pad, dtype=torch.long).masked_scatter(written, top)
+        seen.append(top)
+        return x0, logits
+
+    model.predict = spy
 
     def repeats(ids):
         return ((ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] != pad)).sum().item()
@@ -313,5 +322,5 @@ def test_block_adjacent_repeats_in_the_rollout_and_the_final_rounding():
     seen.clear()
     ids = generate(model, batch, num_steps=4, block_adjacent_repeats=True,
                        length_candidates=1, generator=torch.Generator().manual_seed(0))
-    # one interpolation per step, blocked
+    # one estimate per step, blocked
     assert repeats(ids) == 0 and len(seen) == 4 and all(repeats(s) == 0 for s in seen)

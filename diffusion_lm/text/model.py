@@ -130,9 +130,21 @@ class DiffusionLMModel(PreTrainedModel):
             return None
         return self.denoiser.encode_prompt(self.embed(prompt_ids), prompt_mask)
 
+    def denoiser_output(
+        self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None, *,
+        past: Tensor | None = None, prompt_cache=None,
+    ) -> Tensor:
+        """The transformer's own output (B, N, D) at unit scale, before rounding: what ``predict`` rounds (121) and
+        interpolates (I1). Arguments as ``predict`` takes them."""
+        own = {"past": past} if self.length_predictor is not None else {}
+        if prompt_cache is not None:
+            return self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache, **own)
+        return self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond, **own)
+
     def predict(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None, *,
         past: Tensor | None = None, prompt_cache=None, edit_logits: Callable[[Tensor], Tensor] | None = None,
+        written: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """f_theta (120) and its rounding logits (121): x0_hat (B, N, D) and logits (B, N, V).
 
@@ -140,16 +152,21 @@ class DiffusionLMModel(PreTrainedModel):
         ``length_prediction`` model needs (L2). ``prompt_cache`` (from ``encode_prompt``) skips the prompt slots'
         layers. ``edit_logits`` (a rollout's: given slots held, repeats blocked, temperature) rewrites the logits,
         possibly in place, before x0_hat is formed from them; the logits returned are the edited ones.
+
+        ``written`` (B, N): round and interpolate these slots only, their logits packed (M, V) in row-major order
+        (what ``edit_logits`` then gets and what is returned); x0_hat is the pad row at the others, which is exactly
+        the estimate there of logits held one-hot at pad past a response's length (L2), for a fraction of the work.
         """
-        own = {"past": past} if self.length_predictor is not None else {}
-        if prompt_cache is not None:
-            out = self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache, **own)
-        else:
-            out = self.denoiser(self.embed(prompt_ids), prompt_mask, z, t, self_cond, **own)
-        logits = self.rounding_logits(out.float())
+        out = self.denoiser_output(prompt_ids, prompt_mask, z, t, self_cond, past=past, prompt_cache=prompt_cache)
+        logits = self.rounding_logits(out.float() if written is None else out.float()[written])
         if edit_logits is not None:
             logits = edit_logits(logits)
-        return self.interpolate(logits).to(out.dtype), logits
+        if written is None:
+            return self.interpolate(logits).to(out.dtype), logits
+        pad_row = self.embedding_table[self.config.pad_token_id] / self.config.embedding_scale
+        x0 = pad_row.to(out.dtype).expand(out.shape).clone()
+        x0[written] = self.interpolate(logits).to(out.dtype)  # (I1)
+        return x0, logits
 
     def denoise(
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None,

@@ -26,7 +26,8 @@ class RepeatBlock:
 
 
 def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tensor | None = None,
-                           same_word: Tensor | None = None, inplace: bool = False) -> Tensor:
+                           same_word: Tensor | None = None, inplace: bool = False,
+                           slot_rows: Tensor | None = None) -> Tensor:
     """Logits (B, N, V) in which no slot's most likely token is its left neighbour's (pad may repeat).
 
     Scanning left to right, where slot j would round to the token slot j - 1 rounds to, that token is
@@ -41,6 +42,10 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     class and of that last word's class is barred, so its next choice is none of them. A slot whose only finite
     choice would be barred (a given slot of an infilling template) keeps it. ``inplace`` edits ``logits`` itself
     (the sampler's own fresh logits) instead of a copy.
+
+    ``slot_rows`` (B, N) reads ``logits`` as packed rows (M, V) of the slots that are written: slot (b, j) is row
+    ``slot_rows[b, j]``, or, where that is -1, a slot past the response's end that rounds to pad (L2). The scan is
+    the same as on the (B, N, V) logits with those slots one-hot at pad.
     """
     if not inplace:
         logits = logits.clone()
@@ -48,13 +53,17 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
     word_of = same_word.to(logits.device) if same_word is not None else torch.arange(vocab, device=logits.device)
     if punctuation is not None:
         punctuation = punctuation.to(logits.device, torch.bool)
-    top = logits.argmax(-1)  # (B, N) each slot's first choice: it changes only where a slot is barred
+    if slot_rows is None:
+        top = logits.argmax(-1)  # (B, N) each slot's first choice: it changes only where a slot is barred
+    else:
+        top = torch.full(slot_rows.shape, pad_token_id, dtype=torch.long, device=logits.device)
+        top[slot_rows >= 0] = logits.argmax(-1)
     start = _first_clash(top, word_of, punctuation, pad_token_id)
     if start is None:  # no slot repeats its neighbour: nothing to bar
         return logits
     previous = top[:, start - 1]
     word = _last_words(top, punctuation)[:, start - 1]
-    for j in range(start, logits.shape[1]):
+    for j in range(start, top.shape[1]):
         current = top[:, j]
         clash = word_of[current] == word_of[previous]
         if punctuation is not None:
@@ -66,10 +75,11 @@ def block_adjacent_repeats(logits: Tensor, pad_token_id: int, punctuation: Tenso
             if punctuation is not None:
                 bar |= (word_of[None] == word_of[word[rows]][:, None]) & (word[rows] != pad_token_id)[:, None]
             bar[torch.arange(len(rows)), current[rows]] = True
-            barred = logits[rows, j].masked_fill(bar, float("-inf"))
+            column, at = (logits[:, j], rows) if slot_rows is None else (logits, slot_rows[rows, j])  # never past
+            barred = column[at].masked_fill(bar, float("-inf"))
             open_rows = torch.isfinite(barred).any(-1)  # a slot with nothing left keeps its token
-            logits[rows[open_rows], j] = barred[open_rows]
-            top[rows, j] = logits[rows, j].argmax(-1)
+            column[at[open_rows]] = barred[open_rows]  # through the view: edits logits
+            top[rows, j] = column[at].argmax(-1)
         previous = top[:, j]
         if punctuation is not None:
             word = torch.where(punctuation[previous], word, previous)

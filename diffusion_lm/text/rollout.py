@@ -82,6 +82,11 @@ class Rollout:
         self.past = past_the_end(lengths, model.config.max_response_length) if lengths is not None else None
         self.given = given
         self.repeat_block = (repeat_block or RepeatBlock()) if settings.block_adjacent_repeats else None
+        self.written = None  # (B, N): with a length held, only the slots before it are rounded and interpolated
+        if self.past is not None:
+            self.written = ~self.past
+            self.slot_rows = (self.written.reshape(-1).cumsum(0) - 1).view_as(self.past).masked_fill(self.past, -1)
+            self.written_given = None if given is None else (given[0][self.written], given[1][self.written])
         self.cache = model.encode_prompt(prompt_ids, prompt_mask)
         self.previous: Tensor | None = None
         self.latest: Tensor | None = None
@@ -110,11 +115,37 @@ class Rollout:
         """(I1) the estimate sampling forms from rounding logits (B, N, V), which it may edit in place."""
         return self.model.interpolate(self.sharpened(logits))
 
+    def hold_written(self, logits: Tensor) -> Tensor:
+        """``hold`` for the packed logits (M, V) of the written slots (``self.written``, row-major), in place: the
+        same numbers as ``hold`` gives those slots of the (B, N, V) logits, whose other slots it makes one-hot pad
+        (L2). The given slots held (F1), pad barred (L2), adjacent repeats blocked (B1)."""
+        if self.written_given is not None:
+            logits = hold_given(logits, *self.written_given)
+        logits[:, self.model.config.pad_token_id] = float("-inf")  # (L2) no pad before the length
+        if self.repeat_block is not None:
+            logits = block_adjacent_repeats(logits, self.model.config.pad_token_id, self.repeat_block.punctuation,
+                                            self.repeat_block.same_word, inplace=True, slot_rows=self.slot_rows)
+        return logits
+
+    def _written_logits(self, x: Tensor) -> Tensor:
+        """(121) rounding logits (M, V) of the written slots of x (B, N, D), held."""
+        return self.hold_written(self.model.rounding_logits(x.float()[self.written]))
+
+    def _sharpened_written(self, logits: Tensor) -> Tensor:
+        logits = self.hold_written(logits)
+        return logits if self.settings.temperature == 1.0 else logits.div_(self.settings.temperature)
+
     def __call__(self, z: Tensor, t: Tensor) -> Tensor:
-        """The sampler's x0 estimate (126) of the state z (B, N, D) at t (B,), self-conditioned on the last step's."""
-        edit = None if self._holds_nothing() else self.sharpened
+        """The sampler's x0 estimate (126) of the state z (B, N, D) at t (B,), self-conditioned on the last step's.
+
+        With a length held (L2) the slots past it are pad rows exactly (their held logits are one-hot pad), so only
+        the written slots are rounded and interpolated: the same numbers for a fraction of the (B, N, V) work."""
+        if self.written is None:
+            edit, written = (None if self._holds_nothing() else self.sharpened), None
+        else:
+            edit, written = self._sharpened_written, self.written
         x0, _ = self.model.predict(self.prompt_ids, self.prompt_mask, z, self.model_time(t), self.previous,
-                                   past=self.past, prompt_cache=self.cache, edit_logits=edit)
+                                   past=self.past, prompt_cache=self.cache, edit_logits=edit, written=written)
         if self.model.config.self_conditioning:
             self.latest = x0
         return self.model.clamp_to_table(x0) if self.settings.clamp else x0
@@ -125,12 +156,20 @@ class Rollout:
 
     def round(self, x0: Tensor) -> Tensor:
         """(121) token ids (B, N) of an estimate at unit scale, with this rollout's holds."""
-        return self.hold(self.model.rounding_logits(x0)).argmax(-1)
+        if self.written is None:
+            return self.hold(self.model.rounding_logits(x0)).argmax(-1)
+        ids = torch.full(self.past.shape, self.model.config.pad_token_id, dtype=torch.long, device=x0.device)
+        ids[self.written] = self._written_logits(x0).argmax(-1)
+        return ids
 
     def round_with_confidence(self, x0: Tensor) -> tuple[Tensor, Tensor]:
         """``round(x0)`` and each slot's probability of its token under the held rounding logits, (B, N) each."""
-        probs = self.hold(self.model.rounding_logits(x0)).float().softmax(-1)
-        confidence, ids = probs.max(-1)
+        if self.written is None:
+            confidence, ids = self.hold(self.model.rounding_logits(x0)).float().softmax(-1).max(-1)
+            return ids, confidence
+        ids = torch.full(self.past.shape, self.model.config.pad_token_id, dtype=torch.long, device=x0.device)
+        confidence = torch.ones(self.past.shape, device=x0.device)  # one-hot pad past the length
+        confidence[self.written], ids[self.written] = self._written_logits(x0).float().softmax(-1).max(-1)
         return ids, confidence
 
     def plain(self, z: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -151,10 +190,13 @@ class Rollout:
         gen_device = generator.device if generator is not None else ids.device
         z = float(model.schedule.sigma(1.0)) * torch.randn(shape, generator=generator, device=gen_device).to(ids.device)
         t = torch.ones(ids.shape[0], device=ids.device)
-        logits = model.predict(self.prompt_ids, self.prompt_mask, z, t, past=self.past, prompt_cache=self.cache)[1]
-        log_p = logits.float().log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)  # (B, N)
+        out = model.denoiser_output(self.prompt_ids, self.prompt_mask, z, t, past=self.past, prompt_cache=self.cache)
+        written = ~self.past
+        logits = model.rounding_logits(out.float()[written])  # (M, V): the written slots only
+        log_p = torch.zeros(ids.shape, device=ids.device)  # (B, N), 0 past the length
+        log_p[written] = logits.float().log_softmax(-1).gather(-1, ids[written][:, None]).squeeze(-1)
         log_n = model.length_logits(self.prompt_ids, self.prompt_mask).float().log_softmax(-1)
-        return log_n.gather(-1, self.lengths[:, None]).squeeze(-1) + log_p.masked_fill(self.past, 0.0).sum(-1)
+        return log_n.gather(-1, self.lengths[:, None]).squeeze(-1) + log_p.sum(-1)
 
     def _holds_nothing(self) -> bool:
         return (self.given is None and self.past is None and self.repeat_block is None
