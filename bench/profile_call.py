@@ -1,6 +1,6 @@
 """Where the time of one ``pipe(prompts)`` call goes: a table of the parts, for batch 64 and batch 1.
 
-    python bench/profile_call.py --model runs/demo/model [--set num_steps=4 length_candidates=1 ...]
+    python bench/profile_call.py --model runs/demo/model [--task bible] [--set num_steps=4 length_candidates=1 ...]
 
 Each part is timed by wrapping the function that does it (wall time, one thread, best of ``--repeats`` calls):
 tokenising and padding the prompts, the length classifier, the denoiser (the transformer), the rounding logits
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 1])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--task", default="bible", help="the task whose test prompts are used")
     parser.add_argument("--set", nargs="*", default=[], help="generation overrides, key=value (values as JSON)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -98,7 +99,7 @@ def main() -> None:
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     call = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     cfg = pipe.model.config
-    paths, _, _ = task_files("bible", args.model.parent)
+    paths, _, _ = task_files(args.task, args.model.parent)
     prompts = [r["prompt"] for r in test_pairs(paths["test"], pipe.tokenizer, cfg.max_prompt_length,
                                                cfg.max_response_length, 64)]
     rows = [profile(pipe, prompts, b, args.repeats, call) for b in args.batches]

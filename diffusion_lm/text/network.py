@@ -63,30 +63,22 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = config.dropout
 
-    def project(self, x: Tensor, rotary: tuple[Tensor, Tensor] | None,
-                keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k, v (B, heads, L, hd) of x (B, L, H), rotary positions applied to q and k. With ``keep`` (B, L), x is
-        packed (T, H): the rows of the slots ``keep`` marks, the others (masked keys, unread outputs) left at 0."""
-        qkv = self.qkv(x)
-        if keep is not None:
-            qkv = qkv.new_zeros(*keep.shape, qkv.shape[-1]).index_put_((keep,), qkv)
-        b, length, width = qkv.shape
-        q, k, v = qkv.view(b, length, 3, self.heads, width // (3 * self.heads)).permute(2, 0, 3, 1, 4)
+    def project(self, x: Tensor, rotary: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v (B, heads, L, hd) of x (B, L, H), rotary positions applied to q and k."""
+        b, length, hidden = x.shape
+        q, k, v = self.qkv(x).view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         return q, k, v
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, keep: Tensor | None = None) -> Tensor:
-        """Bidirectional attention of q over the keys ``mask`` (broadcast to (B, 1, Lq, Lk)) allows -> (B, Lq, H), or
-        the packed rows (T, H) that ``keep`` (B, Lq) marks."""
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        """Bidirectional attention of q over the keys ``mask`` (broadcast to (B, 1, Lq, Lk)) allows -> (B, Lq, H)."""
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         b, _, length, _ = q.shape
-        y = y.transpose(1, 2).reshape(b, length, -1)
-        return self.proj(y if keep is None else y[keep])
+        return self.proj(y.transpose(1, 2).reshape(b, length, -1))
 
-    def forward(self, x: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None,
-                keep: Tensor | None = None) -> Tensor:
-        return self.attend(*self.project(x, rotary, keep), mask, keep)  # (B, L, H), or packed (T, H)
+    def forward(self, x: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
+        return self.attend(*self.project(x, rotary), mask)  # (B, L, H)
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -108,12 +100,9 @@ class Block(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
-    def forward(self, x: Tensor, mods: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None,
-                keep: Tensor | None = None) -> Tensor:
-        """x (B, L, H), or with ``keep`` (B, L) the packed rows (T, H) of the slots it marks (``mods`` (T, 6H) then):
-        every layer but attention works row by row, so slots no one reads need not be computed."""
+    def forward(self, x: Tensor, mods: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, -1)
-        x = x + gate1 * self.drop(self.attn(modulate(self.norm1(x), shift1, scale1), mask, rotary, keep))
+        x = x + gate1 * self.drop(self.attn(modulate(self.norm1(x), shift1, scale1), mask, rotary))
         return x + gate2 * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2)))
 
     def step(self, x: Tensor, mods: Tensor, mask: Tensor, rotary, past: tuple[Tensor, Tensor] | None = None):
@@ -241,11 +230,6 @@ class DiffusionTransformer(nn.Module):
             mask = keys[:, None, None, :].expand(b, 1, p + n, p + n).clone()
             mask[:, :, :p] = False
             mask[:, :, :p, :p] = self._prompt_mask(prompt_mask)
-        # without gradients, the prompt's padding slots (keys no slot attends to, outputs no one reads) are dropped:
-        # the other slots' numbers are the same (tests/test_exact_speedups.py)
-        keep = keys if not torch.is_grad_enabled() and not bool(keys.all()) and self.prompt_condition is None else None
-        if keep is not None:
-            h = h[keep]  # (T, H)
         for block in self.blocks:
             mods = c.map(block.ada)  # (B, 1, 6H) or (B, N, 6H)
             if self.prompt_condition is not None:
@@ -253,12 +237,8 @@ class DiffusionTransformer(nn.Module):
                 mods = torch.cat([prompt_mods, mods.expand(-1, n, -1)], 1)
             elif c_prompt is not None:
                 mods = torch.cat([block.ada(c_prompt).expand(-1, p, -1), mods], 1)
-            if keep is not None:
-                mods = mods.expand(b, p + n, -1)[keep]  # (T, 6H)
-            h = block(h, mods, mask, rotary, keep)
-        if keep is not None:  # each prompt's response rows are the last n of its packed rows
-            h = h[keep.sum(-1).cumsum(0)[:, None] - n + torch.arange(n, device=h.device)]
-        return self._output(h[:, p:] if keep is None else h, c)
+            h = block(h, mods, mask, rotary)
+        return self._output(h[:, p:], c)
 
     def _output(self, h: Tensor, c: "TimeCondition") -> Tensor:
         shift, scale = c.map(self.ada_out).chunk(2, -1)
