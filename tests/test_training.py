@@ -391,3 +391,19 @@ def test_a_trained_tokenizer_numbers_its_pieces_by_the_pieces_alone(kind):
     pieces = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     assert pieces[:2] == ["[PAD]", "[UNK]"]
     assert pieces[2:] == sorted(pieces[2:])
+
+
+def test_the_end_of_training_names_the_command_that_makes_the_default_call_fast():
+    """A model trained on local JSON lines is told how to distil it (D2); one trained on a Hub dataset is not told a
+    command whose --data it could not fill."""
+    from diffusion_lm.training.config import load_config
+    from diffusion_lm.training.train import distill_hint
+
+    g2p = Path(__file__).resolve().parents[1] / "configs" / "g2p.yaml"
+    config = load_config(g2p, [])
+    hint = distill_hint(config, {"model_dir": "runs/g2p/model"})
+    assert ("python -m training.distill --teacher runs/g2p/model --data data/generated/g2p/train.jsonl "
+            "--out runs/g2p/fast") in hint
+    hub = load_config(g2p, ["--data.dataset", "someone/pairs", "--data.train_files", "null"])
+    assert distill_hint(hub, {"model_dir": "runs/g2p/model"}) is None
+    assert distill_hint(config, {}) is None  # nothing saved, nothing to distil

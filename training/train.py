@@ -414,7 +414,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if PartialState().is_main_process:  # one final report, not one per rank
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()})
+        hint = distill_hint(config, result)
+        if hint:
+            print(hint)
     return 1 if "hub_error" in result else 0
+
+
+def distill_hint(config, result: dict) -> str | None:
+    """What to run for a one-evaluation default call (D2), for a model trained on local JSON lines: the command
+    that distils it (docs/benchmarks.md, "Speed of the default call")."""
+    files = config.data.train_files
+    if "model_dir" not in result or config.data.dataset != "json" or not files:
+        return None
+    model = Path(result["model_dir"])
+    return ("For a default call about 10x faster (one step, one length candidate: a distilled student, "
+            "docs/benchmarks.md \"Speed of the default call\"):\n"
+            f"  python -m training.distill --teacher {model} --data {files[0]} --out {model.parent / 'fast'}")
 
 
 if __name__ == "__main__":
