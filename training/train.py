@@ -427,8 +427,9 @@ def distill_hint(config, result: dict) -> str | None:
     if "model_dir" not in result or config.data.dataset != "json" or not files:
         return None
     model = Path(result["model_dir"])
-    return ("For a default call about 10x faster (one step, one length candidate: a distilled student, "
-            "docs/benchmarks.md \"Speed of the default call\"):\n"
+    return ("For a default call about 10x faster (one step, one length candidate), distil the model; a student is as "
+            "good as the teacher answers it learns from, so raise --prompts on a large data set (docs/benchmarks.md, "
+            "\"Speed of the default call\", has the settings measured per task):\n"
             f"  python -m training.distill --teacher {model} --data {files[0]} --out {model.parent / 'fast'}")
 
 
