@@ -215,7 +215,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher-steps", type=int, default=None,
                    help="T steps on the student's grid refined, one length candidate (D1); default: the teacher's "
                         "own call, for a one-step student (D2)")
-    p.add_argument("--prompts", type=int, default=4096, help="training prompts the teacher answers")
+    p.add_argument("--prompts", type=int, default=8192,
+                   help="training prompts the teacher answers (more make a better student: docs/benchmarks.md)")
     p.add_argument("--held-out", type=int, default=64, help="prompts kept back to compare student and teacher")
     p.add_argument("--skip", type=int, default=0,
                    help="start after this many rows of --data: a later round (--student-init) on prompts "
