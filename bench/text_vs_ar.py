@@ -152,7 +152,9 @@ def main() -> None:
     paths, config_path, overrides = task_files(args.task, out)
     extra = command_line_overrides(args.set)
     if args.train_steps:
-        extra += ["--optim.max_steps", str(args.train_steps), "--optim.warmup_steps", "2"]
+        extra += ["--optim.max_steps", str(args.train_steps)]
+        if args.train_steps < 100:  # a smoke run: warm up at once
+            extra += ["--optim.warmup_steps", "2"]
     if args.ours is not None:
         if args.ours_seconds is None:
             parser.error("--ours needs --ours-seconds (its training time, which GPT-2's equal-time run gets)")
