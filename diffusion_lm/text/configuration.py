@@ -12,12 +12,14 @@ from .objective import TrainingObjective
 
 POSITION_EMBEDDINGS = ("rotary", "learned")
 PROMPT_ATTENTION = ("joint", "cached")
+TIME_MODULATIONS = ("per_block", "shared")
 EMBEDDING_NORMALIZATIONS = ("none", "l2", "layernorm")
 
 CHOICES = {  # the fields that take one of a few values, and those values
     "position_embedding": POSITION_EMBEDDINGS,
     "prompt_attention": PROMPT_ATTENTION,
     "embedding_normalization": EMBEDDING_NORMALIZATIONS,
+    "time_modulation": TIME_MODULATIONS,
 }
 POSITIVE = (  # the fields that must be numbers > 0
     "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads", "mlp_ratio",
@@ -32,7 +34,7 @@ REMOVED = {
 
 # Options added with a default other than their old behaviour, and that old behaviour: a config.json saved before
 # the option existed loads with it, so its weights still fit.
-PREDATES = {"length_fertility": False}
+PREDATES = {"length_fertility": False, "time_modulation": "per_block"}
 
 
 class DiffusionLMConfig(PretrainedConfig):
@@ -56,6 +58,10 @@ class DiffusionLMConfig(PretrainedConfig):
         prompt_attention: ``joint`` (every slot attends to every slot, all modulated by t) or ``cached``
             (prompt slots attend only to the prompt and are modulated by a learned constant instead of t, so
             their keys and values are computed once per generation and reused at every step).
+        time_modulation: how t reaches the blocks' adaLN-Zero shifts, scales and gates: ``per_block`` (DiT: each
+            block regresses its own 6H values from the time embedding, 6H^2 weights a block) or ``shared`` (T1,
+            PixArt-alpha's adaLN-single: one such regression for all blocks, each block adding a learnt offset of
+            6H), which leaves those weights to the layers that read the text.
         schedule: a core schedule as plain data (``Schedule.config()``); default: the sqrt schedule.
         rounding_temperature: the rounding logits (121), dot products with E, are divided by this.
         time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
@@ -94,7 +100,7 @@ class DiffusionLMConfig(PretrainedConfig):
         pad_token_id: int = 0,
         hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
         max_prompt_length: int = 32, max_response_length: int = 32,
-        position_embedding: str = "rotary", prompt_attention: str = "joint",
+        position_embedding: str = "rotary", prompt_attention: str = "joint", time_modulation: str = "per_block",
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
         time_warping: bool = True, self_conditioning: bool = True,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
@@ -154,6 +160,9 @@ class DiffusionLMConfig(PretrainedConfig):
                              "encoder's name or folder (its table is what the encoder reads).")
         if self.encoder_init and self.embedding_normalization != "none":
             raise ValueError("encoder_init reads the encoder's own table: leave embedding_normalization at 'none'.")
+        if self.time_modulation == "shared" and self.encoder_init:
+            raise ValueError("time_modulation='shared' is a DiffusionTransformer option; an encoder_init denoiser "
+                             "has its own time conditioning: leave it at 'per_block'.")
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
                              "attends jointly.")

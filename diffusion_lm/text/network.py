@@ -87,7 +87,9 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 
 class Block(nn.Module):
-    """Transformer block with adaLN-Zero conditioning: ``mods`` = ada(c), (B, 1, 6H) or per slot (B, L, 6H)."""
+    """Transformer block with adaLN-Zero conditioning: ``mods`` (B, 1, 6H), or per slot (B, L, 6H), are its own
+    ``ada(c)``, or with ``time_modulation="shared"`` (T1) the transformer's one modulation of c plus this block's
+    learnt offset ``ada_offset``."""
 
     def __init__(self, config: DiffusionLMConfig):
         super().__init__()
@@ -98,7 +100,10 @@ class Block(nn.Module):
         inner = int(hidden * config.mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(approximate="tanh"), nn.Linear(inner, hidden))
         self.drop = nn.Dropout(config.dropout)
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
+        if config.time_modulation == "shared":
+            self.ada, self.ada_offset = None, nn.Parameter(torch.zeros(6 * hidden))
+        else:
+            self.ada, self.ada_offset = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden)), None
 
     def forward(self, x: Tensor, mods: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, -1)
@@ -172,6 +177,9 @@ class DiffusionTransformer(nn.Module):
         if config.position_embedding == "learned":
             self.position = nn.Embedding(config.max_prompt_length + config.max_response_length, hidden)
         self.time = TimestepEmbedder(hidden)
+        self.shared_ada = None  # (T1): one modulation of t for every block, each adding its own offset
+        if config.time_modulation == "shared":
+            self.shared_ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
         self.prompt_condition = nn.Parameter(torch.zeros(hidden)) if config.prompt_attention == "cached" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm_out = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
@@ -230,15 +238,28 @@ class DiffusionTransformer(nn.Module):
             mask = keys[:, None, None, :].expand(b, 1, p + n, p + n).clone()
             mask[:, :, :p] = False
             mask[:, :, :p, :p] = self._prompt_mask(prompt_mask)
-        for block in self.blocks:
-            mods = c.map(block.ada)  # (B, 1, 6H) or (B, N, 6H)
+        response_mods = self._modulations(c)  # each (B, 1, 6H) or (B, N, 6H)
+        if self.prompt_condition is not None:
+            prompt_mods = self._modulations(self.prompt_condition)
+        elif c_prompt is not None:
+            prompt_mods = self._modulations(c_prompt)
+        for i, block in enumerate(self.blocks):
+            mods = response_mods[i]
             if self.prompt_condition is not None:
-                prompt_mods = block.ada(self.prompt_condition)[None, None].expand(b, p, -1)
-                mods = torch.cat([prompt_mods, mods.expand(-1, n, -1)], 1)
+                mods = torch.cat([prompt_mods[i][None, None].expand(b, p, -1), mods.expand(-1, n, -1)], 1)
             elif c_prompt is not None:
-                mods = torch.cat([block.ada(c_prompt).expand(-1, p, -1), mods], 1)
+                mods = torch.cat([prompt_mods[i].expand(-1, p, -1), mods], 1)
             h = block(h, mods, mask, rotary)
         return self._output(h[:, p:], c)
+
+    def _modulations(self, c: "Tensor | TimeCondition") -> list[Tensor]:
+        """Every block's adaLN modulations (..., 6H) of a time embedding c (..., H), or of a ``TimeCondition``: each
+        block's own ``ada(c)``, or (T1) the one shared modulation plus each block's offset."""
+        apply = c.map if isinstance(c, TimeCondition) else (lambda layer: layer(c))
+        if self.shared_ada is None:
+            return [apply(block.ada) for block in self.blocks]
+        shared = apply(self.shared_ada)
+        return [shared + block.ada_offset for block in self.blocks]
 
     def _output(self, h: Tensor, c: "TimeCondition") -> Tensor:
         shift, scale = c.map(self.ada_out).chunk(2, -1)
@@ -251,8 +272,8 @@ class DiffusionTransformer(nn.Module):
         pos_p, _ = self._positions(prompt.shape[1], 0, prompt.device)
         h, rotary = self._embed(self.prompt_in(prompt.to(self.prompt_in.weight.dtype)), 0, pos_p)
         mask, layers = self._prompt_mask(prompt_mask), []
-        for block in self.blocks:
-            h, kv = block.step(h, block.ada(self.prompt_condition)[None, None], mask, rotary)
+        for block, mods in zip(self.blocks, self._modulations(self.prompt_condition)):
+            h, kv = block.step(h, mods[None, None], mask, rotary)
             layers.append(kv)
         return PromptCache(layers, prompt_mask.bool())
 
@@ -263,8 +284,8 @@ class DiffusionTransformer(nn.Module):
         h, rotary = self._embed(self._response_inputs(z, self_cond, past), 1, pos_r)
         keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
         c = TimeCondition(self.time, t)
-        for block, past in zip(self.blocks, cache.layers):
-            h, _ = block.step(h, c.map(block.ada), keys, rotary, past)
+        for block, past, mods in zip(self.blocks, cache.layers, self._modulations(c)):
+            h, _ = block.step(h, mods, keys, rotary, past)
         return self._output(h, c)
 
     def init_module(self, module: nn.Module) -> None:
@@ -272,7 +293,8 @@ class DiffusionTransformer(nn.Module):
         embeddings, zeros for the adaLN modulations and the output layer (every block starts as the
         identity, the output at 0). transformers calls this per module inside ``post_init``, skipping
         tensors loaded from a checkpoint."""
-        zero = [block.ada[-1] for block in self.blocks] + [self.ada_out[-1], self.out]
+        ada = [block.ada for block in self.blocks] if self.shared_ada is None else [self.shared_ada]
+        zero = [layer[-1] for layer in ada] + [self.ada_out[-1], self.out]
         if isinstance(module, nn.Linear):
             init_linear(module, zero, self.time.mlp)
         elif isinstance(module, nn.Embedding):
