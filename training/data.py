@@ -287,3 +287,14 @@ class BatchStream:
             if read == 0:
                 raise ValueError("the streaming training set yielded no usable rows.")
             epoch += 1
+
+
+def response_repeat_share(train_ds, tokenizer: Any, rows: int = 20_000) -> float | None:
+    """The share of the first ``rows`` training responses in which a token repeats its left neighbour's word
+    (``diffusion_lm.text.repeats.repeat_share``), or None for a streamed data set (not read ahead)."""
+    from diffusion_lm.text.repeats import RepeatBlock, repeat_share
+
+    if _is_streaming(train_ds):
+        return None
+    responses = train_ds.select(range(min(rows, len(train_ds))))["response_ids"]
+    return repeat_share(responses, RepeatBlock.of(tokenizer), tokenizer.pad_token_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -25,7 +26,7 @@ import torch
 
 from .checkpointing import clean_partial, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, load_config, to_dict
-from .data import BatchStream, collate, load_raw, tokenize
+from .data import BatchStream, collate, load_raw, response_repeat_share, tokenize
 from .ema import EMA
 from .evaluation import generation_metrics, text_metrics, validation_loss
 from .logs import MetricsLog, plot_curves
@@ -132,6 +133,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
         train_ds, train_report = tokenize(train_raw, tok, config.data, *slots, "train")
         val_ds, val_report = tokenize(val_raw, tok, config.data, *slots, "validation")
     val_ds = _materialise(val_ds, config.eval)
+    config = _repeat_block_from_data(config, train_ds, tok)
     val_text = _validation_text(val_raw, config, tok, mcfg, config.eval.generate)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model: %.2fM trainable parameters, table %s x %s (sigma_E %.4f); %s training rows%s",
@@ -370,6 +372,23 @@ def _validation_text(val_raw, config, tok, mcfg, limit: int):
         if len(prompts) == limit:
             break
     return prompts, refs
+
+
+def _repeat_block_from_data(config: TrainConfig, train_ds, tok) -> TrainConfig:
+    """(B1) on by default where the training responses rarely repeat a word (under ``REPEAT_SHARE_LIMIT`` of them),
+    off where they do; a ``generation:`` section that sets ``block_adjacent_repeats`` decides for itself."""
+    from diffusion_lm.text.repeats import REPEAT_SHARE_LIMIT
+
+    if "block_adjacent_repeats" in config.generation:
+        return config
+    share = response_repeat_share(train_ds, tok)
+    if share is None:
+        return config
+    block = share < REPEAT_SHARE_LIMIT
+    logger.info("block_adjacent_repeats: %s (%.2f%% of training responses repeat a word in a row; the bar is on below "
+                "%.0f%%; set generation.block_adjacent_repeats to decide)", "on" if block else "off", 100 * share,
+                100 * REPEAT_SHARE_LIMIT)
+    return dataclasses.replace(config, generation={**config.generation, "block_adjacent_repeats": block})
 
 
 def _materialise(val_ds, e):

@@ -3,11 +3,16 @@ tokenizer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+
+# (B1) is on by default for a model whose training responses repeat a word this rarely (KJV -> WEB 0.09%, g2p 0.16%
+# of responses); data that repeats tokens (inflect's spelled forms, 21%: "s t o p p e d") keeps it off.
+REPEAT_SHARE_LIMIT = 0.01
 
 
 @dataclass
@@ -96,15 +101,32 @@ def _last_words(top: Tensor, punctuation: Tensor | None) -> Tensor:
     return top.gather(1, word_slot)
 
 
+def _clashes(top: Tensor, word_of: Tensor, punctuation: Tensor | None, pad_token_id: int) -> Tensor:
+    """(B, N - 1): True where slot j >= 1 repeats its neighbour's word (or, across pauses, the last word)."""
+    previous, current = top[:, :-1], top[:, 1:]
+    clash = word_of[current] == word_of[previous]
+    if punctuation is not None:
+        clash |= (word_of[current] == word_of[_last_words(top, punctuation)[:, :-1]]) & ~punctuation[current]
+    return clash & (current != pad_token_id)
+
+
 def _first_clash(top: Tensor, word_of: Tensor, punctuation: Tensor | None, pad_token_id: int) -> int | None:
     """The first slot j >= 1 where any row's first choice repeats its neighbour (or, across pauses, the last word)
     before any barring, or None: the scan changes nothing before it."""
     if top.shape[1] < 2:
         return None
-    previous, current = top[:, :-1], top[:, 1:]
-    clash = word_of[current] == word_of[previous]
-    if punctuation is not None:
-        clash |= (word_of[current] == word_of[_last_words(top, punctuation)[:, :-1]]) & ~punctuation[current]
-    clash &= current != pad_token_id
-    slots = clash.any(0).nonzero()
+    slots = _clashes(top, word_of, punctuation, pad_token_id).any(0).nonzero()
     return int(slots[0]) + 1 if len(slots) else None
+
+
+def repeat_share(responses: Sequence[Sequence[int]], block: RepeatBlock, pad_token_id: int) -> float:
+    """The share of responses (token ids) in which a token repeats its left neighbour's word, looking past pauses:
+    what (B1) would bar. Training decides the bar's default from its data with it (``REPEAT_SHARE_LIMIT``)."""
+    responses = [list(r) for r in responses if len(r)]
+    if not responses:
+        return 0.0
+    width = max(2, max(len(r) for r in responses))
+    top = torch.tensor([r + [pad_token_id] * (width - len(r)) for r in responses])
+    word_of = block.same_word if block.same_word is not None else torch.arange(int(top.max()) + 1)
+    punctuation = block.punctuation.bool() if block.punctuation is not None else None
+    return _clashes(top, word_of, punctuation, pad_token_id).any(1).float().mean().item()
