@@ -170,13 +170,18 @@ def text_model_prints(a) -> dict[str, str]:
     return out
 
 
+# The generation default of the code these fingerprints were first taken with (temperature 0.5 since issue 23),
+# pinned wherever a call would take the default, so that a default changed on purpose changes no fingerprint.
+PINNED = {"temperature": 1.0}
+
+
 def generate_adapter(a, model, batch, seed: int, **settings):
-    return a["generate_ids"](model, batch, a["GenerationConfig"](**settings),
+    return a["generate_ids"](model, batch, a["GenerationConfig"](**{**PINNED, **settings}),
                              generator=torch.Generator().manual_seed(seed))
 
 
 def length_score_adapter(a, model, batch, ids, lengths, seed: int):
-    rollout = a["Rollout"](model, a["GenerationConfig"](), batch.prompt_ids, batch.prompt_mask, lengths=lengths)
+    rollout = a["Rollout"](model, a["GenerationConfig"](**PINNED), batch.prompt_ids, batch.prompt_mask, lengths=lengths)
     with torch.no_grad():
         return rollout.length_score(ids, torch.Generator().manual_seed(seed))
 
@@ -192,7 +197,7 @@ def trained_prints(a, root: Path) -> dict[str, str]:
     out = {}
     ensure("synthetic")
     args = ["--output_dir", str(root / "tiny"), "--optim.max_steps", "120", "--eval.every", "60", "--checkpoint.every",
-            "60", "--trackers", "[]", "--num_threads", "1"]
+            "60", "--trackers", "[]", "--num_threads", "1", "--generation.temperature", "1.0"]
     from diffusion_lm.training.config import OptimConfig
 
     if hasattr(OptimConfig(), "length_fit_steps"):  # code from before the option has no fit to turn off
@@ -205,7 +210,8 @@ def trained_prints(a, root: Path) -> dict[str, str]:
     out["train.weights"] = digest({k: v for k, v in pipe.model.state_dict().items()})
     out.update(pipeline_prints(a, pipe))
     model, tok = tiny_text_model(a)  # untrained (perturbed) weights: outputs that differ between settings
-    out.update(pipeline_prints(a, a["DiffusionLMPipeline"](model.eval(), tok), prefix="untrained"))
+    untrained = a["DiffusionLMPipeline"](model.eval(), tok, a["GenerationConfig"](**PINNED))
+    out.update(pipeline_prints(a, untrained, prefix="untrained"))
     return out
 
 

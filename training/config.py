@@ -126,7 +126,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 3e-4
+    lr: float = 2e-3  # g2p, 2000 steps: 30.8% exact match against 21.3% at 3e-4 (docs/options.md)
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8

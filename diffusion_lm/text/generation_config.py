@@ -55,7 +55,8 @@ class GenerationConfig:
         log_snr_offset: Delta >= 0 of the condition-enhanced denoiser (C1): the denoiser is told the state is
             Delta nats of log-SNR noisier than it is, so it weighs the noisy response less against the prompt
             (DINOISER's CEDI). 0 is the plain sampler.
-        temperature: < 1 sharpens the interpolated x0 estimate at every step (I1); 1 leaves it as it is.
+        temperature: < 1 sharpens the interpolated x0 estimate at every step (I1); 1 leaves it as it is. 0.5 (the
+            default) won wherever it was measured: +2.3 BLEU on KJV -> WEB validation verses, +0.2 to +1 point on g2p.
         guidance_scale: classifier-free guidance (62), 1 = off (needs a model trained with prompt dropout).
         clamp: snap every x0 estimate to its nearest table row (Diffusion-LM's clamping).
         block_adjacent_repeats: no slot may round to the token its left neighbour rounds to (pad excepted), at
@@ -83,7 +84,7 @@ class GenerationConfig:
     method: str = "ddim"
     eta: float = 1.0
     log_snr_offset: float = 2.0
-    temperature: float = 1.0
+    temperature: float = 0.5
     guidance_scale: float = 1.0
     clamp: bool = False
     block_adjacent_repeats: bool = False
