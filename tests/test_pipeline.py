@@ -120,7 +120,8 @@ def test_guidance_combines_cond_and_uncond_as_62(pipe):
     mask = torch.ones_like(ids, dtype=torch.bool)
     z, t = torch.randn(1, 8, 16), torch.full((1,), 0.5)
     full = torch.zeros(1, 8, dtype=torch.bool)  # the length-conditioned default model (L2), told all 8 slots are used
-    rollout = Rollout(pipe.model, GenerationConfig(log_snr_offset=0.0), ids, mask, lengths=torch.tensor([8]))
+    rollout = Rollout(pipe.model, GenerationConfig(log_snr_offset=0.0, temperature=1.0), ids, mask,
+                      lengths=torch.tensor([8]))  # the model's own estimates, as cond and uncond below
     assert torch.equal(rollout.past, full)
     held = lambda logits: hold_length(logits, full, pipe.model.config.pad_token_id)  # noqa: E731  (L2: no pad in 8 slots)
     cond = pipe.model.predict(ids, mask, z, t, past=full, edit_logits=held)[0]

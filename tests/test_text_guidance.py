@@ -6,6 +6,7 @@ import random
 import pytest
 
 from diffusion_lm.text.classifier import ResponseClassifier
+from diffusion_lm.text.generation_config import GenerationConfig
 from diffusion_lm.text.pipeline import DiffusionLMPipeline
 from training.train_classifier import main as train_classifier_main
 
@@ -19,7 +20,10 @@ def trained(tmp_path_factory):
     """A tiny model saved as a pipeline, and a classifier trained by the CLI on "does the response start with w5"."""
     folder = tmp_path_factory.mktemp("guidance")
     # untrained: its length head may pick n = 0
-    pipe = DiffusionLMPipeline(*tiny_model(seed=1, self_conditioning=True, length_prediction=False))
+    # temperature 1.0, the setting the thresholds below were set at (the default is 0.5 since issue 23: the sharper
+    # estimates steer less, 0 -> 37.5% starting with w5 at scale 30 instead of >= 40%)
+    pipe = DiffusionLMPipeline(*tiny_model(seed=1, self_conditioning=True, length_prediction=False),
+                               GenerationConfig(temperature=1.0))
     pipe.save_pretrained(folder / "model")
     rng = random.Random(0)
     with open(folder / "labelled.jsonl", "w") as f:

@@ -57,6 +57,7 @@ def test_rollouts_on_real_text_do_not_get_worse_with_steps(verses):
         for steps in (10, 20):
             score = chrf(num_steps=steps, **kwargs)
             assert score >= one - 1.0, f"{label}: {steps} steps score chrF {score:.1f}, one x0 prediction {one:.1f}"
-    plain = chrf(num_steps=10, eta=0.0, log_snr_offset=0.0)
+    # at temperature 1: the sharper estimates of the default 0.5 (I1) hide part of the plain sampler's fall
+    plain = chrf(num_steps=10, eta=0.0, log_snr_offset=0.0, temperature=1.0)
     assert plain < one - 3.0, (f"the plain sampler ({plain:.1f}) should fall below one prediction ({one:.1f}) "
                                "on this model")
