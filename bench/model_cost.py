@@ -7,7 +7,8 @@ candidates) on the same prompts, are timed in turns in one process, one thread, 
 variant hold while the machine's speed drifts. Untrained models predict lengths at random, so the call times are
 for the lengths they pick; the same for every variant up to that.
 
-    python bench/model_cost.py --task g2p --variants per_block_4= "shared_7=time_modulation=shared,num_layers=7,length_layers=1"
+    python bench/model_cost.py --task g2p --variants per_block_4= \
+        "shared_7=time_modulation=shared,num_layers=7,length_layers=1"
 """
 
 from __future__ import annotations
