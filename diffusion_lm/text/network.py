@@ -238,18 +238,14 @@ class DiffusionTransformer(nn.Module):
             mask = keys[:, None, None, :].expand(b, 1, p + n, p + n).clone()
             mask[:, :, :p] = False
             mask[:, :, :p, :p] = self._prompt_mask(prompt_mask)
-        response_mods = self._modulations(c)  # each (B, 1, 6H) or (B, N, 6H)
-        if self.prompt_condition is not None:
-            prompt_mods = self._modulations(self.prompt_condition)
-        elif c_prompt is not None:
-            prompt_mods = self._modulations(c_prompt)
-        for i, block in enumerate(self.blocks):
-            mods = response_mods[i]
-            if self.prompt_condition is not None:
-                mods = torch.cat([prompt_mods[i][None, None].expand(b, p, -1), mods.expand(-1, n, -1)], 1)
-            elif c_prompt is not None:
-                mods = torch.cat([prompt_mods[i].expand(-1, p, -1), mods], 1)
-            h = block(h, mods, mask, rotary)
+        mods = self._modulations(c)  # per block: (B, 1, 6H), or (B, N, 6H) with per-slot times
+        if self.prompt_condition is not None:  # prompt slots: the learned constant's modulation
+            mods = [torch.cat([own[None, None].expand(b, p, -1), m.expand(-1, n, -1)], 1)
+                    for own, m in zip(self._modulations(self.prompt_condition), mods)]
+        elif c_prompt is not None:  # prompt slots: the mean time's
+            mods = [torch.cat([own.expand(-1, p, -1), m], 1) for own, m in zip(self._modulations(c_prompt), mods)]
+        for block, block_mods in zip(self.blocks, mods):
+            h = block(h, block_mods, mask, rotary)
         return self._output(h[:, p:], c)
 
     def _modulations(self, c: "Tensor | TimeCondition") -> list[Tensor]:
