@@ -91,7 +91,7 @@ def test_option_values_are_checked():
             DiffusionLMConfig(**bad)
 
 
-@pytest.mark.parametrize("name, value", [("x0_parameterization", "direct"), ("response_positions", "aligned"),
+@pytest.mark.parametrize("name, value", [("x0_parameterization", "direct"),
                                          ("self_conditioning_source", "glancing"), ("rounding", "neg_sq_dist"),
                                          ("rollout_training", 0.5), ("t_sampling", "importance")])
 def test_a_checkpoint_with_a_removed_option_is_refused_and_one_at_todays_behaviour_loads(name, value):

@@ -14,12 +14,14 @@ POSITION_EMBEDDINGS = ("rotary", "learned")
 PROMPT_ATTENTION = ("joint", "cached")
 TIME_MODULATIONS = ("per_block", "shared")
 EMBEDDING_NORMALIZATIONS = ("none", "l2", "layernorm")
+RESPONSE_POSITIONS = ("after_prompt", "proportional")
 
 CHOICES = {  # the fields that take one of a few values, and those values
     "position_embedding": POSITION_EMBEDDINGS,
     "prompt_attention": PROMPT_ATTENTION,
     "embedding_normalization": EMBEDDING_NORMALIZATIONS,
     "time_modulation": TIME_MODULATIONS,
+    "response_positions": RESPONSE_POSITIONS,
 }
 POSITIVE = (  # the fields that must be numbers > 0
     "vocab_size", "embedding_dim", "embedding_scale", "hidden_size", "num_layers", "num_heads", "mlp_ratio",
@@ -28,13 +30,13 @@ POSITIVE = (  # the fields that must be numbers > 0
 # Options measured and removed (docs/benchmarks.md keeps their results), with the one value they may still carry in
 # a checkpoint's config.json: the behaviour every model now has.
 REMOVED = {
-    "response_positions": "after_prompt", "rounding": "dot", "x0_parameterization": "interpolated",
+    "rounding": "dot", "x0_parameterization": "interpolated",
     "self_conditioning_source": "same_t", "rollout_training": 0.0, "rollout_temperature": 1.0, "t_sampling": "uniform",
 }
 
 # Options added with a default other than their old behaviour, and that old behaviour: a config.json saved before
 # the option existed loads with it, so its weights still fit.
-PREDATES = {"length_fertility": False, "time_modulation": "per_block"}
+PREDATES = {"length_fertility": False, "time_modulation": "per_block", "response_positions": "after_prompt"}
 
 
 class DiffusionLMConfig(PretrainedConfig):
@@ -55,6 +57,11 @@ class DiffusionLMConfig(PretrainedConfig):
         hidden_size, num_layers, num_heads, mlp_ratio, dropout: the transformer denoiser (120).
         max_prompt_length, max_response_length: m and n, the prompt and response slots.
         position_embedding: ``rotary`` or ``learned``.
+        response_positions: where the response slots sit for the rotary positions: ``after_prompt`` (slot j at
+            m + j, after every prompt slot) or ``proportional`` (P1: the n written slots spread over the prompt's
+            own m positions, slot j at P + (j + 1/2) m / n - 1/2 with P = max_prompt_length, so a response slot is
+            near the prompt tokens it comes from wherever the response is longer or shorter than the prompt;
+            the slots past the length keep stepping by m / n). Needs ``length_prediction`` and rotary positions.
         prompt_attention: ``joint`` (every slot attends to every slot, all modulated by t) or ``cached``
             (prompt slots attend only to the prompt and are modulated by a learned constant instead of t, so
             their keys and values are computed once per generation and reused at every step).
@@ -100,7 +107,8 @@ class DiffusionLMConfig(PretrainedConfig):
         pad_token_id: int = 0,
         hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
         max_prompt_length: int = 32, max_response_length: int = 32,
-        position_embedding: str = "rotary", prompt_attention: str = "joint", time_modulation: str = "per_block",
+        position_embedding: str = "rotary", response_positions: str = "after_prompt", prompt_attention: str = "joint",
+        time_modulation: str = "per_block",
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
         time_warping: bool = True, self_conditioning: bool = True,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
@@ -166,6 +174,11 @@ class DiffusionLMConfig(PretrainedConfig):
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
                              "attends jointly.")
+        if self.response_positions == "proportional" and not (
+                self.length_prediction and self.position_embedding == "rotary" and not self.encoder_init):
+            raise ValueError("response_positions='proportional' places the response by its length on rotary "
+                             "positions: it needs length_prediction=True, position_embedding='rotary' and a "
+                             "DiffusionTransformer denoiser (encoder_init=False).")
         if not isinstance(self.position_noise_skew, (int, float)) or not self.position_noise_skew >= 0:
             raise ValueError(f"position_noise_skew must be a number >= 0 (0 = every slot at one time), got "
                              f"{self.position_noise_skew!r}.")
@@ -173,7 +186,9 @@ class DiffusionLMConfig(PretrainedConfig):
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}.")
         if self.pad_token_id is None or not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id must be a token id in [0, {self.vocab_size}), got {self.pad_token_id}.")
-        TrainingObjective.from_dict(self.objective)
+        if TrainingObjective.from_dict(self.objective).hold_length and not self.length_prediction:
+            raise ValueError("objective.hold_length holds the slots past the predicted length at pad: it needs "
+                             "length_prediction=True.")
         schedule_from_config(self.schedule)
 
     def build_schedule(self):

@@ -30,10 +30,13 @@ class TimestepEmbedder(nn.Module):
 
 
 def rotary_tables(positions: Tensor, head_dim: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
-    """cos and sin tables for rotary position embeddings: (L,) -> two (L, head_dim), each half repeated."""
+    """cos and sin tables for rotary position embeddings, each half repeated: positions (L,) -> two (L, head_dim),
+    or one row of positions per example (B, L) -> two (B, 1, L, head_dim), broadcast over the heads."""
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
-    angles = positions.float()[:, None] * inv_freq[None]  # (L, head_dim / 2)
+    angles = positions.float()[..., None] * inv_freq  # (..., L, head_dim / 2)
     angles = torch.cat([angles, angles], -1)
+    if positions.ndim == 2:
+        angles = angles[:, None]
     return angles.cos(), angles.sin()
 
 
@@ -198,9 +201,21 @@ class DiffusionTransformer(nn.Module):
             return h + self.position(positions)[None], None
         return h, rotary_tables(positions, self.config.hidden_size // self.config.num_heads)
 
-    def _positions(self, p: int, n: int, device) -> tuple[Tensor, Tensor]:
-        # response slots sit after all max_prompt_length prompt slots, however many the batch uses
-        return torch.arange(p, device=device), self.config.max_prompt_length + torch.arange(n, device=device)
+    def _positions(self, p: int, n: int, device, prompt_mask: Tensor | None = None,
+                   past: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Prompt positions (P,) and response positions (N,), or (B, N) with ``response_positions="proportional"``.
+
+        Response slots sit after all max_prompt_length prompt slots, however many the batch uses: slot j at P + j,
+        or (P1) at P + (j + 1/2) m / n - 1/2 for a prompt of m tokens and a response of n, so the n written slots
+        span the prompt's m positions, shifted by P (an empty prompt, as under prompt dropout, keeps m / n = 1)."""
+        pos_p, start = torch.arange(p, device=device), self.config.max_prompt_length
+        slots = torch.arange(n, device=device, dtype=torch.float32)
+        if self.config.response_positions != "proportional" or n == 0:
+            return pos_p, start + slots.long()
+        m = prompt_mask.sum(-1).float()  # (B,)
+        written = (~past).sum(-1).clamp(min=1).float()  # (B,), past checked by _response_inputs
+        ratio = torch.where(m > 0, m / written, torch.ones_like(m))[:, None]  # (B, 1)
+        return pos_p, start + (slots[None] + 0.5) * ratio - 0.5  # (P1)
 
     def _response_inputs(self, z: Tensor, self_cond: Tensor | None, past: Tensor | None) -> Tensor:
         if self.config.self_conditioning:
@@ -224,10 +239,11 @@ class DiffusionTransformer(nn.Module):
         if prompt_cache is not None:
             return self._with_cache(prompt_cache, z, t, self_cond, past)
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
-        pos_p, pos_r = self._positions(p, n, z.device)
         prompt_in = self.prompt_in(prompt.to(self.prompt_in.weight.dtype))
         slots = torch.cat([prompt_in, self._response_inputs(z, self_cond, past)], 1)
-        h, rotary = self._embed(slots, 0, torch.cat([pos_p, pos_r]), split=p)
+        pos_p, pos_r = self._positions(p, n, z.device, prompt_mask, past)
+        positions = torch.cat([pos_p.expand(*pos_r.shape[:-1], p).to(pos_r.dtype), pos_r], -1)
+        h, rotary = self._embed(slots, 0, positions, split=p)
         keys = torch.cat([prompt_mask.bool(), torch.ones(b, n, dtype=torch.bool, device=h.device)], 1)  # (B, L)
         c = TimeCondition(self.time, t)
         if self.prompt_condition is None:
@@ -276,8 +292,9 @@ class DiffusionTransformer(nn.Module):
     def _with_cache(self, cache: PromptCache, z: Tensor, t: Tensor, self_cond: Tensor | None,
                     past: Tensor | None) -> Tensor:
         b, p, n = z.shape[0], cache.prompt_mask.shape[1], z.shape[1]
-        _, pos_r = self._positions(p, n, z.device)
-        h, rotary = self._embed(self._response_inputs(z, self_cond, past), 1, pos_r)
+        response_in = self._response_inputs(z, self_cond, past)
+        _, pos_r = self._positions(p, n, z.device, cache.prompt_mask, past)
+        h, rotary = self._embed(response_in, 1, pos_r)
         keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
         c = TimeCondition(self.time, t)
         for block, past, mods in zip(self.blocks, cache.layers, self._modulations(c)):

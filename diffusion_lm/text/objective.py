@@ -22,6 +22,9 @@ class TrainingObjective:
             > 0 enables classifier-free guidance (62).
         self_conditioning_rate: for a self-conditioning network, the share of examples fed the network's own
             (detached) estimate at the same state, as sampling feeds the previous step's; the rest are fed zeros.
+        hold_length: for a ``length_prediction`` model, train on the rounding sampling uses (H1): the slots past each
+            response's length are held at pad (their estimate the pad row, their loss 0) and pad is barred before
+            it, and (122), (123) are means over the written slots.
     """
 
     lambda_x0: float = 1.0
@@ -29,6 +32,7 @@ class TrainingObjective:
     t_eps: float = 1e-3
     prompt_dropout: float = 0.0
     self_conditioning_rate: float = 0.5
+    hold_length: bool = False
 
     def __post_init__(self) -> None:
         if self.lambda_x0 < 0 or self.lambda_round < 0 or self.lambda_x0 + self.lambda_round == 0:
