@@ -95,7 +95,14 @@ def core_prints() -> dict[str, str]:
 
 def api() -> dict:
     """The names the fingerprints call, from wherever the package keeps them."""
-    from diffusion_lm import DiffusionLMConfig, DiffusionLMPipeline, Rollout, build_model, train_tokenizer
+    from diffusion_lm import (
+        DiffusionLMConfig,
+        DiffusionLMPipeline,
+        Rollout,
+        TrainingObjective,
+        build_model,
+        train_tokenizer,
+    )
     from diffusion_lm.text.batching import encode_pairs
     from diffusion_lm.text.classifier import ResponseClassifier, ResponseClassifierConfig, base_fingerprint
     from diffusion_lm.text.diagnostics import token_accuracy_by_time
@@ -107,7 +114,7 @@ def api() -> dict:
 
     names = (DiffusionLMConfig, DiffusionLMPipeline, Rollout, build_model, train_tokenizer, encode_pairs,
              ResponseClassifier, ResponseClassifierConfig, base_fingerprint, token_accuracy_by_time, distillation_loss,
-             teacher_trajectories, generate_ids, GenerationConfig, nll_bound, synthetic_pairs)
+             teacher_trajectories, generate_ids, GenerationConfig, nll_bound, synthetic_pairs, TrainingObjective)
     return {getattr(f, "__name__", str(f)): f for f in names}
 
 
@@ -116,6 +123,8 @@ def tiny_text_model(a, seed: int = 0, **overrides):
     settings = dict(embedding_dim=16, hidden_size=32, num_heads=4, num_layers=2, max_prompt_length=8,
                     max_response_length=8, **L2_ALONE)
     settings.update(overrides)
+    if "hold_length" in a["TrainingObjective"].fields():  # (H1) on by default since; code before it has no such key
+        settings["objective"] = {"hold_length": False, **settings.get("objective", {})}
     model, tok = a["build_model"](a["DiffusionLMConfig"](**settings), tok, seed=seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -124,9 +133,10 @@ def tiny_text_model(a, seed: int = 0, **overrides):
     return model, tok
 
 
-# The models fingerprinted since 69ddb73 score lengths with L2 alone; L4 (on by default since) and the length fit
-# after training are pinned off, so that a commit before them and one after compare the same computation.
-L2_ALONE = {"length_fertility": False}
+# The models fingerprinted since 69ddb73 score lengths with L2 alone and place the response after the prompt; L4 and
+# P1 (on by default since) and the length fit after training are pinned off, so that a commit before them and one
+# after compare the same computation (code from before P1 accepts response_positions="after_prompt" and drops it).
+L2_ALONE = {"length_fertility": False, "response_positions": "after_prompt"}
 FIT_OFF = ["--optim.length_fit_steps", "0"]
 
 
@@ -202,6 +212,8 @@ def trained_prints(a, root: Path) -> dict[str, str]:
 
     if hasattr(OptimConfig(), "length_fit_steps"):  # code from before the option has no fit to turn off
         args += FIT_OFF + ["--model.length_fertility", "false"]
+    if hasattr(a["DiffusionLMConfig"](), "response_positions"):  # code from before P1 and H1 has no such keys
+        args += ["--model.response_positions", "after_prompt", "--objective.hold_length", "false"]
     config = load_config(Path("configs/tiny.yaml"), args)
     result = train(config)
     AcceleratorState._reset_state(reset_partial_state=True)

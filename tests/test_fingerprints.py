@@ -21,6 +21,9 @@ SAMPLES = {
     "unipc": [0.961292, 0.472657, -1.036752, 1.040686, -0.816559, -0.138149, 0.29198, 1.473865, -0.993394, 0.564962,
               -0.452018, 0.275622],
 }
+# the model as first fingerprinted: L2 alone (L4 is newer), the response after the prompt and every slot in the
+# losses (P1 and H1 are newer)
+FIRST_TAKEN = {"length_fertility": False, "response_positions": "after_prompt", "objective": {"hold_length": False}}
 PROMPTS = ["w1 w2 w3", "w4 w5 w6 w7", "w8 w9", "w3 w3 w1"]
 TEXTS = [
     ({}, ["", "w3", "", ""]),
@@ -44,7 +47,7 @@ def test_core_samplers_on_the_exact_mixture(method):
 
 
 def test_the_text_models_losses():
-    model, tok = tiny_model(length_fertility=False)  # the fingerprinted model: L2 alone (L4 is newer)
+    model, tok = tiny_model(**FIRST_TAKEN)  # the fingerprinted model
     pairs = reverse_pairs(16, 5)
     batch = encode_pairs(tok, [p for p, _ in pairs], [r for _, r in pairs], 8, 8)
     out = model.train()(**batch.as_kwargs(), generator=torch.Generator().manual_seed(6))
@@ -54,6 +57,6 @@ def test_the_text_models_losses():
 
 @pytest.mark.parametrize("settings, texts", TEXTS, ids=["ddim", "dpm_solver++", "length", "template", "repeats"])
 def test_pipeline_outputs(settings, texts):
-    pipe = DiffusionLMPipeline(*tiny_model(length_fertility=False))
+    pipe = DiffusionLMPipeline(*tiny_model(**FIRST_TAKEN))
     # temperature 1.0: the default when these were computed (0.5 since issue 23); the fingerprints hold the code
     assert pipe(PROMPTS, **{"num_steps": 10, "temperature": 1.0, **settings}) == texts

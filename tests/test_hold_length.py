@@ -69,3 +69,14 @@ def test_hold_length_needs_a_length_classifier_and_old_configs_load_without_it()
     saved = DiffusionLMConfig().to_dict()
     saved["objective"].pop("hold_length")
     assert DiffusionLMConfig.from_dict(saved).training_objective.hold_length is False
+
+
+def test_new_models_hold_the_length_wherever_they_have_a_length_classifier():
+    from diffusion_lm import TrainingObjective
+
+    assert DiffusionLMConfig().training_objective.hold_length is True
+    assert DiffusionLMConfig(objective=TrainingObjective()).training_objective.hold_length is True
+    assert DiffusionLMConfig(length_prediction=False).training_objective.hold_length is False
+    assert DiffusionLMConfig(objective={"hold_length": False}).training_objective.hold_length is False
+    saved = DiffusionLMConfig().to_dict()
+    assert DiffusionLMConfig.from_dict(saved).training_objective.hold_length is True

@@ -9,7 +9,7 @@ from .text_helpers import tiny_model
 
 
 def _same_weights(**overrides):
-    plain, _ = tiny_model(seed=3, **overrides)
+    plain, _ = tiny_model(seed=3, response_positions="after_prompt", **overrides)
     proportional, _ = tiny_model(seed=3, response_positions="proportional", **overrides)
     proportional.load_state_dict(plain.state_dict())
     return plain.denoiser, proportional.denoiser
@@ -68,3 +68,13 @@ def test_a_config_saved_before_the_option_loads_after_prompt():
     saved = DiffusionLMConfig().to_dict()
     saved.pop("response_positions")
     assert DiffusionLMConfig.from_dict(saved).response_positions == "after_prompt"
+
+
+def test_new_models_take_proportional_positions_where_they_apply_and_keep_them_when_saved():
+    from diffusion_lm import DiffusionLMConfig
+
+    assert DiffusionLMConfig().response_positions == "proportional"
+    assert DiffusionLMConfig(length_prediction=False).response_positions == "after_prompt"
+    assert DiffusionLMConfig(position_embedding="learned").response_positions == "after_prompt"
+    saved = DiffusionLMConfig().to_dict()
+    assert DiffusionLMConfig.from_dict(saved).response_positions == "proportional"

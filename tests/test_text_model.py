@@ -59,17 +59,27 @@ def test_the_prompt_does_condition_the_output():
             - model.denoise(batch.prompt_ids, batch.prompt_mask, z, t, past=_past(6))).abs().max() > 1e-3
 
 
-def test_losses_of_the_interpolated_estimate_are_the_equations():
+@pytest.mark.parametrize("hold_length", [False, True])
+def test_losses_of_the_interpolated_estimate_are_the_equations(hold_length):
     """(122)-(124) recomputed by hand: with (I1) the rounding loss (123) is the cross-entropy of the network's logits
-    (over the response slots), (122) regresses softmax(logits) @ E, and (124) weighs them by the objective's lambdas."""
-    model, tok = tiny_model(objective={"lambda_x0": 0.7, "lambda_round": 1.3})
+    (over the response slots), (122) regresses softmax(logits) @ E, and (124) weighs them by the objective's lambdas;
+    with (H1) both are per-example means over the written slots, the held ones contributing 0."""
+    model, tok = tiny_model(objective={"lambda_x0": 0.7, "lambda_round": 1.3, "hold_length": hold_length})
     batch = _batch(tok)
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(3))
     table = model.embedding_table / model.config.embedding_scale
     torch.testing.assert_close(out.x0_pred, torch.softmax(out.logits, -1) @ table, rtol=1e-5, atol=1e-6)
-    loss_round = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
-                                                   batch.response_ids.reshape(-1))
-    loss_x0 = (out.x0_pred - table[batch.response_ids]).pow(2).mean()
+    ids = batch.response_ids
+    round_per_slot = torch.nn.functional.cross_entropy(out.logits.transpose(1, 2), ids, reduction="none")
+    x0_per_slot = (out.x0_pred - table[ids]).pow(2).mean(-1)
+    written = ids != model.config.pad_token_id
+    assert (~written).any() and written.any()
+    if hold_length:
+        assert torch.equal(round_per_slot[~written], torch.zeros(int((~written).sum())))
+        loss_round = (round_per_slot.sum(-1) / written.sum(-1)).mean()
+        loss_x0 = (x0_per_slot.sum(-1) / written.sum(-1)).mean()
+    else:
+        loss_round, loss_x0 = round_per_slot.mean(), x0_per_slot.mean()
     torch.testing.assert_close(out.loss_round, loss_round, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out.loss, 0.7 * loss_x0 + 1.3 * loss_round + out.loss_length,
                                rtol=1e-5, atol=1e-6)  # (124) + (L2)

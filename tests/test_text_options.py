@@ -47,7 +47,11 @@ def test_interpolated_loss_trains_the_interpolated_estimate():
     batch = _batch(tok)
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
     x0 = model.embed(batch.response_ids)
-    torch.testing.assert_close(out.loss_x0, (out.x0_pred - x0).pow(2).mean(), rtol=1e-5, atol=1e-6)
+    per_slot = (out.x0_pred - x0).pow(2).mean(-1)  # (122)
+    written = batch.response_ids != model.config.pad_token_id
+    assert torch.equal(per_slot[~written], torch.zeros(int((~written).sum()))), "held slots are the pad row (H1)"
+    expected = (per_slot.sum(-1) / written.sum(-1)).mean()  # (H1): the mean over the written slots
+    torch.testing.assert_close(out.loss_x0, expected, rtol=1e-5, atol=1e-6)
     assert out.x0_pred.abs().max() <= (model.embedding_table / model.config.embedding_scale).abs().max() + 1e-5
 
 

@@ -64,7 +64,8 @@ def _weights(folder: Path) -> dict:
     (["--generation.speed", "1"], "unknown key generation.speed"),
     (["--model.x0_parametrisation", "direct"], "unknown key model.x0_parametrisation"),
     (["--banana", "1"], "unknown key banana"),
-    (["--objective.lamda_x0", "1"], "unknown key objective.lamda_x0 in objective; valid keys: lambda_round, lambda_x0"),
+    (["--objective.lamda_x0", "1"],
+     "unknown key objective.lamda_x0 in objective; valid keys: hold_length, lambda_round, lambda_x0"),
     (["--objective.prompt_dropout", "1.5"], r"objective: prompt_dropout must lie in \[0, 1\)"),
     (["--objective.t_eps", "soon"], "objective.t_eps must be a number"),
     (["--model.prompt_dropout", "0.1"], "model.prompt_dropout belongs to the training objective now: set "

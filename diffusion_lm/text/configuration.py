@@ -58,10 +58,11 @@ class DiffusionLMConfig(PretrainedConfig):
         max_prompt_length, max_response_length: m and n, the prompt and response slots.
         position_embedding: ``rotary`` or ``learned``.
         response_positions: where the response slots sit for the rotary positions: ``after_prompt`` (slot j at
-            m + j, after every prompt slot) or ``proportional`` (P1: the n written slots spread over the prompt's
-            own m positions, slot j at P + (j + 1/2) m / n - 1/2 with P = max_prompt_length, so a response slot is
-            near the prompt tokens it comes from wherever the response is longer or shorter than the prompt;
-            the slots past the length keep stepping by m / n). Needs ``length_prediction`` and rotary positions.
+            P + j, after all P = max_prompt_length prompt slots) or ``proportional`` (P1: the n written slots spread
+            over the prompt's own m positions, slot j at P + (j + 1/2) m / n - 1/2, so a response slot is near the
+            prompt tokens it comes from wherever the response is longer or shorter than the prompt; the slots past
+            the length keep stepping by m / n). ``proportional`` needs ``length_prediction`` and rotary positions
+            in a DiffusionTransformer; unset, it is taken wherever those hold, ``after_prompt`` otherwise.
         prompt_attention: ``joint`` (every slot attends to every slot, all modulated by t) or ``cached``
             (prompt slots attend only to the prompt and are modulated by a learned constant instead of t, so
             their keys and values are computed once per generation and reused at every step).
@@ -107,7 +108,7 @@ class DiffusionLMConfig(PretrainedConfig):
         pad_token_id: int = 0,
         hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
         max_prompt_length: int = 32, max_response_length: int = 32,
-        position_embedding: str = "rotary", response_positions: str = "after_prompt", prompt_attention: str = "joint",
+        position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str = "joint",
         time_modulation: str = "per_block",
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
         time_warping: bool = True, self_conditioning: bool = True,
@@ -132,7 +133,10 @@ class DiffusionLMConfig(PretrainedConfig):
             length_prediction=bool(length_prediction),
             length_relative=bool(length_relative),
             length_fertility=bool(length_fertility),
-            objective=TrainingObjective.from_dict({**legacy, **(objective or {})}).to_dict(),
+            response_positions=response_positions if response_positions is not None else (
+                "proportional" if length_prediction and position_embedding == "rotary" and not encoder_init
+                else "after_prompt"),
+            objective=_resolved(TrainingObjective.from_dict({**legacy, **(objective or {})}), length_prediction),
         )
         for name, value in fields.items():
             setattr(self, name, value)
@@ -142,7 +146,9 @@ class DiffusionLMConfig(PretrainedConfig):
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
         """A saved config.json; the options it predates take the value its model was trained with (``PREDATES``)."""
-        return super().from_dict({**PREDATES, **config_dict}, **kwargs)
+        objective = dict(config_dict.get("objective") or {})
+        objective.setdefault("hold_length", False)  # (H1) is newer than the objective group
+        return super().from_dict({**PREDATES, **config_dict, "objective": objective}, **kwargs)
 
     @property
     def training_objective(self) -> TrainingObjective:
@@ -194,6 +200,15 @@ class DiffusionLMConfig(PretrainedConfig):
     def build_schedule(self):
         """The core schedule described by ``self.schedule``."""
         return schedule_from_config(self.schedule)
+
+
+def _resolved(objective: TrainingObjective, length_prediction: bool) -> dict[str, Any]:
+    """The objective as plain data, with the settings left unset decided for this model: ``hold_length`` (H1) on
+    wherever there is a length classifier."""
+    data = objective.to_dict()
+    if data["hold_length"] is None:
+        data["hold_length"] = bool(length_prediction)
+    return data
 
 
 def _refuse_removed(kwargs: dict[str, Any]) -> None:

@@ -24,7 +24,8 @@ class TrainingObjective:
             (detached) estimate at the same state, as sampling feeds the previous step's; the rest are fed zeros.
         hold_length: for a ``length_prediction`` model, train on the rounding sampling uses (H1): the slots past each
             response's length are held at pad (their estimate the pad row, their loss 0) and pad is barred before
-            it, and (122), (123) are means over the written slots.
+            it, and (122), (123) are means over the written slots. Unset (None), ``DiffusionLMConfig`` turns it on
+            wherever the model has a length classifier.
     """
 
     lambda_x0: float = 1.0
@@ -32,7 +33,7 @@ class TrainingObjective:
     t_eps: float = 1e-3
     prompt_dropout: float = 0.0
     self_conditioning_rate: float = 0.5
-    hold_length: bool = False
+    hold_length: bool | None = None
 
     def __post_init__(self) -> None:
         if self.lambda_x0 < 0 or self.lambda_round < 0 or self.lambda_x0 + self.lambda_round == 0:
@@ -41,6 +42,8 @@ class TrainingObjective:
             raise ValueError(f"t_eps must lie in [0, 1), got {self.t_eps}.")
         if not 0.0 <= self.prompt_dropout < 1.0:
             raise ValueError(f"prompt_dropout must lie in [0, 1), got {self.prompt_dropout}.")
+        if self.hold_length not in (None, True, False):
+            raise ValueError(f"hold_length must be true, false or unset, got {self.hold_length!r}.")
         if not 0.0 <= self.self_conditioning_rate <= 1.0:
             raise ValueError(f"self_conditioning_rate must lie in [0, 1], got {self.self_conditioning_rate}.")
 
