@@ -70,11 +70,12 @@ def test_a_config_saved_before_the_option_loads_after_prompt():
     assert DiffusionLMConfig.from_dict(saved).response_positions == "after_prompt"
 
 
-def test_new_models_take_proportional_positions_where_they_apply_and_keep_them_when_saved():
+def test_new_models_take_proportional_positions_where_they_apply_and_keep_them_when_saved(tmp_path):
     from diffusion_lm import DiffusionLMConfig
 
     assert DiffusionLMConfig().response_positions == "proportional"
     assert DiffusionLMConfig(length_prediction=False).response_positions == "after_prompt"
     assert DiffusionLMConfig(position_embedding="learned").response_positions == "after_prompt"
-    saved = DiffusionLMConfig().to_dict()
-    assert DiffusionLMConfig.from_dict(saved).response_positions == "proportional"
+    DiffusionLMConfig().save_pretrained(tmp_path)  # config.json as a checkpoint holds it
+    loaded = DiffusionLMConfig.from_pretrained(tmp_path)
+    assert loaded.response_positions == "proportional" and loaded.training_objective.hold_length is True
