@@ -8,19 +8,25 @@ import torch
 from diffusion_lm import DiffusionLMConfig, build_model
 from diffusion_lm.text.batching import encode_pairs
 from diffusion_lm.text.length import past_the_end
-from diffusion_lm.text.model import held_for_training
+from diffusion_lm.text.rollout import hold_length
 
 from .text_helpers import tiny_model, word_tokenizer
 
 
 def test_held_logits_are_one_hot_pad_past_the_length_and_bar_pad_before():
+    """Training holds the length with the rollout's own ``hold_length``, on a copy of the network's logits."""
     logits = torch.randn(2, 5, 7)
     past = past_the_end(torch.tensor([3, 0]), 5)
-    held = held_for_training(logits, past, pad_token_id=0)
+    held = hold_length(logits.clone(), past, pad_token_id=0)
     assert torch.equal(held[past][:, 0], torch.zeros(int(past.sum())))
     assert torch.isinf(held[past][:, 1:]).all()
     assert torch.isinf(held[~past][:, 0]).all() and torch.equal(held[~past][:, 1:], logits[~past][:, 1:])
-    assert torch.isfinite(logits).all(), "the model's logits are not edited in place"
+    model, tok = tiny_model(objective={"hold_length": True})
+    out = model.train()(**_batch(model, tok).as_kwargs(), generator=torch.Generator().manual_seed(0))
+    past = past_the_end(torch.tensor([2, 5, 1]), 8)
+    assert torch.equal(out.logits[past][:, 0], torch.zeros(int(past.sum())))
+    assert torch.isinf(out.logits[past][:, 1:]).all()
+    assert torch.isinf(out.logits[~past][:, 0]).all() and torch.isfinite(out.logits[~past][:, 1:]).all()
 
 
 def _batch(model, tok):

@@ -134,7 +134,7 @@ class DiffusionLMConfig(PretrainedConfig):
             length_relative=bool(length_relative),
             length_fertility=bool(length_fertility),
             response_positions=response_positions if response_positions is not None else (
-                "proportional" if length_prediction and position_embedding == "rotary" and not encoder_init
+                "proportional" if _places_by_length(length_prediction, position_embedding, encoder_init)
                 else "after_prompt"),
             objective=_resolved(TrainingObjective.from_dict({**legacy, **(objective or {})}), length_prediction),
         )
@@ -180,8 +180,8 @@ class DiffusionLMConfig(PretrainedConfig):
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
                              "attends jointly.")
-        if self.response_positions == "proportional" and not (
-                self.length_prediction and self.position_embedding == "rotary" and not self.encoder_init):
+        if self.response_positions == "proportional" and not _places_by_length(
+                self.length_prediction, self.position_embedding, self.encoder_init):
             raise ValueError("response_positions='proportional' places the response by its length on rotary "
                              "positions: it needs length_prediction=True, position_embedding='rotary' and a "
                              "DiffusionTransformer denoiser (encoder_init=False).")
@@ -200,6 +200,11 @@ class DiffusionLMConfig(PretrainedConfig):
     def build_schedule(self):
         """The core schedule described by ``self.schedule``."""
         return schedule_from_config(self.schedule)
+
+
+def _places_by_length(length_prediction: bool, position_embedding: str, encoder_init: bool) -> bool:
+    """Whether (P1) applies: a length to place the response by, rotary positions, and a DiffusionTransformer."""
+    return bool(length_prediction) and position_embedding == "rotary" and not encoder_init
 
 
 def _resolved(objective: TrainingObjective, length_prediction: bool) -> dict[str, Any]:

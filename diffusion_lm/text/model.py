@@ -16,6 +16,7 @@ from .configuration import DiffusionLMConfig
 from .length import LengthPredictor, past_the_end, response_lengths
 from .network import DiffusionTransformer
 from .pretrained_denoiser import EncoderDenoiser
+from .rollout import hold_length
 from .slot_times import slot_fractions, slot_times
 from .time_warp import TimeWarp
 
@@ -221,7 +222,8 @@ class DiffusionLMModel(PreTrainedModel):
         t_model = t_model.to(torch.float32)
         self_cond, held = None, None
         if objective.hold_length and past is not None:  # (H1) the slots past the length held at pad, as sampling does
-            held = lambda logits: held_for_training(logits, past, cfg.pad_token_id)  # noqa: E731
+            # the rollout's own hold, on a copy: the network's logits stay as autograd recorded them
+            held = lambda logits: hold_length(logits.clone(), past, cfg.pad_token_id)  # noqa: E731
         if cfg.self_conditioning and self.training:
             # for some examples, condition on the model's own (detached) estimate at this z_t, as at sampling time
             with torch.no_grad():
@@ -235,7 +237,7 @@ class DiffusionLMModel(PreTrainedModel):
         if held is None:
             loss_x0, loss_round = loss_x0.mean(-1), loss_round.mean(-1)
         else:  # (H1) the held slots cost nothing: the mean over the written ones
-            written = (~past).sum(-1).clamp(min=1)
+            written = lengths.clamp(min=1)
             loss_x0, loss_round = loss_x0.sum(-1) / written, loss_round.sum(-1) / written
         per_example = objective.lambda_x0 * loss_x0 + objective.lambda_round * loss_round  # (124)
         if loss_length is not None:
@@ -259,15 +261,6 @@ class DiffusionLMModel(PreTrainedModel):
                 f"response_ids must be (B, max_response_length) = ({prompt_ids.shape[0]}, {cfg.max_response_length}), "
                 f"padded with pad_token_id={cfg.pad_token_id}; got {tuple(response_ids.shape)}."
             )
-
-
-def held_for_training(logits: Tensor, past: Tensor, pad_token_id: int) -> Tensor:
-    """(H1) logits (B, N, V) with every slot past the length (``past`` (B, N)) one-hot at pad and pad barred before
-    it: the rounding sampling applies to a length-conditioned model (L2), out of place so that gradients flow."""
-    is_pad = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-    is_pad[pad_token_id] = True
-    barred = past[..., None] != is_pad  # past: every token but pad; written: pad
-    return logits.masked_fill(barred, float("-inf")).masked_fill(past[..., None] & is_pad, 0.0)
 
 
 def _per_slot(values: Tensor) -> Tensor:
