@@ -72,6 +72,10 @@ class DiffusionLMConfig(PretrainedConfig):
             6H), which leaves those weights to the layers that read the text.
         schedule: a core schedule as plain data (``Schedule.config()``); default: the sqrt schedule.
         rounding_temperature: the rounding logits (121), dot products with E, are divided by this.
+        learned_logits: (O1) add a learnt linear map of the denoiser's last hidden state, (H -> V), to the rounding
+            logits (121) of its output: logits of full rank over the vocabulary, where dot products with the D-wide
+            frozen table span only D of the V dimensions. It starts at zero (the plain model) and leaves the
+            estimate the softmax average of the table's rows (I1), so the diffusion is unchanged.
         time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
             instead of uniformly: effort goes to the noise levels where the rounding loss changes.
         self_conditioning: the denoiser also reads a previous x0 estimate (its input is twice as wide).
@@ -110,7 +114,7 @@ class DiffusionLMConfig(PretrainedConfig):
         max_prompt_length: int = 32, max_response_length: int = 32,
         position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str = "joint",
         time_modulation: str = "per_block",
-        schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0,
+        schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0, learned_logits: bool = False,
         time_warping: bool = True, self_conditioning: bool = True,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
         length_fertility: bool = True,
@@ -130,6 +134,7 @@ class DiffusionLMConfig(PretrainedConfig):
             encoder_config=dict(encoder_config) if encoder_config is not None else None,
             schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
             time_warping=bool(time_warping),
+            learned_logits=bool(learned_logits),
             length_prediction=bool(length_prediction),
             length_relative=bool(length_relative),
             length_fertility=bool(length_fertility),
@@ -177,6 +182,9 @@ class DiffusionLMConfig(PretrainedConfig):
         if self.time_modulation == "shared" and self.encoder_init:
             raise ValueError("time_modulation='shared' is a DiffusionTransformer option; an encoder_init denoiser "
                              "has its own time conditioning: leave it at 'per_block'.")
+        if self.learned_logits and self.encoder_init:
+            raise ValueError("learned_logits is a DiffusionTransformer option; an encoder_init denoiser rounds "
+                             "through its encoder's table: leave it off.")
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
                              "attends jointly.")

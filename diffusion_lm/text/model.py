@@ -108,6 +108,13 @@ class DiffusionLMModel(PreTrainedModel):
             return logits
         return logits.div_(self.config.rounding_temperature)  # in place: (B, N, V) is a step's largest tensor
 
+    def output_logits(self, out: Tensor) -> Tensor:
+        """The rounding logits (..., V) of the denoiser's output (``denoiser_output``): (121) of its first D channels,
+        plus (O1) the learnt term that follows them with ``learned_logits``."""
+        d = self.config.embedding_dim
+        logits = self.rounding_logits(out[..., :d])
+        return logits if out.shape[-1] == d else logits + out[..., d:].float()  # (O1)
+
     def round(self, x0: Tensor) -> Tensor:
         """Token ids of the rows nearest to x0 under the rounding logits: (B, N, D) -> (B, N)."""
         return self.rounding_logits(x0).argmax(-1)
@@ -135,8 +142,9 @@ class DiffusionLMModel(PreTrainedModel):
         self, prompt_ids: Tensor, prompt_mask: Tensor, z: Tensor, t: Tensor, self_cond: Tensor | None = None, *,
         past: Tensor | None = None, prompt_cache=None,
     ) -> Tensor:
-        """The transformer's own output (B, N, D) at unit scale, before rounding: what ``predict`` rounds (121) and
-        interpolates (I1). Arguments as ``predict`` takes them."""
+        """The transformer's own output (B, N, D) at unit scale, before rounding ((B, N, D + V) with the learnt logit
+        term of ``learned_logits``, O1): what ``output_logits`` reads (121) and ``predict`` interpolates (I1).
+        Arguments as ``predict`` takes them."""
         own = {"past": past} if self.length_predictor is not None else {}
         if prompt_cache is not None:
             return self.denoiser(None, prompt_mask, z, t, self_cond, prompt_cache=prompt_cache, **own)
@@ -159,13 +167,13 @@ class DiffusionLMModel(PreTrainedModel):
         the estimate there of logits held one-hot at pad past a response's length (L2), for a fraction of the work.
         """
         out = self.denoiser_output(prompt_ids, prompt_mask, z, t, self_cond, past=past, prompt_cache=prompt_cache)
-        logits = self.rounding_logits(out.float() if written is None else out.float()[written])
+        logits = self.output_logits(out.float() if written is None else out.float()[written])
         if edit_logits is not None:
             logits = edit_logits(logits)
         if written is None:
             return self.interpolate(logits).to(out.dtype), logits
         pad_row = self.embedding_table[self.config.pad_token_id] / self.config.embedding_scale
-        x0 = pad_row.to(out.dtype).expand(out.shape).clone()
+        x0 = pad_row.to(out.dtype).expand(*out.shape[:-1], pad_row.shape[-1]).clone()
         x0[written] = self.interpolate(logits).to(out.dtype)  # (I1)
         return x0, logits
 

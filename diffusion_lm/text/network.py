@@ -188,6 +188,10 @@ class DiffusionTransformer(nn.Module):
         self.norm_out = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.out = nn.Linear(hidden, dim)
+        self.logit_head = None  # (O1) a learnt full-rank term of the rounding logits, read from the same state
+        if config.learned_logits:
+            with torch.random.fork_rng(devices=[]):  # built off the random stream: the other weights stay the plain
+                self.logit_head = nn.Linear(hidden, config.vocab_size)  # model's, and init_module zeroes this one
 
     def _embed(self, x: Tensor, segment: int, positions: Tensor,
                split: int | None = None) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
@@ -233,7 +237,8 @@ class DiffusionTransformer(nn.Module):
         prompt_cache: PromptCache | None = None, past: Tensor | None = None,
     ) -> Tensor:
         """prompt (B, P, D), prompt_mask (B, P) bool, z (B, N, D), t (B,) or one time per response slot (B, N) (A1),
-        self_cond (B, N, D) -> x0_hat (B, N, D).
+        self_cond (B, N, D) -> the output (B, N, D) that the rounding logits read (121), or (B, N, D + V) with
+        ``learned_logits`` (O1).
 
         ``past`` (B, N) True at the slots past the response's length: required by a ``length_prediction`` model (L2)."""
         if prompt_cache is not None:
@@ -274,8 +279,12 @@ class DiffusionTransformer(nn.Module):
         return [shared + block.ada_offset for block in self.blocks]
 
     def _output(self, h: Tensor, c: "TimeCondition") -> Tensor:
+        """(B, N, D), or with ``learned_logits`` (O1) (B, N, D + V): the output, then the learnt logit term."""
         shift, scale = c.map(self.ada_out).chunk(2, -1)
-        return self.out(modulate(self.norm_out(h), shift, scale))  # (B, N, D)
+        h = modulate(self.norm_out(h), shift, scale)
+        if self.logit_head is None:
+            return self.out(h)
+        return torch.cat([self.out(h), self.logit_head(h)], -1)
 
     def encode_prompt(self, prompt: Tensor, prompt_mask: Tensor) -> PromptCache:
         """Every layer's prompt keys and values, computed once (``prompt_attention="cached"`` only)."""
@@ -308,6 +317,8 @@ class DiffusionTransformer(nn.Module):
         tensors loaded from a checkpoint."""
         ada = [block.ada for block in self.blocks] if self.shared_ada is None else [self.shared_ada]
         zero = [layer[-1] for layer in ada] + [self.ada_out[-1], self.out]
+        if self.logit_head is not None:
+            zero.append(self.logit_head)
         if isinstance(module, nn.Linear):
             init_linear(module, zero, self.time.mlp)
         elif isinstance(module, nn.Embedding):

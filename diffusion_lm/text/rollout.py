@@ -192,7 +192,7 @@ class Rollout:
         t = torch.ones(ids.shape[0], device=ids.device)
         out = model.denoiser_output(self.prompt_ids, self.prompt_mask, z, t, past=self.past, prompt_cache=self.cache)
         written = ~self.past
-        logits = model.rounding_logits(out.float()[written])  # (M, V): the written slots only
+        logits = model.output_logits(out.float()[written])  # (M, V): the written slots only
         log_p = torch.zeros(ids.shape, device=ids.device)  # (B, N), 0 past the length
         log_p[written] = logits.float().log_softmax(-1).gather(-1, ids[written][:, None]).squeeze(-1)
         log_n = model.length_logits(self.prompt_ids, self.prompt_mask).float().log_softmax(-1)
