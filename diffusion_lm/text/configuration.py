@@ -79,6 +79,9 @@ class DiffusionLMConfig(PretrainedConfig):
         time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
             instead of uniformly: effort goes to the noise levels where the rounding loss changes.
         self_conditioning: the denoiser also reads a previous x0 estimate (its input is twice as wide).
+        belief_self_conditioning: (S2) the self-conditioning input also carries the previous estimate's token
+            probabilities softmax(l), through a learnt map (V -> H) that starts at zero: the estimate softmax(l) E
+            itself keeps only D of their V dimensions. Needs ``self_conditioning``.
         length_prediction: predict the response length n from the prompt and condition the denoiser on it (L2):
             a classifier of its own (``length_layers`` transformer layers over the prompt) is trained with
             cross-entropy on the true n, and every response slot j >= n carries a learned "past the end" marker, so
@@ -115,7 +118,7 @@ class DiffusionLMConfig(PretrainedConfig):
         position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str = "joint",
         time_modulation: str = "per_block",
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0, learned_logits: bool = False,
-        time_warping: bool = True, self_conditioning: bool = True,
+        time_warping: bool = True, self_conditioning: bool = True, belief_self_conditioning: bool = False,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
         length_fertility: bool = True,
         position_noise_skew: float = 0.0,
@@ -135,6 +138,7 @@ class DiffusionLMConfig(PretrainedConfig):
             schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
             time_warping=bool(time_warping),
             learned_logits=bool(learned_logits),
+            belief_self_conditioning=bool(belief_self_conditioning),
             length_prediction=bool(length_prediction),
             length_relative=bool(length_relative),
             length_fertility=bool(length_fertility),
@@ -185,6 +189,9 @@ class DiffusionLMConfig(PretrainedConfig):
         if self.learned_logits and self.encoder_init:
             raise ValueError("learned_logits is a DiffusionTransformer option; an encoder_init denoiser rounds "
                              "through its encoder's table: leave it off.")
+        if self.belief_self_conditioning and (self.encoder_init or not self.self_conditioning):
+            raise ValueError("belief_self_conditioning widens the self-conditioning input of a DiffusionTransformer: "
+                             "it needs self_conditioning=True and encoder_init=False.")
         if self.prompt_attention == "cached" and self.encoder_init:
             raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
                              "attends jointly.")

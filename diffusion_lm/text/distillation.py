@@ -149,7 +149,9 @@ def distillation_loss(student: "DiffusionLMModel", batch: Trajectories, settings
     for z, t in zip(batch.states, batch.times):
         t_model = rollout.model_time(torch.full((z.shape[0],), float(t), device=z.device))  # (C1), as at sampling
         x0_pred, logits = student.predict(batch.prompt_ids, batch.prompt_mask, z, t_model, previous, past=rollout.past)
-        sampled = rollout.estimate(logits.detach().clone())  # the loss reads the plain estimate; the next step this
+        # the loss reads the plain estimate; the next step reads this one, as the student's own rollout forms it
+        held = rollout.sharpened(logits.detach().clone())
+        sampled = student.self_condition_input(student.interpolate(held), held)
         loss_x0 = (x0_pred.float() - target_rows).pow(2).mean()  # (122)
         loss_round = F.cross_entropy(logits.transpose(1, 2).float(), batch.target_ids)  # (123)
         total = total + objective.lambda_x0 * loss_x0 + objective.lambda_round * loss_round  # (124)

@@ -115,6 +115,13 @@ class DiffusionLMModel(PreTrainedModel):
         logits = self.rounding_logits(out[..., :d])
         return logits if out.shape[-1] == d else logits + out[..., d:].float()  # (O1)
 
+    def self_condition_input(self, x0: Tensor, logits: Tensor) -> Tensor:
+        """What the next evaluation reads as its self-conditioning input, from an estimate x0 = softmax(l) E (B, N, D)
+        and its logits l (B, N, V): x0, followed by softmax(l) with ``belief_self_conditioning`` (S2)."""
+        if not self.config.belief_self_conditioning:
+            return x0
+        return torch.cat([x0, logits.float().softmax(-1).to(x0.dtype)], -1)  # (S2)
+
     def round(self, x0: Tensor) -> Tensor:
         """Token ids of the rows nearest to x0 under the rounding logits: (B, N, D) -> (B, N)."""
         return self.rounding_logits(x0).argmax(-1)
@@ -235,7 +242,8 @@ class DiffusionLMModel(PreTrainedModel):
         if cfg.self_conditioning and self.training:
             # for some examples, condition on the model's own (detached) estimate at this z_t, as at sampling time
             with torch.no_grad():
-                estimate = self.predict(prompt_ids, prompt_mask, z, t_model, past=past, edit_logits=held)[0]
+                estimate = self.self_condition_input(
+                    *self.predict(prompt_ids, prompt_mask, z, t_model, past=past, edit_logits=held))
             use = (_uniform((b,), generator, device) < objective.self_conditioning_rate)[:, None, None]
             self_cond = torch.where(use, estimate, torch.zeros_like(estimate))
         x0_pred, logits = self.predict(prompt_ids, prompt_mask, z, t_model, self_cond, past=past,

@@ -55,7 +55,8 @@ def init_linear(module: nn.Linear, zero: list[nn.Module], time_mlp: nn.Module) -
         nn.init.normal_(module.weight, std=0.02)
     else:
         nn.init.xavier_uniform_(module.weight)
-    nn.init.zeros_(module.bias)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 class SelfAttention(nn.Module):
@@ -189,9 +190,12 @@ class DiffusionTransformer(nn.Module):
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.out = nn.Linear(hidden, dim)
         self.logit_head = None  # (O1) a learnt full-rank term of the rounding logits, read from the same state
-        if config.learned_logits:
-            with torch.random.fork_rng(devices=[]):  # built off the random stream: the other weights stay the plain
-                self.logit_head = nn.Linear(hidden, config.vocab_size)  # model's, and init_module zeroes this one
+        self.belief = None  # (S2) the previous estimate's probabilities, read through a learnt map
+        with torch.random.fork_rng(devices=[]):  # built off the random stream: the other weights stay the plain
+            if config.learned_logits:  # model's, and init_module zeroes these
+                self.logit_head = nn.Linear(hidden, config.vocab_size)
+            if config.belief_self_conditioning:
+                self.belief = nn.Linear(config.vocab_size, hidden, bias=False)
 
     def _embed(self, x: Tensor, segment: int, positions: Tensor,
                split: int | None = None) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
@@ -222,9 +226,15 @@ class DiffusionTransformer(nn.Module):
         return pos_p, start + (slots[None] + 0.5) * ratio - 0.5  # (P1)
 
     def _response_inputs(self, z: Tensor, self_cond: Tensor | None, past: Tensor | None) -> Tensor:
+        """Response slot inputs (B, N, H) from the state z (B, N, D) and the self-conditioning input: the previous
+        estimate (B, N, D), followed by its probabilities (B, N, V) with ``belief_self_conditioning`` (S2)."""
+        d, dtype = z.shape[-1], self.response_in.weight.dtype
+        inputs = z
         if self.config.self_conditioning:
-            z = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond], -1)  # (B, N, 2D)
-        h = self.response_in(z.to(self.response_in.weight.dtype))
+            inputs = torch.cat([z, torch.zeros_like(z) if self_cond is None else self_cond[..., :d]], -1)  # (B, N, 2D)
+        h = self.response_in(inputs.to(dtype))
+        if self.belief is not None and self_cond is not None:
+            h = h + self.belief(self_cond[..., d:].to(dtype))  # (S2)
         return h if self.end_marker is None else h + self.end_marker(check_past(past, z).long())  # (L2)
 
     def _prompt_mask(self, prompt_mask: Tensor) -> Tensor:
@@ -317,8 +327,7 @@ class DiffusionTransformer(nn.Module):
         tensors loaded from a checkpoint."""
         ada = [block.ada for block in self.blocks] if self.shared_ada is None else [self.shared_ada]
         zero = [layer[-1] for layer in ada] + [self.ada_out[-1], self.out]
-        if self.logit_head is not None:
-            zero.append(self.logit_head)
+        zero += [layer for layer in (self.logit_head, self.belief) if layer is not None]
         if isinstance(module, nn.Linear):
             init_linear(module, zero, self.time.mlp)
         elif isinstance(module, nn.Embedding):

@@ -144,11 +144,21 @@ class Rollout:
             edit, written = (None if self._holds_nothing() else self.sharpened), None
         else:
             edit, written = self._sharpened_written, self.written
-        x0, _ = self.model.predict(self.prompt_ids, self.prompt_mask, z, self.model_time(t), self.previous,
-                                   past=self.past, prompt_cache=self.cache, edit_logits=edit, written=written)
+        x0, logits = self.model.predict(self.prompt_ids, self.prompt_mask, z, self.model_time(t), self.previous,
+                                        past=self.past, prompt_cache=self.cache, edit_logits=edit, written=written)
         if self.model.config.self_conditioning:
-            self.latest = x0
+            self.latest = self.model.self_condition_input(x0, self._unpacked(logits))
         return self.model.clamp_to_table(x0) if self.settings.clamp else x0
+
+    def _unpacked(self, logits: Tensor) -> Tensor:
+        """Held logits (B, N, V) from those ``predict`` returned: as they are, or (packed (M, V), the written slots
+        only) one-hot pad past the length, which is what holding them there gives. Only (S2) reads them."""
+        if self.written is None or not self.model.config.belief_self_conditioning:
+            return logits
+        full = torch.full((*self.past.shape, logits.shape[-1]), float("-inf"), device=logits.device)
+        full[..., self.model.config.pad_token_id] = 0.0
+        full[self.written] = logits.float()
+        return full
 
     def commit(self) -> None:
         """Make the latest evaluation's estimate the self-conditioning input of the next step."""
@@ -177,7 +187,8 @@ class Rollout:
         self-conditioning network fed its own first estimate at the same state (the likelihood bound)."""
         x0, logits = self.model.predict(self.prompt_ids, self.prompt_mask, z, t, past=self.past)
         if self.model.config.self_conditioning:
-            x0, logits = self.model.predict(self.prompt_ids, self.prompt_mask, z, t, x0, past=self.past)
+            x0, logits = self.model.predict(self.prompt_ids, self.prompt_mask, z, t,
+                                            self.model.self_condition_input(x0, logits), past=self.past)
         return x0, logits
 
     def length_score(self, ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
