@@ -136,7 +136,7 @@ def tiny_text_model(a, seed: int = 0, **overrides):
 # The models fingerprinted since 69ddb73 score lengths with L2 alone and place the response after the prompt; L4 and
 # P1 (on by default since) and the length fit after training are pinned off, so that a commit before them and one
 # after compare the same computation (code from before P1 accepts response_positions="after_prompt" and drops it).
-L2_ALONE = {"length_fertility": False, "response_positions": "after_prompt"}
+L2_ALONE = {"length_fertility": False, "response_positions": "after_prompt", "learned_logits": False}
 FIT_OFF = ["--optim.length_fit_steps", "0"]
 
 
@@ -180,9 +180,10 @@ def text_model_prints(a) -> dict[str, str]:
     return out
 
 
-# The generation default of the code these fingerprints were first taken with (temperature 0.5 since issue 23),
-# pinned wherever a call would take the default, so that a default changed on purpose changes no fingerprint.
-PINNED = {"temperature": 1.0}
+# The generation defaults of the code these fingerprints were first taken with (temperature 0.5 and offset 3 since
+# issue 23), pinned wherever a call would take the default, so that a default changed on purpose changes no
+# fingerprint.
+PINNED = {"temperature": 1.0, "log_snr_offset": 2.0}
 
 
 def generate_adapter(a, model, batch, seed: int, **settings):
@@ -207,13 +208,16 @@ def trained_prints(a, root: Path) -> dict[str, str]:
     out = {}
     ensure("synthetic")
     args = ["--output_dir", str(root / "tiny"), "--optim.max_steps", "120", "--eval.every", "60", "--checkpoint.every",
-            "60", "--trackers", "[]", "--num_threads", "1", "--generation.temperature", "1.0"]
+            "60", "--trackers", "[]", "--num_threads", "1", "--generation.temperature", "1.0",
+            "--generation.log_snr_offset", "2.0"]
     from diffusion_lm.training.config import OptimConfig
 
     if hasattr(OptimConfig(), "length_fit_steps"):  # code from before the option has no fit to turn off
         args += FIT_OFF + ["--model.length_fertility", "false"]
     if hasattr(a["DiffusionLMConfig"](), "response_positions"):  # code from before P1 and H1 has no such keys
         args += ["--model.response_positions", "after_prompt", "--objective.hold_length", "false"]
+    if hasattr(a["DiffusionLMConfig"](), "learned_logits"):  # code from before O1 has no such key
+        args += ["--model.learned_logits", "false"]
     config = load_config(Path("configs/tiny.yaml"), args)
     result = train(config)
     AcceleratorState._reset_state(reset_partial_state=True)

@@ -21,9 +21,10 @@ SAMPLES = {
     "unipc": [0.961292, 0.472657, -1.036752, 1.040686, -0.816559, -0.138149, 0.29198, 1.473865, -0.993394, 0.564962,
               -0.452018, 0.275622],
 }
-# the model as first fingerprinted: L2 alone (L4 is newer), the response after the prompt and every slot in the
-# losses (P1 and H1 are newer)
-FIRST_TAKEN = {"length_fertility": False, "response_positions": "after_prompt", "objective": {"hold_length": False}}
+# the model as first fingerprinted: L2 alone (L4 is newer), the response after the prompt, every slot in the losses
+# and the table's logits alone (P1, H1 and O1 are newer)
+FIRST_TAKEN = {"length_fertility": False, "response_positions": "after_prompt", "learned_logits": False,
+               "objective": {"hold_length": False}}
 PROMPTS = ["w1 w2 w3", "w4 w5 w6 w7", "w8 w9", "w3 w3 w1"]
 TEXTS = [
     ({}, ["", "w3", "", ""]),
@@ -58,5 +59,6 @@ def test_the_text_models_losses():
 @pytest.mark.parametrize("settings, texts", TEXTS, ids=["ddim", "dpm_solver++", "length", "template", "repeats"])
 def test_pipeline_outputs(settings, texts):
     pipe = DiffusionLMPipeline(*tiny_model(**FIRST_TAKEN))
-    # temperature 1.0: the default when these were computed (0.5 since issue 23); the fingerprints hold the code
-    assert pipe(PROMPTS, **{"num_steps": 10, "temperature": 1.0, **settings}) == texts
+    # temperature 1.0 and offset 2: the defaults when these were computed (0.5 and 3 since issue 23); the
+    # fingerprints hold the code
+    assert pipe(PROMPTS, **{"num_steps": 10, "temperature": 1.0, "log_snr_offset": 2.0, **settings}) == texts

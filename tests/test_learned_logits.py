@@ -128,3 +128,11 @@ def test_a_saved_model_with_learned_logits_loads_and_generates_the_same(tmp_path
     first = pipe(prompts, num_steps=3, seed=0)
     again = loaded(prompts, num_steps=3, seed=0)
     assert first == again and all(isinstance(text, str) for text in first)
+
+
+def test_learned_logits_are_on_for_new_models_and_off_for_checkpoints_saved_before_them():
+    assert DiffusionLMConfig().learned_logits
+    assert not DiffusionLMConfig(embedding_source="some-encoder", encoder_init=True).learned_logits
+    saved = DiffusionLMConfig(learned_logits=False).to_dict()
+    saved.pop("learned_logits")  # a config.json written before O1
+    assert not DiffusionLMConfig.from_dict(saved).learned_logits

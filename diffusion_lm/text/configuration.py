@@ -36,7 +36,8 @@ REMOVED = {
 
 # Options added with a default other than their old behaviour, and that old behaviour: a config.json saved before
 # the option existed loads with it, so its weights still fit.
-PREDATES = {"length_fertility": False, "time_modulation": "per_block", "response_positions": "after_prompt"}
+PREDATES = {"length_fertility": False, "time_modulation": "per_block", "response_positions": "after_prompt",
+            "learned_logits": False, "belief_self_conditioning": False}
 
 
 class DiffusionLMConfig(PretrainedConfig):
@@ -75,7 +76,8 @@ class DiffusionLMConfig(PretrainedConfig):
         learned_logits: (O1) add a learnt linear map of the denoiser's last hidden state, (H -> V), to the rounding
             logits (121) of its output: logits of full rank over the vocabulary, where dot products with the D-wide
             frozen table span only D of the V dimensions. It starts at zero (the plain model) and leaves the
-            estimate the softmax average of the table's rows (I1), so the diffusion is unchanged.
+            estimate the softmax average of the table's rows (I1), so the diffusion is unchanged. Unset, it is on
+            for a DiffusionTransformer denoiser (an ``encoder_init`` one rounds through its encoder's table).
         time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
             instead of uniformly: effort goes to the noise levels where the rounding loss changes.
         self_conditioning: the denoiser also reads a previous x0 estimate (its input is twice as wide).
@@ -117,7 +119,7 @@ class DiffusionLMConfig(PretrainedConfig):
         max_prompt_length: int = 32, max_response_length: int = 32,
         position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str = "joint",
         time_modulation: str = "per_block",
-        schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0, learned_logits: bool = False,
+        schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0, learned_logits: bool | None = None,
         time_warping: bool = True, self_conditioning: bool = True, belief_self_conditioning: bool = False,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
         length_fertility: bool = True,
@@ -137,7 +139,7 @@ class DiffusionLMConfig(PretrainedConfig):
             encoder_config=dict(encoder_config) if encoder_config is not None else None,
             schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
             time_warping=bool(time_warping),
-            learned_logits=bool(learned_logits),
+            learned_logits=bool(learned_logits) if learned_logits is not None else not encoder_init,
             belief_self_conditioning=bool(belief_self_conditioning),
             length_prediction=bool(length_prediction),
             length_relative=bool(length_relative),

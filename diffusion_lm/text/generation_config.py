@@ -54,7 +54,8 @@ class GenerationConfig:
         eta: DDIM's noise in [0, 1]: 0 is the deterministic rollout, 1 DDPM-like. Only ``ddim`` reads it.
         log_snr_offset: Delta >= 0 of the condition-enhanced denoiser (C1): the denoiser is told the state is
             Delta nats of log-SNR noisier than it is, so it weighs the noisy response less against the prompt
-            (DINOISER's CEDI). 0 is the plain sampler.
+            (DINOISER's CEDI). 0 is the plain sampler. 3 (the default) and 2 tie on a model without learnt logits;
+            with them (O1) 3 is +1.4 BLEU on KJV -> WEB (docs/benchmarks.md, "Learnt logits").
         temperature: < 1 sharpens the interpolated x0 estimate at every step (I1); 1 leaves it as it is. 0.5 (the
             default) won wherever it was measured: +2.3 BLEU on KJV -> WEB validation verses, +0.2 to +1 point on g2p.
         guidance_scale: classifier-free guidance (62), 1 = off (needs a model trained with prompt dropout).
@@ -83,7 +84,7 @@ class GenerationConfig:
     num_steps: int = 4
     method: str = "ddim"
     eta: float = 1.0
-    log_snr_offset: float = 2.0
+    log_snr_offset: float = 3.0
     temperature: float = 0.5
     guidance_scale: float = 1.0
     clamp: bool = False
