@@ -152,13 +152,12 @@ class Rollout:
 
     def _unpacked(self, logits: Tensor) -> Tensor:
         """Held logits (B, N, V) from those ``predict`` returned: as they are, or (packed (M, V), the written slots
-        only) one-hot pad past the length, which is what holding them there gives. Only (S2) reads them."""
+        only) placed at their slots and the length held (L2), one-hot pad past it. Only (S2) reads them."""
         if self.written is None or not self.model.config.belief_self_conditioning:
             return logits
-        full = torch.full((*self.past.shape, logits.shape[-1]), float("-inf"), device=logits.device)
-        full[..., self.model.config.pad_token_id] = 0.0
-        full[self.written] = logits.float()
-        return full
+        full = logits.new_zeros((*self.past.shape, logits.shape[-1]))
+        full[self.written] = logits
+        return hold_length(full, self.past, self.model.config.pad_token_id)
 
     def commit(self) -> None:
         """Make the latest evaluation's estimate the self-conditioning input of the next step."""
