@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from diffusion_lm import DiffusionLMConfig, build_model
+from diffusion_lm import DiffusionLMConfig, DiffusionLMModel, build_model
+from diffusion_lm.text.configuration import LEARNED_LOGITS_MAX_VOCAB
 
 from .text_helpers import word_tokenizer
 
@@ -130,9 +131,23 @@ def test_a_saved_model_with_learned_logits_loads_and_generates_the_same(tmp_path
     assert first == again and all(isinstance(text, str) for text in first)
 
 
-def test_learned_logits_are_on_for_new_models_and_off_for_checkpoints_saved_before_them():
-    assert DiffusionLMConfig().learned_logits
-    assert not DiffusionLMConfig(embedding_source="some-encoder", encoder_init=True).learned_logits
+def test_unset_learned_logits_are_decided_by_the_vocabulary_when_the_model_is_built():
+    """On up to LEARNED_LOGITS_MAX_VOCAB tokens, off above; a value set by the user is kept at any vocabulary."""
+    small = dict(embedding_dim=4, hidden_size=32, num_heads=4, num_layers=1, max_prompt_length=4,
+                 max_response_length=4)
+    assert DiffusionLMConfig(**small).learned_logits is None  # not yet known: the vocabulary comes with the table
+    for vocab, expected in ((LEARNED_LOGITS_MAX_VOCAB, True), (LEARNED_LOGITS_MAX_VOCAB + 1, False)):
+        model = DiffusionLMModel(DiffusionLMConfig(vocab_size=vocab, **small))
+        assert model.config.learned_logits is expected
+        assert (model.denoiser.logit_head is not None) is expected
+        assert DiffusionLMConfig.from_dict(model.config.to_dict()).learned_logits is expected  # saved as decided
+    big = DiffusionLMModel(DiffusionLMConfig(vocab_size=4000, learned_logits=True, **small))
+    assert big.config.learned_logits and big.denoiser.logit_head.out_features == 4000
+    assert build_model(DiffusionLMConfig(**small), word_tokenizer())[0].config.learned_logits  # 22 tokens
+
+
+def test_learned_logits_are_off_for_encoder_denoisers_and_checkpoints_saved_before_them():
+    assert DiffusionLMConfig(embedding_source="some-encoder", encoder_init=True).learned_logits is False
     saved = DiffusionLMConfig(learned_logits=False).to_dict()
     saved.pop("learned_logits")  # a config.json written before O1
     assert not DiffusionLMConfig.from_dict(saved).learned_logits

@@ -82,6 +82,7 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     from accelerate.utils import set_seed
 
     from diffusion_lm import build_model
+    from diffusion_lm.text.configuration import LEARNED_LOGITS_MAX_VOCAB
     from diffusion_lm.text.pipeline import DiffusionLMPipeline
 
     out = Path(config.output_dir)
@@ -139,6 +140,10 @@ def train(config: TrainConfig, train_dataset=None, eval_dataset=None) -> dict:
     logger.info("model: %.2fM trainable parameters, table %s x %s (sigma_E %.4f); %s training rows%s",
                 n_params / 1e6, mcfg.vocab_size, mcfg.embedding_dim, mcfg.embedding_scale,
                 len(train_ds) if hasattr(train_ds, "__len__") else "streamed", _report_note(train_report))
+
+    if "learned_logits" not in config.model and not mcfg.encoder_init:
+        logger.info("learned_logits (O1): %s (a vocabulary of %d tokens; on up to %d; set model.learned_logits to "
+                    "decide)", "on" if mcfg.learned_logits else "off", mcfg.vocab_size, LEARNED_LOGITS_MAX_VOCAB)
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]

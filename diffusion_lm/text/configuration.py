@@ -39,6 +39,10 @@ REMOVED = {
 PREDATES = {"length_fertility": False, "time_modulation": "per_block", "response_positions": "after_prompt",
             "learned_logits": False, "belief_self_conditioning": False}
 
+# (O1) learnt logits, unset, are on up to this vocabulary: every measured win was below it (g2p 97 tokens, inflect),
+# every loss above (KJV -> WEB at 1000 and 4000 tokens; docs/benchmarks.md, "Learnt logits")
+LEARNED_LOGITS_MAX_VOCAB = 512
+
 
 class DiffusionLMConfig(PretrainedConfig):
     """Configuration of :class:`DiffusionLMModel`: what the network is, and (``objective``) how it is trained.
@@ -76,8 +80,11 @@ class DiffusionLMConfig(PretrainedConfig):
         learned_logits: (O1) add a learnt linear map of the denoiser's last hidden state, (H -> V), to the rounding
             logits (121) of its output: logits of full rank over the vocabulary, where dot products with the D-wide
             frozen table span only D of the V dimensions. It starts at zero (the plain model) and leaves the
-            estimate the softmax average of the table's rows (I1), so the diffusion is unchanged. Unset, it is on
-            for a DiffusionTransformer denoiser (an ``encoder_init`` one rounds through its encoder's table).
+            estimate the softmax average of the table's rows (I1), so the diffusion is unchanged. Unset, it is
+            decided when the model is built: on for a DiffusionTransformer denoiser over a vocabulary of at most
+            ``LEARNED_LOGITS_MAX_VOCAB`` tokens, off above (where its V-row head taught itself a frequency prior
+            that overrode the copied words in short runs), and off for an ``encoder_init`` one (it rounds through
+            its encoder's table).
         time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
             instead of uniformly: effort goes to the noise levels where the rounding loss changes.
         self_conditioning: the denoiser also reads a previous x0 estimate (its input is twice as wide).
@@ -139,7 +146,7 @@ class DiffusionLMConfig(PretrainedConfig):
             encoder_config=dict(encoder_config) if encoder_config is not None else None,
             schedule=dict(schedule) if schedule is not None else {"type": "vp", "profile": "sqrt", "s": 1e-4},
             time_warping=bool(time_warping),
-            learned_logits=bool(learned_logits) if learned_logits is not None else not encoder_init,
+            learned_logits=bool(learned_logits) if learned_logits is not None else (False if encoder_init else None),
             belief_self_conditioning=bool(belief_self_conditioning),
             length_prediction=bool(length_prediction),
             length_relative=bool(length_relative),

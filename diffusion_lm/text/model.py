@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..core.losses import sample_time
-from .configuration import DiffusionLMConfig
+from .configuration import LEARNED_LOGITS_MAX_VOCAB, DiffusionLMConfig
 from .length import LengthPredictor, past_the_end, response_lengths
 from .network import DiffusionTransformer
 from .pretrained_denoiser import EncoderDenoiser
@@ -61,6 +61,8 @@ class DiffusionLMModel(PreTrainedModel):
                 )
             table = embedding_table.detach().to(torch.float32).clone()
         self.register_buffer("embedding_table", table, persistent=True)
+        if config.learned_logits is None:  # (O1) unset: decided by the vocabulary, now that it is known
+            config.learned_logits = config.vocab_size <= LEARNED_LOGITS_MAX_VOCAB
         self.denoiser = EncoderDenoiser(config) if config.encoder_init else DiffusionTransformer(config)
         self.time_warp = TimeWarp(config.training_objective.t_eps) if config.time_warping else None
         self.length_predictor = LengthPredictor(config) if config.length_prediction else None
