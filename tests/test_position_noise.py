@@ -103,8 +103,11 @@ def test_training_noises_each_slot_at_its_own_time():
     out = model(**batch.as_kwargs(), generator=torch.Generator().manual_seed(0))
     lengths = (batch.response_ids != model.config.pad_token_id).sum(-1)
     want = slot_times(out.t, slot_fractions(lengths, 6, 8, "cpu"), 2.0, model.config.training_objective.t_eps)
-    assert seen and all(t.shape == (6, 8) for t in seen)
+    assert seen and seen[-1].shape == (6, 8)  # the step's own evaluation: every example
     torch.testing.assert_close(seen[-1].double(), want, rtol=1e-6, atol=1e-6)
+    for told in seen[:-1]:  # the self-conditioning estimate, for the examples chosen: their rows of the same times
+        rows = iter(want)
+        assert told.ndim == 2 and all(any(torch.allclose(row.double(), w, atol=1e-6) for w in rows) for row in told)
 
 
 def test_a_skewed_model_samples_with_ddim_per_slot_and_refuses_other_samplers():
