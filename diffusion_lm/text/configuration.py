@@ -82,8 +82,8 @@ class DiffusionLMConfig(PretrainedConfig):
             frozen table span only D of the V dimensions. It starts at zero (the plain model) and leaves the
             estimate the softmax average of the table's rows (I1), so the diffusion is unchanged. Unset, it is
             decided when the model is built: on for a DiffusionTransformer denoiser over a vocabulary of at most
-            ``LEARNED_LOGITS_MAX_VOCAB`` tokens, off above (where its V-row head taught itself a frequency prior
-            that overrode the copied words in short runs), and off for an ``encoder_init`` one (it rounds through
+            ``LEARNED_LOGITS_MAX_VOCAB`` tokens, off above (where it wrote frequent words in place of copied ones
+            on KJV -> WEB), and off for an ``encoder_init`` one (it rounds through
             its encoder's table).
         time_warping: draw training t, and sampling grids, from the learnt warp (W1) (CDCD time warping)
             instead of uniformly: effort goes to the noise levels where the rounding loss changes.
