@@ -36,7 +36,7 @@ def test_the_subset_input_is_the_full_batch_estimate_where_chosen_and_zero_elsew
     calls = []
     predict = model.predict
     model.predict = lambda p, *a, **k: calls.append(p.shape[0]) or predict(p, *a, **k)
-    got = model._self_condition_subset(prompt, mask, z, t, past, use)
+    got = model._self_condition_subset(prompt, mask, z, t, past, use, hold=True)
     model.predict = predict
     assert calls == [int(use.sum())]  # one evaluation, of the chosen rows only
     with torch.no_grad():  # the definition: the model's estimate with the length held (H1), on the whole batch
@@ -54,5 +54,5 @@ def test_no_example_chosen_costs_no_evaluation():
     model.predict = lambda *a, **k: calls.append(1) or predict(*a, **k)
     z = torch.randn(3, 8, 4)
     out = model._self_condition_subset(torch.ones(3, 5, dtype=torch.long), torch.ones(3, 5, dtype=torch.bool), z,
-                                       torch.rand(3), None, torch.zeros(3, dtype=torch.bool))
+                                       torch.rand(3), None, torch.zeros(3, dtype=torch.bool), hold=False)
     assert calls == [] and torch.equal(out, torch.zeros(3, 8, 4))
