@@ -24,7 +24,7 @@ def _tie(per_block, shared) -> None:
             own.ada[-1].bias.copy_(bias + with_offset.ada_offset)
 
 
-@pytest.mark.parametrize("prompt_attention", ["joint", "cached"])
+@pytest.mark.parametrize("prompt_attention", ["joint", "cached", "encoder_decoder"])
 @pytest.mark.parametrize("per_slot_times", [False, True])
 def test_shared_modulation_is_the_per_block_one_with_tied_weights(prompt_attention, per_slot_times):
     """mods_i(c) = W c' + b + o_i (T1) is the per-block form with W_i = W and b_i = b + o_i, so both give one output;

@@ -11,7 +11,7 @@ from ..core.schedules import schedule_from_config
 from .objective import TrainingObjective
 
 POSITION_EMBEDDINGS = ("rotary", "learned")
-PROMPT_ATTENTION = ("joint", "cached")
+PROMPT_ATTENTION = ("joint", "cached", "encoder_decoder")
 TIME_MODULATIONS = ("per_block", "shared")
 EMBEDDING_NORMALIZATIONS = ("none", "l2", "layernorm")
 RESPONSE_POSITIONS = ("after_prompt", "proportional")
@@ -70,7 +70,12 @@ class DiffusionLMConfig(PretrainedConfig):
             in a DiffusionTransformer; unset, it is taken wherever those hold, ``after_prompt`` otherwise.
         prompt_attention: ``joint`` (every slot attends to every slot, all modulated by t) or ``cached``
             (prompt slots attend only to the prompt and are modulated by a learned constant instead of t, so
-            their keys and values are computed once per generation and reused at every step).
+            their keys and values are computed once per generation and reused at every step), or
+            ``encoder_decoder`` (E2, SeqDiffuSeq: ``encoder_layers`` blocks of their own encode the prompt once,
+            without t; the other ``num_layers - encoder_layers`` are decoder blocks over the response alone, each
+            also cross-attending to the encoded prompt, as a BART of the same depth and width).
+        encoder_layers: with ``prompt_attention="encoder_decoder"``, how many of ``num_layers`` encode the prompt;
+            unset, half of them (rounded down).
         time_modulation: how t reaches the blocks' adaLN-Zero shifts, scales and gates: ``per_block`` (DiT: each
             block regresses its own 6H values from the time embedding, 6H^2 weights a block) or ``shared`` (T1,
             PixArt-alpha's adaLN-single: one such regression for all blocks, each block adding a learnt offset of
@@ -125,7 +130,7 @@ class DiffusionLMConfig(PretrainedConfig):
         hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
         max_prompt_length: int = 32, max_response_length: int = 32,
         position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str = "joint",
-        time_modulation: str = "per_block",
+        encoder_layers: int | None = None, time_modulation: str = "per_block",
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0, learned_logits: bool | None = None,
         time_warping: bool = True, self_conditioning: bool = True, belief_self_conditioning: bool = False,
         length_prediction: bool = True, length_layers: int = 2, length_relative: bool = False,
@@ -169,6 +174,11 @@ class DiffusionLMConfig(PretrainedConfig):
         return super().from_dict({**PREDATES, **config_dict, "objective": objective}, **kwargs)
 
     @property
+    def resolved_encoder_layers(self) -> int:
+        """(E2) The encoder's blocks: ``encoder_layers``, or half of ``num_layers`` when unset."""
+        return self.encoder_layers if self.encoder_layers is not None else self.num_layers // 2
+
+    @property
     def training_objective(self) -> TrainingObjective:
         """``objective`` as a checked :class:`TrainingObjective`."""
         return TrainingObjective.from_dict(self.objective)
@@ -201,9 +211,14 @@ class DiffusionLMConfig(PretrainedConfig):
         if self.belief_self_conditioning and (self.encoder_init or not self.self_conditioning):
             raise ValueError("belief_self_conditioning widens the self-conditioning input of a DiffusionTransformer: "
                              "it needs self_conditioning=True and encoder_init=False.")
-        if self.prompt_attention == "cached" and self.encoder_init:
-            raise ValueError("prompt_attention='cached' is a DiffusionTransformer option; an encoder_init denoiser "
-                             "attends jointly.")
+        if self.prompt_attention != "joint" and self.encoder_init:
+            raise ValueError(f"prompt_attention={self.prompt_attention!r} is a DiffusionTransformer option; an "
+                             "encoder_init denoiser attends jointly.")
+        if self.prompt_attention == "encoder_decoder" and not (
+                isinstance(self.resolved_encoder_layers, int) and 1 <= self.resolved_encoder_layers < self.num_layers):
+            raise ValueError(f"prompt_attention='encoder_decoder' splits num_layers ({self.num_layers}) into encoder "
+                             f"and decoder blocks: encoder_layers must be an integer in [1, num_layers - 1], got "
+                             f"{self.resolved_encoder_layers!r} (num_layers >= 2 needed).")
         if self.response_positions == "proportional" and not _places_by_length(
                 self.length_prediction, self.position_embedding, self.encoder_init):
             raise ValueError("response_positions='proportional' places the response by its length on rotary "

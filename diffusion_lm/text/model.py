@@ -148,7 +148,7 @@ class DiffusionLMModel(PreTrainedModel):
     def encode_prompt(self, prompt_ids: Tensor, prompt_mask: Tensor):
         """The prompt's keys and values for every layer, computed once per generation (a ``PromptCache``), or None
         for a model whose prompt slots attend jointly (``prompt_attention="joint"``): pass it to ``predict``."""
-        if self.config.prompt_attention != "cached":
+        if self.config.prompt_attention == "joint":
             return None
         return self.denoiser.encode_prompt(self.embed(prompt_ids), prompt_mask)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..common.layers import timestep_embedding
+from .blocks import Block, DecoderBlock, apply_rotary, modulate, rotary_tables
 from .configuration import DiffusionLMConfig
+
+__all__ = ["DiffusionTransformer", "PromptCache", "TimestepEmbedder", "apply_rotary", "rotary_tables"]
 
 
 class TimestepEmbedder(nn.Module):
@@ -29,23 +31,6 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(timestep_embedding(t.reshape(-1), self.freq_dim)).view(*t.shape, -1)
 
 
-def rotary_tables(positions: Tensor, head_dim: int, base: float = 10_000.0) -> tuple[Tensor, Tensor]:
-    """cos and sin tables for rotary position embeddings, each half repeated: positions (L,) -> two (L, head_dim),
-    or one row of positions per example (B, L) -> two (B, 1, L, head_dim), broadcast over the heads."""
-    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
-    angles = positions.float()[..., None] * inv_freq  # (..., L, head_dim / 2)
-    angles = torch.cat([angles, angles], -1)
-    if positions.ndim == 2:
-        angles = angles[:, None]
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate channel i with channel i + head_dim/2 of x (B, heads, L, head_dim) by position-dependent angles."""
-    x1, x2 = x.chunk(2, -1)
-    return (x * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
-
-
 def init_linear(module: nn.Linear, zero: list[nn.Module], time_mlp: nn.Module) -> None:
     """DiT initialisation of a linear layer: zeros for those in ``zero`` (modulations, outputs), N(0, 0.02) in the
     timestep MLP, Xavier otherwise; biases at zero."""
@@ -57,71 +42,6 @@ def init_linear(module: nn.Linear, zero: list[nn.Module], time_mlp: nn.Module) -
         nn.init.xavier_uniform_(module.weight)
     if module.bias is not None:
         nn.init.zeros_(module.bias)
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, config: DiffusionLMConfig):
-        super().__init__()
-        self.heads = config.num_heads
-        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
-        self.proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = config.dropout
-
-    def project(self, x: Tensor, rotary: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k, v (B, heads, L, hd) of x (B, L, H), rotary positions applied to q and k."""
-        b, length, hidden = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        if rotary is not None:
-            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        return q, k, v
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
-        """Bidirectional attention of q over the keys ``mask`` (broadcast to (B, 1, Lq, Lk)) allows -> (B, Lq, H)."""
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        b, _, length, _ = q.shape
-        return self.proj(y.transpose(1, 2).reshape(b, length, -1))
-
-    def forward(self, x: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
-        return self.attend(*self.project(x, rotary), mask)  # (B, L, H)
-
-
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN: x (B, L, H) with shift and scale broadcast over L ((B, 1, H)) or given per slot ((B, L, H))."""
-    return x * (1 + scale) + shift
-
-
-class Block(nn.Module):
-    """Transformer block with adaLN-Zero conditioning: ``mods`` (B, 1, 6H), or per slot (B, L, 6H), are its own
-    ``ada(c)``, or with ``time_modulation="shared"`` (T1) the transformer's one modulation of c plus this block's
-    learnt offset ``ada_offset``."""
-
-    def __init__(self, config: DiffusionLMConfig):
-        super().__init__()
-        hidden = config.hidden_size
-        self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(config)
-        self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        inner = int(hidden * config.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(approximate="tanh"), nn.Linear(inner, hidden))
-        self.drop = nn.Dropout(config.dropout)
-        if config.time_modulation == "shared":
-            self.ada, self.ada_offset = None, nn.Parameter(torch.zeros(6 * hidden))
-        else:
-            self.ada, self.ada_offset = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden)), None
-
-    def forward(self, x: Tensor, mods: Tensor, mask: Tensor, rotary: tuple[Tensor, Tensor] | None) -> Tensor:
-        shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, -1)
-        x = x + gate1 * self.drop(self.attn(modulate(self.norm1(x), shift1, scale1), mask, rotary))
-        return x + gate2 * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2)))
-
-    def step(self, x: Tensor, mods: Tensor, mask: Tensor, rotary, past: tuple[Tensor, Tensor] | None = None):
-        """The block on x alone, its queries also attending to ``past`` keys and values (cached prompt slots, in
-        front); returns the new x and x's own (k, v). The same arithmetic as ``forward`` on [past ; x]."""
-        shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, -1)
-        q, k, v = self.attn.project(modulate(self.norm1(x), shift1, scale1), rotary)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        x = x + gate1 * self.drop(self.attn.attend(q, keys, values, mask))
-        return x + gate2 * self.drop(self.mlp(modulate(self.norm2(x), shift2, scale2))), (k, v)
 
 
 def check_past(past: Tensor | None, z: Tensor) -> Tensor:
@@ -155,7 +75,9 @@ class TimeCondition:
 
 @dataclass
 class PromptCache:
-    """Each layer's keys and values of the prompt slots ((B, heads, P, hd) each), for ``prompt_attention="cached"``."""
+    """Each layer's keys and values of the prompt slots ((B, heads, P, hd) each) for ``prompt_attention="cached"``,
+    or (E2, ``"encoder_decoder"``) each decoder block's keys and values of the encoded prompt ((B, heads, 1 + P, hd),
+    a null slot first)."""
 
     layers: list[tuple[Tensor, Tensor]]
     prompt_mask: Tensor  # (B, P)
@@ -166,7 +88,10 @@ class DiffusionTransformer(nn.Module):
 
     With ``prompt_attention="cached"`` the prompt slots attend only to the prompt and are modulated by a learned
     constant instead of t, so ``encode_prompt`` computes their keys and values once and every sampler step
-    runs the response slots alone against them (``forward(..., prompt_cache=...)``), the same function.
+    runs the response slots alone against them (``forward(..., prompt_cache=...)``), the same function. With
+    ``"encoder_decoder"`` (E2, SeqDiffuSeq) ``encoder_layers`` blocks of their own encode the prompt once, without t,
+    and the other ``num_layers - encoder_layers`` blocks are decoder blocks over the response alone, each
+    cross-attending to the encoded prompt.
     """
 
     def __init__(self, config: DiffusionLMConfig):
@@ -183,9 +108,17 @@ class DiffusionTransformer(nn.Module):
         self.time = TimestepEmbedder(hidden)
         self.shared_ada = None  # (T1): one modulation of t for every block, each adding its own offset
         if config.time_modulation == "shared":
-            self.shared_ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
+            width = (DecoderBlock if config.prompt_attention == "encoder_decoder" else Block).mods
+            self.shared_ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, width * hidden))
         self.prompt_condition = nn.Parameter(torch.zeros(hidden)) if config.prompt_attention == "cached" else None
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.encoder = self.encoder_norm = None
+        if config.prompt_attention == "encoder_decoder":  # (E2)
+            encoder_layers = config.resolved_encoder_layers
+            self.encoder = nn.ModuleList(Block(config, constant=True) for _ in range(encoder_layers))
+            self.encoder_norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+            self.blocks = nn.ModuleList(DecoderBlock(config) for _ in range(config.num_layers - encoder_layers))
+        else:
+            self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm_out = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.out = nn.Linear(hidden, dim)
@@ -253,6 +186,8 @@ class DiffusionTransformer(nn.Module):
         ``past`` (B, N) True at the slots past the response's length: required by a ``length_prediction`` model (L2)."""
         if prompt_cache is not None:
             return self._with_cache(prompt_cache, z, t, self_cond, past)
+        if self.encoder is not None:
+            return self._with_cache(self.encode_prompt(prompt, prompt_mask), z, t, self_cond, past)
         b, p, n = prompt.shape[0], prompt.shape[1], z.shape[1]
         prompt_in = self.prompt_in(prompt.to(self.prompt_in.weight.dtype))
         slots = torch.cat([prompt_in, self._response_inputs(z, self_cond, past)], 1)
@@ -297,12 +232,18 @@ class DiffusionTransformer(nn.Module):
         return torch.cat([self.out(h), self.logit_head(h)], -1)
 
     def encode_prompt(self, prompt: Tensor, prompt_mask: Tensor) -> PromptCache:
-        """Every layer's prompt keys and values, computed once (``prompt_attention="cached"`` only)."""
-        if self.prompt_condition is None:
-            raise ValueError("encode_prompt needs a model built with prompt_attention='cached'.")
+        """Every layer's prompt keys and values, computed once (``prompt_attention`` ``"cached"`` or
+        ``"encoder_decoder"``)."""
+        if self.prompt_condition is None and self.encoder is None:
+            raise ValueError("encode_prompt needs a model built with prompt_attention='cached' or 'encoder_decoder'.")
         pos_p, _ = self._positions(prompt.shape[1], 0, prompt.device)
         h, rotary = self._embed(self.prompt_in(prompt.to(self.prompt_in.weight.dtype)), 0, pos_p)
         mask, layers = self._prompt_mask(prompt_mask), []
+        if self.encoder is not None:  # (E2) the encoder's own blocks, then each decoder block's keys and values
+            for block in self.encoder:
+                h = block(h, block.ada_offset[None, None], mask, rotary)
+            encoded = self.encoder_norm(h)
+            return PromptCache([block.cross.memory(encoded, rotary) for block in self.blocks], prompt_mask.bool())
         for block, mods in zip(self.blocks, self._modulations(self.prompt_condition)):
             h, kv = block.step(h, mods[None, None], mask, rotary)
             layers.append(kv)
@@ -314,8 +255,14 @@ class DiffusionTransformer(nn.Module):
         response_in = self._response_inputs(z, self_cond, past)
         _, pos_r = self._positions(p, n, z.device, cache.prompt_mask, past)
         h, rotary = self._embed(response_in, 1, pos_r)
-        keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
         c = TimeCondition(self.time, t)
+        if self.encoder is not None:  # (E2) the response attends to itself, and to the null slot and the prompt
+            ones = torch.ones(b, 1, dtype=torch.bool, device=z.device)
+            memory_mask = torch.cat([ones, cache.prompt_mask], 1)[:, None, None, :]
+            for block, memory, mods in zip(self.blocks, cache.layers, self._modulations(c)):
+                h = block(h, mods, None, rotary, memory, memory_mask)
+            return self._output(h, c)
+        keys = torch.cat([cache.prompt_mask, torch.ones(b, n, dtype=torch.bool, device=z.device)], 1)[:, None, None, :]
         for block, past, mods in zip(self.blocks, cache.layers, self._modulations(c)):
             h, _ = block.step(h, mods, keys, rotary, past)
         return self._output(h, c)

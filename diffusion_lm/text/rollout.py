@@ -61,12 +61,12 @@ def hold(logits: Tensor, pad_token_id: int, given: tuple[Tensor, Tensor] | None 
 class Rollout:
     """One call's x0-estimate policy and its state, built from the model and a :class:`GenerationConfig`.
 
-    It holds the prompt (and, for ``prompt_attention="cached"``, its keys and values, computed once), the length
-    in force (``lengths`` (B,), L2: the denoiser is told it and the estimate holds it), the given slots of a
-    template (``given`` = (ids (B, N), given (B, N)), F1), what the repeat block reads of the tokenizer (B1, used
-    when the settings block repeats), and the self-conditioning input: the estimate of the last *accepted* step,
-    which ``commit()`` (the sampler's per-step callback) makes current, so a rejected adaptive trial or a solver's
-    intermediate stage never feeds the next step.
+    It holds the prompt (and, for a cached or encoded prompt (``prompt_attention``), its keys and values, computed
+    once), the length in force (``lengths`` (B,), L2: the denoiser is told it and the estimate holds it), the given
+    slots of a template (``given`` = (ids (B, N), given (B, N)), F1), what the repeat block reads of the tokenizer
+    (B1, used when the settings block repeats), and the self-conditioning input: the estimate of the last
+    *accepted* step, which ``commit()`` (the sampler's per-step callback) makes current, so a rejected adaptive
+    trial or a solver's intermediate stage never feeds the next step.
 
     ``rollout(z, t)`` is f_theta as a sampler sees it (126): the denoiser reads the state at the condition-enhanced
     time (C1), its logits are held as above and sharpened by the temperature, and the estimate is their softmax
