@@ -133,10 +133,12 @@ def tiny_text_model(a, seed: int = 0, **overrides):
     return model, tok
 
 
-# The models fingerprinted since 69ddb73 score lengths with L2 alone and place the response after the prompt; L4 and
-# P1 (on by default since) and the length fit after training are pinned off, so that a commit before them and one
-# after compare the same computation (code from before P1 accepts response_positions="after_prompt" and drops it).
-L2_ALONE = {"length_fertility": False, "response_positions": "after_prompt", "learned_logits": False}
+# The models fingerprinted since 69ddb73 score lengths with L2 alone and place the response after the prompt in a joint
+# denoiser; L4, P1, O1 and E2 (on by default since) and the length fit after training are pinned off, so that a commit
+# before them and one after compare the same computation (code from before P1 accepts
+# response_positions="after_prompt" and drops it).
+L2_ALONE = {"length_fertility": False, "response_positions": "after_prompt", "learned_logits": False,
+            "prompt_attention": "joint"}
 FIT_OFF = ["--optim.length_fit_steps", "0"]
 
 
@@ -146,6 +148,7 @@ MODEL_VARIANTS = {
     "relative_length": {"length_relative": True},
     "no_self_conditioning": {"self_conditioning": False},
     "cached_prompt": {"prompt_attention": "cached"},
+    "encoder_decoder": {"prompt_attention": "encoder_decoder"},
     "no_time_warp": {"time_warping": False},
     "prompt_dropout": {"prompt_dropout": 0.2},
     "learned_positions": {"position_embedding": "learned"},
@@ -218,6 +221,7 @@ def trained_prints(a, root: Path) -> dict[str, str]:
         args += ["--model.response_positions", "after_prompt", "--objective.hold_length", "false"]
     if hasattr(a["DiffusionLMConfig"](), "learned_logits"):  # code from before O1 has no such key
         args += ["--model.learned_logits", "false"]
+    args += ["--model.prompt_attention", "joint"]  # (E2) the default since
     config = load_config(Path("configs/tiny.yaml"), args)
     result = train(config)
     AcceleratorState._reset_state(reset_partial_state=True)

@@ -22,9 +22,9 @@ SAMPLES = {
               -0.452018, 0.275622],
 }
 # the model as first fingerprinted: L2 alone (L4 is newer), the response after the prompt, every slot in the losses
-# and the table's logits alone (P1, H1 and O1 are newer)
+# and the table's logits alone, in the joint denoiser (P1, H1, O1 and E2 are newer)
 FIRST_TAKEN = {"length_fertility": False, "response_positions": "after_prompt", "learned_logits": False,
-               "objective": {"hold_length": False}}
+               "prompt_attention": "joint", "objective": {"hold_length": False}}
 PROMPTS = ["w1 w2 w3", "w4 w5 w6 w7", "w8 w9", "w3 w3 w1"]
 TEXTS = [
     ({}, ["", "w3", "", ""]),

@@ -60,6 +60,6 @@ def test_cached_prompt_attention_is_checked():
 
     with pytest.raises(ValueError, match="prompt_attention must be one of"):
         DiffusionLMConfig(prompt_attention="cross")
-    model, _ = tiny_model()
+    model, _ = tiny_model(prompt_attention="joint")
     with pytest.raises(ValueError, match="needs a model built with prompt_attention='cached'"):
         model.denoiser.encode_prompt(torch.randn(1, 8, 16), torch.ones(1, 8, dtype=torch.bool))

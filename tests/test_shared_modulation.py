@@ -49,13 +49,16 @@ def test_shared_modulation_is_the_per_block_one_with_tied_weights(prompt_attenti
 
 def test_shared_modulation_saves_the_per_block_regressions():
     """L blocks of width H: the per-block form has L (6H^2 + 6H) modulation weights, the shared one 6H^2 + 6H + L 6H,
-    (L - 1) 6H^2 - 6H fewer; and every block still starts as the identity (all modulations zero)."""
+    (L - 1) 6H^2 - 6H fewer; and every block still starts as the identity (all modulations zero). An encoder-decoder
+    (E2) has L - L_e decoder blocks of 9H modulations each, and its encoder blocks have no regression to share."""
     layers, hidden = 3, 32
-    counts = {}
-    for mode in ("per_block", "shared"):
-        model, _ = tiny_model(time_modulation=mode, num_layers=layers, hidden_size=hidden)
-        counts[mode] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert counts["per_block"] - counts["shared"] == (layers - 1) * 6 * hidden**2 - 6 * hidden
+    for attention, blocks, width in (("joint", layers, 6), ("encoder_decoder", layers - 1, 9)):
+        counts = {}
+        for mode in ("per_block", "shared"):
+            model, _ = tiny_model(time_modulation=mode, num_layers=layers, hidden_size=hidden,
+                                  prompt_attention=attention)
+            counts[mode] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert counts["per_block"] - counts["shared"] == (blocks - 1) * width * hidden**2 - width * hidden
 
 
 def test_shared_modulation_starts_each_block_as_the_identity():

@@ -37,7 +37,7 @@ REMOVED = {
 # Options added with a default other than their old behaviour, and that old behaviour: a config.json saved before
 # the option existed loads with it, so its weights still fit.
 PREDATES = {"length_fertility": False, "time_modulation": "per_block", "response_positions": "after_prompt",
-            "learned_logits": False, "belief_self_conditioning": False}
+            "learned_logits": False, "belief_self_conditioning": False, "prompt_attention": "joint"}
 
 # (O1) learnt logits, unset, are on up to this vocabulary: every measured win was below it (g2p 97 tokens, inflect),
 # every loss above (KJV -> WEB at 1000 and 4000 tokens; docs/benchmarks.md, "Learnt logits")
@@ -68,7 +68,9 @@ class DiffusionLMConfig(PretrainedConfig):
             prompt tokens it comes from wherever the response is longer or shorter than the prompt; the slots past
             the length keep stepping by m / n). ``proportional`` needs ``length_prediction`` and rotary positions
             in a DiffusionTransformer; unset, it is taken wherever those hold, ``after_prompt`` otherwise.
-        prompt_attention: ``joint`` (every slot attends to every slot, all modulated by t) or ``cached``
+        prompt_attention: unset, ``encoder_decoder`` for a DiffusionTransformer of two or more layers (``joint`` for
+            an ``encoder_init`` denoiser or one layer); ``joint`` (every slot attends to every slot, all modulated by
+            t) or ``cached``
             (prompt slots attend only to the prompt and are modulated by a learned constant instead of t, so
             their keys and values are computed once per generation and reused at every step), or
             ``encoder_decoder`` (E2, SeqDiffuSeq: ``encoder_layers`` blocks of their own encode the prompt once,
@@ -129,7 +131,7 @@ class DiffusionLMConfig(PretrainedConfig):
         pad_token_id: int = 0,
         hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
         max_prompt_length: int = 32, max_response_length: int = 32,
-        position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str = "joint",
+        position_embedding: str = "rotary", response_positions: str | None = None, prompt_attention: str | None = None,
         encoder_layers: int | None = None, time_modulation: str = "per_block",
         schedule: dict[str, Any] | None = None, rounding_temperature: float = 1.0, learned_logits: bool | None = None,
         time_warping: bool = True, self_conditioning: bool = True, belief_self_conditioning: bool = False,
@@ -159,6 +161,8 @@ class DiffusionLMConfig(PretrainedConfig):
             response_positions=response_positions if response_positions is not None else (
                 "proportional" if _places_by_length(length_prediction, position_embedding, encoder_init)
                 else "after_prompt"),
+            prompt_attention=prompt_attention if prompt_attention is not None else (
+                "encoder_decoder" if not encoder_init and num_layers >= 2 else "joint"),
             objective=_resolved(TrainingObjective.from_dict({**legacy, **(objective or {})}), length_prediction),
         )
         for name, value in fields.items():
