@@ -1,5 +1,5 @@
 """prompt_attention="encoder_decoder" (E2, SeqDiffuSeq): the prompt encoded once by blocks of its own, the response
-denoised by decoder blocks that cross-attend to it."""
+denoised by decoder blocks that cross-attend to it. (Generation encoding the prompt once: test_prompt_cache.py.)"""
 
 import math
 
@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_lm import DiffusionLMConfig, DiffusionLMModel
-from diffusion_lm.text.batching import PairBatch
 from diffusion_lm.text.blocks import apply_rotary, rotary_tables
 from diffusion_lm.text.length import past_the_end
 
-from .text_helpers import generate, tiny_model
+from .text_helpers import tiny_model
 
 
 def _inputs(seed=0, b=3):
@@ -111,20 +110,6 @@ def test_an_even_split_has_the_parameters_of_the_joint_model():
         if attention == "encoder_decoder":
             assert len(model.denoiser.encoder) == 2 and len(model.denoiser.blocks) == 2
     assert abs(sizes["encoder_decoder"] / sizes["joint"] - 1) < 0.05, sizes
-
-
-def test_generation_encodes_the_prompt_once_and_matches_encoding_at_every_step():
-    model, tok = tiny_model(prompt_attention="encoder_decoder", self_conditioning=True)
-    batch = tok(["w1 w2 w3", "w4"], padding=True, return_tensors="pt")
-    prompts = PairBatch(batch["input_ids"], batch["attention_mask"].bool())
-    calls = []
-    original = model.encode_prompt
-    model.encode_prompt = lambda *a: calls.append(1) or original(*a)
-    once = generate(model, prompts, num_steps=6, generator=torch.Generator().manual_seed(0))
-    assert calls == [1], "the prompt is encoded once per generation"
-    model.encode_prompt = lambda *a: None  # the denoiser encodes it again at every step
-    every_step = generate(model, prompts, num_steps=6, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(once, every_step)
 
 
 def test_saved_and_loaded_with_its_split(tmp_path):

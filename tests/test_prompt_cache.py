@@ -41,8 +41,10 @@ def test_prompt_slots_ignore_the_response_and_the_time():
     torch.testing.assert_close(captured[0], captured[1], rtol=0, atol=0)
 
 
-def test_generation_with_and_without_the_cache_is_the_same():
-    model, tok = tiny_model(prompt_attention="cached", self_conditioning=True)
+@pytest.mark.parametrize("prompt_attention", ["cached", "encoder_decoder"])
+def test_generation_with_and_without_the_cache_is_the_same(prompt_attention):
+    """Cached (the joint blocks' prompt keys and values) or encoded (E2): once per call, as computing it every step."""
+    model, tok = tiny_model(prompt_attention=prompt_attention, self_conditioning=True)
     batch = tok(["w1 w2 w3", "w4"], padding=True, return_tensors="pt")
     prompts = PairBatch(batch["input_ids"], batch["attention_mask"].bool())
     calls = []
