@@ -185,7 +185,7 @@ def test_random_table_is_not_the_sampler_noise_stream():
 
 def test_rotary_scores_depend_only_on_relative_position():
     """RoPE: <R(m) q, R(n) k> is a function of n - m, and each rotation keeps the norm."""
-    from diffusion_lm.text.network import apply_rotary, rotary_tables
+    from diffusion_lm.text.blocks import apply_rotary, rotary_tables
 
     gen = torch.Generator().manual_seed(0)
     q, k = torch.randn(2, 1, 1, 1, 16, generator=gen, dtype=torch.float64).unbind(0)

@@ -14,10 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ..common.layers import timestep_embedding
-from .blocks import Block, DecoderBlock, apply_rotary, modulate, rotary_tables
+from .blocks import Block, DecoderBlock, modulate, rotary_tables
 from .configuration import DiffusionLMConfig
-
-__all__ = ["DiffusionTransformer", "PromptCache", "TimestepEmbedder", "apply_rotary", "rotary_tables"]
 
 
 class TimestepEmbedder(nn.Module):
